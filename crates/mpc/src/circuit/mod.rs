@@ -1,0 +1,374 @@
+//! Boolean circuits: a small builder with constant folding, a plaintext evaluator, and the
+//! fixed-shape circuits Tessera needs (AES-128, SHA-256, P-256 field addition, comparisons).
+//! Circuits are public data: nothing here may ever hold a secret value except the evaluator's
+//! plaintext inputs in tests and benchmarks.
+//!
+//! Bit order convention: a byte string is a bit string with each byte most-significant bit
+//! first, so `bytes_to_bits(&[0x80]) == [true, false, …]`. Numbers are big-endian byte strings.
+
+pub mod aes;
+pub mod arith;
+pub mod sha256;
+
+use std::fmt;
+
+/// Index of a wire in a [`Circuit`]. Wires `0..num_inputs` are the inputs.
+pub type WireId = u32;
+
+/// A gate of a finished circuit. Every gate writes a fresh wire `out`; gates are stored in
+/// topological order. `a` and `b` are input wires, `out` the wire written.
+#[allow(missing_docs)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// `out = a ⊕ b` (free in the garbled circuit).
+    Xor { a: WireId, b: WireId, out: WireId },
+    /// `out = a ∧ b` (two ciphertexts in the garbled circuit).
+    And { a: WireId, b: WireId, out: WireId },
+    /// `out = ¬a` (free).
+    Not { a: WireId, out: WireId },
+    /// `out = value`, a public constant; only created for circuit outputs that folded to a
+    /// constant.
+    Const { value: bool, out: WireId },
+}
+
+/// A finished boolean circuit.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Circuit {
+    num_inputs: u32,
+    num_wires: u32,
+    gates: Vec<Gate>,
+    outputs: Vec<WireId>,
+    and_count: usize,
+}
+
+impl fmt::Debug for Circuit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Circuit")
+            .field("inputs", &self.num_inputs)
+            .field("outputs", &self.outputs.len())
+            .field("gates", &self.gates.len())
+            .field("and", &self.and_count)
+            .finish()
+    }
+}
+
+/// Errors from building or evaluating a circuit.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CircuitError {
+    /// The evaluator was given the wrong number of input bits.
+    #[error("circuit takes {expected} input bits, got {got}")]
+    InputLength {
+        /// Inputs the circuit declares.
+        expected: usize,
+        /// Inputs supplied.
+        got: usize,
+    },
+    /// Two operands that must have equal width do not.
+    #[error("operand widths differ: {0} and {1} bits")]
+    WidthMismatch(usize, usize),
+    /// The circuit would exceed the 2^32 wire limit.
+    #[error("circuit exceeds 2^32 wires")]
+    TooLarge,
+}
+
+impl Circuit {
+    /// Number of input bits.
+    pub fn num_inputs(&self) -> usize {
+        self.num_inputs as usize
+    }
+    /// Number of output bits.
+    pub fn num_outputs(&self) -> usize {
+        self.outputs.len()
+    }
+    /// Number of wires (inputs plus one per gate).
+    pub fn num_wires(&self) -> usize {
+        self.num_wires as usize
+    }
+    /// The gates in topological order.
+    pub fn gates(&self) -> &[Gate] {
+        &self.gates
+    }
+    /// The output wires, in output order.
+    pub fn outputs(&self) -> &[WireId] {
+        &self.outputs
+    }
+    /// Number of AND gates: the garbling cost.
+    pub fn and_count(&self) -> usize {
+        self.and_count
+    }
+    /// Number of XOR and NOT gates (free under free-XOR).
+    pub fn free_count(&self) -> usize {
+        self.gates
+            .iter()
+            .filter(|g| matches!(g, Gate::Xor { .. } | Gate::Not { .. }))
+            .count()
+    }
+
+    /// Evaluates the circuit on plaintext input bits.
+    pub fn evaluate(&self, inputs: &[bool]) -> Result<Vec<bool>, CircuitError> {
+        if inputs.len() != self.num_inputs() {
+            return Err(CircuitError::InputLength {
+                expected: self.num_inputs(),
+                got: inputs.len(),
+            });
+        }
+        let mut w = vec![false; self.num_wires()];
+        w[..inputs.len()].copy_from_slice(inputs);
+        for g in &self.gates {
+            match *g {
+                Gate::Xor { a, b, out } => w[out as usize] = w[a as usize] ^ w[b as usize],
+                Gate::And { a, b, out } => w[out as usize] = w[a as usize] & w[b as usize],
+                Gate::Not { a, out } => w[out as usize] = !w[a as usize],
+                Gate::Const { value, out } => w[out as usize] = value,
+            }
+        }
+        Ok(self.outputs.iter().map(|&o| w[o as usize]).collect())
+    }
+
+    /// Evaluates on byte-string input and returns the output as bytes (outputs padded with
+    /// zero bits to a whole byte).
+    pub fn evaluate_bytes(&self, input: &[u8]) -> Result<Vec<u8>, CircuitError> {
+        let bits = bytes_to_bits(input);
+        if bits.len() < self.num_inputs() || bits.len() >= self.num_inputs() + 8 {
+            return Err(CircuitError::InputLength {
+                expected: self.num_inputs(),
+                got: bits.len(),
+            });
+        }
+        Ok(bits_to_bytes(&self.evaluate(&bits[..self.num_inputs()])?))
+    }
+}
+
+/// A bit while a circuit is being built: a public constant or a wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Bit {
+    /// Public constant.
+    Const(bool),
+    /// A wire of the circuit under construction.
+    Wire(WireId),
+}
+
+/// Builds a [`Circuit`] gate by gate, folding constants and trivial identities so that the
+/// AND count is exactly what the gadget needs.
+#[derive(Debug, Default)]
+pub struct Builder {
+    num_inputs: u32,
+    next_wire: u32,
+    gates: Vec<Gate>,
+    and_count: usize,
+    inputs_closed: bool,
+}
+
+impl Builder {
+    /// A new, empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Declares `n` more input bits. All inputs must be declared before the first gate.
+    ///
+    /// # Panics
+    /// If a gate was already added: that is a programming error in a gadget, not data.
+    #[allow(clippy::panic)]
+    pub fn inputs(&mut self, n: usize) -> Vec<Bit> {
+        if self.inputs_closed {
+            panic!("Builder::inputs called after the first gate");
+        }
+        let start = self.next_wire;
+        self.next_wire += n as u32;
+        self.num_inputs = self.next_wire;
+        (start..self.next_wire).map(Bit::Wire).collect()
+    }
+
+    /// Declares one more input bit.
+    pub fn input(&mut self) -> Bit {
+        self.inputs(1)[0]
+    }
+
+    fn fresh(&mut self) -> WireId {
+        self.inputs_closed = true;
+        let w = self.next_wire;
+        self.next_wire += 1;
+        w
+    }
+
+    /// `a ⊕ b`.
+    pub fn xor(&mut self, a: Bit, b: Bit) -> Bit {
+        match (a, b) {
+            (Bit::Const(x), Bit::Const(y)) => Bit::Const(x ^ y),
+            (Bit::Const(false), w) | (w, Bit::Const(false)) => w,
+            (Bit::Const(true), w) | (w, Bit::Const(true)) => self.not(w),
+            (Bit::Wire(x), Bit::Wire(y)) if x == y => Bit::Const(false),
+            (Bit::Wire(x), Bit::Wire(y)) => {
+                let out = self.fresh();
+                self.gates.push(Gate::Xor { a: x, b: y, out });
+                Bit::Wire(out)
+            }
+        }
+    }
+
+    /// `a ∧ b`.
+    pub fn and(&mut self, a: Bit, b: Bit) -> Bit {
+        match (a, b) {
+            (Bit::Const(x), Bit::Const(y)) => Bit::Const(x & y),
+            (Bit::Const(false), _) | (_, Bit::Const(false)) => Bit::Const(false),
+            (Bit::Const(true), w) | (w, Bit::Const(true)) => w,
+            (Bit::Wire(x), Bit::Wire(y)) if x == y => a,
+            (Bit::Wire(x), Bit::Wire(y)) => {
+                let out = self.fresh();
+                self.gates.push(Gate::And { a: x, b: y, out });
+                self.and_count += 1;
+                Bit::Wire(out)
+            }
+        }
+    }
+
+    /// `¬a`.
+    pub fn not(&mut self, a: Bit) -> Bit {
+        match a {
+            Bit::Const(x) => Bit::Const(!x),
+            Bit::Wire(x) => {
+                let out = self.fresh();
+                self.gates.push(Gate::Not { a: x, out });
+                Bit::Wire(out)
+            }
+        }
+    }
+
+    /// `a ∨ b` (one AND).
+    pub fn or(&mut self, a: Bit, b: Bit) -> Bit {
+        let x = self.xor(a, b);
+        let y = self.and(a, b);
+        self.xor(x, y)
+    }
+
+    /// `if s { b } else { a }` (one AND).
+    pub fn mux(&mut self, s: Bit, a: Bit, b: Bit) -> Bit {
+        let d = self.xor(a, b);
+        let t = self.and(s, d);
+        self.xor(a, t)
+    }
+
+    /// Bitwise XOR of two equal-width vectors.
+    pub fn xor_vec(&mut self, a: &[Bit], b: &[Bit]) -> Result<Vec<Bit>, CircuitError> {
+        if a.len() != b.len() {
+            return Err(CircuitError::WidthMismatch(a.len(), b.len()));
+        }
+        Ok(a.iter().zip(b).map(|(&x, &y)| self.xor(x, y)).collect())
+    }
+
+    /// AND count so far.
+    pub fn and_count(&self) -> usize {
+        self.and_count
+    }
+
+    /// Finishes the circuit with the given outputs. Outputs that folded to constants become
+    /// [`Gate::Const`] wires.
+    pub fn finish(mut self, outputs: &[Bit]) -> Result<Circuit, CircuitError> {
+        let mut out = Vec::with_capacity(outputs.len());
+        for &o in outputs {
+            match o {
+                Bit::Wire(w) => out.push(w),
+                Bit::Const(value) => {
+                    let w = self.fresh();
+                    self.gates.push(Gate::Const { value, out: w });
+                    out.push(w);
+                }
+            }
+        }
+        if self.next_wire == u32::MAX {
+            return Err(CircuitError::TooLarge);
+        }
+        Ok(Circuit {
+            num_inputs: self.num_inputs,
+            num_wires: self.next_wire,
+            gates: self.gates,
+            outputs: out,
+            and_count: self.and_count,
+        })
+    }
+}
+
+/// Byte string to bits, each byte most-significant bit first.
+pub fn bytes_to_bits(bytes: &[u8]) -> Vec<bool> {
+    bytes
+        .iter()
+        .flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1 == 1))
+        .collect()
+}
+
+/// Bits (each byte most-significant bit first) to bytes; a final partial byte is padded
+/// with zero bits on the right.
+pub fn bits_to_bytes(bits: &[bool]) -> Vec<u8> {
+    bits.chunks(8)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .fold(0u8, |acc, (i, &b)| acc | (u8::from(b) << (7 - i)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_removes_trivial_gates() {
+        let mut b = Builder::new();
+        let x = b.input();
+        let y = b.input();
+        assert_eq!(b.xor(x, x), Bit::Const(false));
+        assert_eq!(b.and(x, Bit::Const(true)), x);
+        assert_eq!(b.and(x, Bit::Const(false)), Bit::Const(false));
+        assert_eq!(b.xor(x, Bit::Const(false)), x);
+        assert_eq!(b.and(x, x), x);
+        assert_eq!(b.and_count(), 0);
+        let z = b.and(x, y);
+        assert_eq!(b.and_count(), 1);
+        let c = b.finish(&[z, Bit::Const(true)]).unwrap();
+        for (i, j) in [(false, false), (false, true), (true, false), (true, true)] {
+            assert_eq!(c.evaluate(&[i, j]).unwrap(), vec![i & j, true]);
+        }
+    }
+
+    #[test]
+    fn mux_or_not() {
+        let mut b = Builder::new();
+        let v = b.inputs(3);
+        let m = b.mux(v[0], v[1], v[2]);
+        let o = b.or(v[1], v[2]);
+        let n = b.not(v[0]);
+        let c = b.finish(&[m, o, n]).unwrap();
+        assert_eq!(c.and_count(), 2);
+        for k in 0..8u8 {
+            let (s, x, y) = (k & 1 == 1, k & 2 == 2, k & 4 == 4);
+            assert_eq!(
+                c.evaluate(&[s, x, y]).unwrap(),
+                vec![if s { y } else { x }, x | y, !s]
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_input_length_is_an_error() {
+        let mut b = Builder::new();
+        let v = b.inputs(2);
+        let z = b.and(v[0], v[1]);
+        let c = b.finish(&[z]).unwrap();
+        assert_eq!(
+            c.evaluate(&[true]),
+            Err(CircuitError::InputLength {
+                expected: 2,
+                got: 1
+            })
+        );
+    }
+
+    #[test]
+    fn bit_order_roundtrip() {
+        assert_eq!(bytes_to_bits(&[0x80])[0], true);
+        let data = [0x12u8, 0xab, 0xff, 0x00];
+        assert_eq!(bits_to_bytes(&bytes_to_bits(&data)), data);
+    }
+}

@@ -1,0 +1,452 @@
+//! Messages between the three parties and their canonical binary encoding.
+//! Decoding is strict (exact lengths, canonical bit padding, no trailing bytes) so that a
+//! truncated, padded or altered message is an error, never a different message.
+
+use crate::spec::ExecId;
+
+/// Why a party aborted, as sent to its peers (a compact code; the full error stays local).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AbortCode {
+    /// Garbled tables did not match the other garbler's digest.
+    TableMismatch = 1,
+    /// An input label matched no commitment.
+    InvalidInputLabel = 2,
+    /// Revealed output labels did not authenticate.
+    InvalidOutputLabel = 3,
+    /// A seed commitment was opened wrongly.
+    SeedCommitment = 4,
+    /// A message could not be decoded.
+    Malformed = 5,
+    /// A message arrived that the protocol does not allow at this point.
+    Unexpected = 6,
+    /// The party stopped for a local reason (shutdown, timeout, misuse).
+    Local = 7,
+    /// A code this version does not know.
+    Unknown = 255,
+}
+
+impl AbortCode {
+    fn from_u8(b: u8) -> AbortCode {
+        match b {
+            1 => AbortCode::TableMismatch,
+            2 => AbortCode::InvalidInputLabel,
+            3 => AbortCode::InvalidOutputLabel,
+            4 => AbortCode::SeedCommitment,
+            5 => AbortCode::Malformed,
+            6 => AbortCode::Unexpected,
+            7 => AbortCode::Local,
+            _ => AbortCode::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for AbortCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AbortCode::TableMismatch => "garbled tables did not match the digest",
+            AbortCode::InvalidInputLabel => "an input label matched no commitment",
+            AbortCode::InvalidOutputLabel => "output labels did not authenticate",
+            AbortCode::SeedCommitment => "seed commitment opened wrongly",
+            AbortCode::Malformed => "malformed message",
+            AbortCode::Unexpected => "unexpected message",
+            AbortCode::Local => "local stop",
+            AbortCode::Unknown => "unknown reason",
+        })
+    }
+}
+
+/// A protocol message.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Msg {
+    /// Garbler 0 → garbler 1: commitment to its seed contribution.
+    SeedCommit([u8; 32]),
+    /// Garbler 1 → garbler 0: its seed contribution.
+    SeedShare([u8; 32]),
+    /// Garbler 0 → garbler 1: opening of the commitment.
+    SeedOpen([u8; 32]),
+    /// A garbler → evaluator: the garbled circuit of one execution.
+    Garbled {
+        /// Execution.
+        exec: ExecId,
+        /// Half-gates tables.
+        tables: Vec<u8>,
+        /// Hash of each garbler's input-label commitments.
+        roots: [[u8; 32]; 2],
+        /// Decoding (permute) bits of the outputs the evaluator may decode.
+        decode: Bits,
+    },
+    /// The other garbler → evaluator: digest of the same garbled circuit.
+    GarbledDigest {
+        /// Execution.
+        exec: ExecId,
+        /// The digest.
+        digest: [u8; 32],
+    },
+    /// Evaluator → a garbler: that garbler's shares of the evaluator's inputs.
+    InputShares {
+        /// Execution.
+        exec: ExecId,
+        /// One bit per evaluator wire.
+        bits: Bits,
+    },
+    /// A garbler → evaluator: for each of its virtual input wires, the active label and the
+    /// commitment to the other label.
+    InputLabels {
+        /// Execution.
+        exec: ExecId,
+        /// 32 bytes per wire: label ‖ other commitment.
+        entries: Vec<u8>,
+    },
+    /// Evaluator → a garbler: colour bits of the output labels this garbler may decode, and a
+    /// hash of those labels that authenticates them.
+    Reveal {
+        /// Execution.
+        exec: ExecId,
+        /// Colour bits.
+        colours: Bits,
+        /// Hash of the active labels.
+        tag: [u8; 32],
+    },
+    /// Any party → the others: it aborted.
+    Abort(AbortCode),
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print labels or shares: only the kind, execution and sizes.
+        match self {
+            Msg::Garbled { exec, tables, .. } => {
+                write!(f, "Garbled {{ exec: {exec}, tables: {} B }}", tables.len())
+            }
+            Msg::InputLabels { exec, entries } => {
+                write!(
+                    f,
+                    "InputLabels {{ exec: {exec}, wires: {} }}",
+                    entries.len() / 32
+                )
+            }
+            other => write!(f, "{}", other.kind()),
+        }
+    }
+}
+
+/// A packed bit vector (MSB-first within each byte, zero padding).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Bits {
+    len: u32,
+    bytes: Vec<u8>,
+}
+
+impl Bits {
+    /// Packs bits.
+    pub fn from_bools(b: &[bool]) -> Self {
+        Bits {
+            len: b.len() as u32,
+            bytes: crate::circuit::bits_to_bytes(b),
+        }
+    }
+    /// Unpacks.
+    pub fn to_bools(&self) -> Vec<bool> {
+        let mut v = crate::circuit::bytes_to_bits(&self.bytes);
+        v.truncate(self.len as usize);
+        v
+    }
+    /// Number of bits.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+    /// The packed bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A message that could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("malformed message: {0}")]
+pub struct DecodeError(pub &'static str);
+
+const T_SEED_COMMIT: u8 = 1;
+const T_SEED_SHARE: u8 = 2;
+const T_SEED_OPEN: u8 = 3;
+const T_GARBLED: u8 = 4;
+const T_DIGEST: u8 = 5;
+const T_SHARES: u8 = 6;
+const T_LABELS: u8 = 7;
+const T_REVEAL: u8 = 8;
+const T_ABORT: u8 = 9;
+
+impl Msg {
+    /// Short name of the message kind, for errors and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Msg::SeedCommit(_) => "SeedCommit",
+            Msg::SeedShare(_) => "SeedShare",
+            Msg::SeedOpen(_) => "SeedOpen",
+            Msg::Garbled { .. } => "Garbled",
+            Msg::GarbledDigest { .. } => "GarbledDigest",
+            Msg::InputShares { .. } => "InputShares",
+            Msg::InputLabels { .. } => "InputLabels",
+            Msg::Reveal { .. } => "Reveal",
+            Msg::Abort(_) => "Abort",
+        }
+    }
+
+    /// The execution the message belongs to, if any.
+    pub fn exec(&self) -> Option<ExecId> {
+        match self {
+            Msg::Garbled { exec, .. }
+            | Msg::GarbledDigest { exec, .. }
+            | Msg::InputShares { exec, .. }
+            | Msg::InputLabels { exec, .. }
+            | Msg::Reveal { exec, .. } => Some(*exec),
+            _ => None,
+        }
+    }
+
+    /// Canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Vec::new();
+        match self {
+            Msg::SeedCommit(x) => {
+                o.push(T_SEED_COMMIT);
+                o.extend_from_slice(x);
+            }
+            Msg::SeedShare(x) => {
+                o.push(T_SEED_SHARE);
+                o.extend_from_slice(x);
+            }
+            Msg::SeedOpen(x) => {
+                o.push(T_SEED_OPEN);
+                o.extend_from_slice(x);
+            }
+            Msg::Garbled {
+                exec,
+                tables,
+                roots,
+                decode,
+            } => {
+                o.reserve(tables.len() + 128);
+                o.push(T_GARBLED);
+                o.extend_from_slice(&exec.to_le_bytes());
+                o.extend_from_slice(&roots[0]);
+                o.extend_from_slice(&roots[1]);
+                put_bits(&mut o, decode);
+                put_bytes(&mut o, tables);
+            }
+            Msg::GarbledDigest { exec, digest } => {
+                o.push(T_DIGEST);
+                o.extend_from_slice(&exec.to_le_bytes());
+                o.extend_from_slice(digest);
+            }
+            Msg::InputShares { exec, bits } => {
+                o.push(T_SHARES);
+                o.extend_from_slice(&exec.to_le_bytes());
+                put_bits(&mut o, bits);
+            }
+            Msg::InputLabels { exec, entries } => {
+                o.push(T_LABELS);
+                o.extend_from_slice(&exec.to_le_bytes());
+                put_bytes(&mut o, entries);
+            }
+            Msg::Reveal { exec, colours, tag } => {
+                o.push(T_REVEAL);
+                o.extend_from_slice(&exec.to_le_bytes());
+                put_bits(&mut o, colours);
+                o.extend_from_slice(tag);
+            }
+            Msg::Abort(code) => {
+                o.push(T_ABORT);
+                o.push(*code as u8);
+            }
+        }
+        o
+    }
+
+    /// Strict decoding: any truncation, extension or non-canonical field is an error.
+    pub fn decode(b: &[u8]) -> Result<Msg, DecodeError> {
+        let mut r = Reader { b, pos: 0 };
+        let tag = r.u8()?;
+        let m = match tag {
+            T_SEED_COMMIT => Msg::SeedCommit(r.arr32()?),
+            T_SEED_SHARE => Msg::SeedShare(r.arr32()?),
+            T_SEED_OPEN => Msg::SeedOpen(r.arr32()?),
+            T_GARBLED => {
+                let exec = r.u32()?;
+                let roots = [r.arr32()?, r.arr32()?];
+                let decode = r.bits()?;
+                let tables = r.bytes()?;
+                Msg::Garbled {
+                    exec,
+                    tables,
+                    roots,
+                    decode,
+                }
+            }
+            T_DIGEST => Msg::GarbledDigest {
+                exec: r.u32()?,
+                digest: r.arr32()?,
+            },
+            T_SHARES => Msg::InputShares {
+                exec: r.u32()?,
+                bits: r.bits()?,
+            },
+            T_LABELS => {
+                let exec = r.u32()?;
+                let entries = r.bytes()?;
+                if entries.len() % 32 != 0 {
+                    return Err(DecodeError("input label entries are not 32-byte multiples"));
+                }
+                Msg::InputLabels { exec, entries }
+            }
+            T_REVEAL => Msg::Reveal {
+                exec: r.u32()?,
+                colours: r.bits()?,
+                tag: r.arr32()?,
+            },
+            T_ABORT => Msg::Abort(AbortCode::from_u8(r.u8()?)),
+            _ => return Err(DecodeError("unknown message type")),
+        };
+        if r.pos != b.len() {
+            return Err(DecodeError("trailing bytes"));
+        }
+        Ok(m)
+    }
+}
+
+fn put_bytes(o: &mut Vec<u8>, x: &[u8]) {
+    o.extend_from_slice(&(x.len() as u32).to_le_bytes());
+    o.extend_from_slice(x);
+}
+
+fn put_bits(o: &mut Vec<u8>, b: &Bits) {
+    o.extend_from_slice(&b.len.to_le_bytes());
+    o.extend_from_slice(&b.bytes);
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or(DecodeError("truncated"))?;
+        let s = &self.b[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(a))
+    }
+    fn arr32(&mut self) -> Result<[u8; 32], DecodeError> {
+        let mut a = [0u8; 32];
+        a.copy_from_slice(self.take(32)?);
+        Ok(a)
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
+        let n = self.u32()? as usize;
+        Ok(self.take(n)?.to_vec())
+    }
+    fn bits(&mut self) -> Result<Bits, DecodeError> {
+        let len = self.u32()?;
+        let nbytes = (len as usize).div_ceil(8);
+        let bytes = self.take(nbytes)?.to_vec();
+        let pad = nbytes * 8 - len as usize;
+        if pad > 0 && bytes[nbytes - 1] & ((1u8 << pad) - 1) != 0 {
+            return Err(DecodeError("non-zero padding bits"));
+        }
+        Ok(Bits { len, bytes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Msg> {
+        vec![
+            Msg::SeedCommit([1; 32]),
+            Msg::SeedShare([2; 32]),
+            Msg::SeedOpen([3; 32]),
+            Msg::Garbled {
+                exec: 7,
+                tables: vec![9; 64],
+                roots: [[4; 32], [5; 32]],
+                decode: Bits::from_bools(&[true, false, true]),
+            },
+            Msg::GarbledDigest {
+                exec: 1,
+                digest: [6; 32],
+            },
+            Msg::InputShares {
+                exec: 2,
+                bits: Bits::from_bools(&[true; 9]),
+            },
+            Msg::InputLabels {
+                exec: 3,
+                entries: vec![1; 64],
+            },
+            Msg::Reveal {
+                exec: 4,
+                colours: Bits::from_bools(&[false, true]),
+                tag: [8; 32],
+            },
+            Msg::Abort(AbortCode::TableMismatch),
+        ]
+    }
+
+    #[test]
+    fn roundtrip() {
+        for m in samples() {
+            assert_eq!(Msg::decode(&m.encode()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_rejected() {
+        for m in samples() {
+            let e = m.encode();
+            for cut in 0..e.len() {
+                assert!(Msg::decode(&e[..cut]).is_err(), "{} cut at {cut}", m.kind());
+            }
+            let mut longer = e.clone();
+            longer.push(0);
+            assert!(Msg::decode(&longer).is_err());
+        }
+    }
+
+    #[test]
+    fn non_canonical_padding_is_rejected() {
+        let mut e = Msg::InputShares {
+            exec: 0,
+            bits: Bits::from_bools(&[true]),
+        }
+        .encode();
+        *e.last_mut().unwrap() |= 1;
+        assert_eq!(Msg::decode(&e), Err(DecodeError("non-zero padding bits")));
+    }
+
+    #[test]
+    fn debug_never_prints_contents() {
+        let m = Msg::InputLabels {
+            exec: 1,
+            entries: vec![0xab; 32],
+        };
+        assert!(!format!("{m:?}").contains("171"));
+    }
+}
