@@ -120,9 +120,11 @@ pub fn garble(
         *slot = l.0;
     }
     tables.reserve(table_len(circuit));
+    let gates = circuit.gates();
     let mut j = 0u64;
-    for g in circuit.gates() {
-        match *g {
+    let mut i = 0;
+    while i < gates.len() {
+        match gates[i] {
             Gate::Xor { a, b, out } => w[out as usize] = w[a as usize] ^ w[b as usize],
             Gate::Not { a, out } => w[out as usize] = w[a as usize] ^ d,
             Gate::Const { value, out } => {
@@ -131,30 +133,61 @@ pub fn garble(
                 tables.extend_from_slice(&(z ^ sel(value, d)).to_le_bytes());
             }
             Gate::And { a, b, out } => {
-                let a0 = w[a as usize];
-                let b0 = w[b as usize];
-                let (pa, pb) = (lsb(a0), lsb(b0));
+                // Two independent AND gates fill one 8-block AES pipeline.
+                if let Some(&Gate::And {
+                    a: a2,
+                    b: b2,
+                    out: out2,
+                }) = gates.get(i + 1)
+                {
+                    if a2 != out && b2 != out {
+                        let (x, y) = (w[a as usize], w[b as usize]);
+                        let (x2, y2) = (w[a2 as usize], w[b2 as usize]);
+                        let t = [tweak(tweak_base, j, 0), tweak(tweak_base, j, 1)];
+                        let t2 = [tweak(tweak_base, j + 1, 0), tweak(tweak_base, j + 1, 1)];
+                        let h = tccr(
+                            aes,
+                            [x, x ^ d, y, y ^ d, x2, x2 ^ d, y2, y2 ^ d],
+                            [t[0], t[0], t[1], t[1], t2[0], t2[0], t2[1], t2[1]],
+                        );
+                        w[out as usize] = garble_and(x, y, d, &h[..4], tables);
+                        w[out2 as usize] = garble_and(x2, y2, d, &h[4..], tables);
+                        j += 2;
+                        i += 2;
+                        continue;
+                    }
+                }
+                let (x, y) = (w[a as usize], w[b as usize]);
                 let t0 = tweak(tweak_base, j, 0);
                 let t1 = tweak(tweak_base, j, 1);
-                let h = tccr(aes, [a0, a0 ^ d, b0, b0 ^ d], [t0, t0, t1, t1]);
-                // Generator half-gate.
-                let tg = h[0] ^ h[1] ^ sel(pb, d);
-                let wg = h[0] ^ sel(pa, tg);
-                // Evaluator half-gate.
-                let te = h[2] ^ h[3] ^ a0;
-                let we = h[2] ^ sel(pb, te ^ a0);
-                w[out as usize] = wg ^ we;
-                tables.extend_from_slice(&tg.to_le_bytes());
-                tables.extend_from_slice(&te.to_le_bytes());
+                let h = tccr(aes, [x, x ^ d, y, y ^ d], [t0, t0, t1, t1]);
+                w[out as usize] = garble_and(x, y, d, &h, tables);
                 j += 1;
             }
         }
+        i += 1;
     }
     Ok(circuit
         .outputs()
         .iter()
         .map(|&o| Label(w[o as usize]))
         .collect())
+}
+
+/// One half-gates AND from the hashes `h = [H(A0), H(A1), H(B0), H(B1)]`: appends the two
+/// ciphertexts and returns the output zero-label.
+#[inline(always)]
+fn garble_and(a0: u128, b0: u128, d: u128, h: &[u128], tables: &mut Vec<u8>) -> u128 {
+    let (pa, pb) = (lsb(a0), lsb(b0));
+    // Generator half-gate.
+    let tg = h[0] ^ h[1] ^ sel(pb, d);
+    let wg = h[0] ^ sel(pa, tg);
+    // Evaluator half-gate.
+    let te = h[2] ^ h[3] ^ a0;
+    let we = h[2] ^ sel(pb, te ^ a0);
+    tables.extend_from_slice(&tg.to_le_bytes());
+    tables.extend_from_slice(&te.to_le_bytes());
+    wg ^ we
 }
 
 /// Zero-label for a constant gate: any value works (the active label is sent in the clear);
@@ -191,41 +224,92 @@ pub fn evaluate(
     for (slot, l) in w.iter_mut().zip(inputs) {
         *slot = l.0;
     }
-    let mut pos = 0usize;
-    let mut read = |n: usize| -> u128 {
+    let read = |pos: usize| -> u128 {
         let mut b = [0u8; 16];
         b.copy_from_slice(&tables[pos..pos + 16]);
-        pos += n;
         u128::from_le_bytes(b)
     };
+    let gates = circuit.gates();
+    let mut pos = 0usize;
     let mut j = 0u64;
-    for g in circuit.gates() {
-        match *g {
+    let mut i = 0;
+    while i < gates.len() {
+        match gates[i] {
             Gate::Xor { a, b, out } => w[out as usize] = w[a as usize] ^ w[b as usize],
             Gate::Not { a, out } => w[out as usize] = w[a as usize],
-            Gate::Const { out, .. } => w[out as usize] = read(16),
-            Gate::And { a, b, out } => {
-                let la = w[a as usize];
-                let lb = w[b as usize];
-                let tg = read(16);
-                let te = read(16);
-                let h = tccr(
-                    aes,
-                    [la, lb],
-                    [tweak(tweak_base, j, 0), tweak(tweak_base, j, 1)],
-                );
-                let wg = h[0] ^ sel(lsb(la), tg);
-                let we = h[1] ^ sel(lsb(lb), te ^ la);
-                w[out as usize] = wg ^ we;
-                j += 1;
+            Gate::Const { out, .. } => {
+                w[out as usize] = read(pos);
+                pos += CONST_TABLE_BYTES;
+            }
+            Gate::And { .. } => {
+                // Up to four independent AND gates fill one 8-block AES pipeline.
+                let mut batch = [(0u32, 0u32, 0u32); EVAL_BATCH];
+                let mut n = 0;
+                while n < EVAL_BATCH {
+                    let Some(&Gate::And { a, b, out }) = gates.get(i + n) else {
+                        break;
+                    };
+                    if batch[..n].iter().any(|&(_, _, o)| o == a || o == b) {
+                        break;
+                    }
+                    batch[n] = (a, b, out);
+                    n += 1;
+                }
+                if n == EVAL_BATCH {
+                    let mut x = [0u128; 2 * EVAL_BATCH];
+                    let mut t = [0u128; 2 * EVAL_BATCH];
+                    for (k, &(a, b, _)) in batch.iter().enumerate() {
+                        x[2 * k] = w[a as usize];
+                        x[2 * k + 1] = w[b as usize];
+                        t[2 * k] = tweak(tweak_base, j + k as u64, 0);
+                        t[2 * k + 1] = tweak(tweak_base, j + k as u64, 1);
+                    }
+                    let h = tccr(aes, x, t);
+                    for (k, &(_, _, out)) in batch.iter().enumerate() {
+                        let p = pos + k * AND_TABLE_BYTES;
+                        w[out as usize] = eval_and(
+                            x[2 * k],
+                            x[2 * k + 1],
+                            h[2 * k],
+                            h[2 * k + 1],
+                            read(p),
+                            read(p + 16),
+                        );
+                    }
+                } else {
+                    for (k, &(a, b, out)) in batch[..n].iter().enumerate() {
+                        let (la, lb) = (w[a as usize], w[b as usize]);
+                        let jj = j + k as u64;
+                        let t = [tweak(tweak_base, jj, 0), tweak(tweak_base, jj, 1)];
+                        let h = tccr(aes, [la, lb], t);
+                        let p = pos + k * AND_TABLE_BYTES;
+                        w[out as usize] = eval_and(la, lb, h[0], h[1], read(p), read(p + 16));
+                    }
+                }
+                pos += n * AND_TABLE_BYTES;
+                j += n as u64;
+                i += n;
+                continue;
             }
         }
+        i += 1;
     }
     Ok(circuit
         .outputs()
         .iter()
         .map(|&o| Label(w[o as usize]))
         .collect())
+}
+
+/// AND gates the evaluator hashes together (2 blocks each: one 8-block AES pipeline).
+const EVAL_BATCH: usize = 4;
+
+/// One half-gates AND evaluation from the two hashes and the two ciphertexts.
+#[inline(always)]
+fn eval_and(la: u128, lb: u128, ha: u128, hb: u128, tg: u128, te: u128) -> u128 {
+    let wg = ha ^ sel(lsb(la), tg);
+    let we = hb ^ sel(lsb(lb), te ^ la);
+    wg ^ we
 }
 
 #[cfg(test)]

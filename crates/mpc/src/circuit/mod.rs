@@ -279,14 +279,49 @@ impl Builder {
         if self.next_wire == u32::MAX {
             return Err(CircuitError::TooLarge);
         }
+        let gates = levelize(self.gates, self.next_wire as usize);
         Ok(Circuit {
             num_inputs: self.num_inputs,
             num_wires: self.next_wire,
-            gates: self.gates,
+            gates,
             outputs: out,
             and_count: self.and_count,
         })
     }
+}
+
+/// Reorders gates by AND depth: all AND gates of depth d (whose inputs are ready after depth
+/// d−1) come before the free gates of depth d, keeping the original relative order otherwise.
+/// The result is still topological, and AND gates of one depth are adjacent and independent,
+/// which lets the garbler and evaluator hash several of them in one pipelined AES batch.
+fn levelize(gates: Vec<Gate>, num_wires: usize) -> Vec<Gate> {
+    let mut level = vec![0u32; num_wires];
+    let mut keyed: Vec<(u32, bool, Gate)> = gates
+        .into_iter()
+        .map(|g| {
+            let (l, free) = match g {
+                Gate::Xor { a, b, out } => {
+                    let l = level[a as usize].max(level[b as usize]);
+                    level[out as usize] = l;
+                    (l, true)
+                }
+                Gate::Not { a, out } => {
+                    let l = level[a as usize];
+                    level[out as usize] = l;
+                    (l, true)
+                }
+                Gate::Const { .. } => (0, true),
+                Gate::And { a, b, out } => {
+                    let l = level[a as usize].max(level[b as usize]) + 1;
+                    level[out as usize] = l;
+                    (l, false)
+                }
+            };
+            (l, free, g)
+        })
+        .collect();
+    keyed.sort_by_key(|&(l, free, _)| (l, free));
+    keyed.into_iter().map(|(_, _, g)| g).collect()
 }
 
 /// Byte string to bits, each byte most-significant bit first.
