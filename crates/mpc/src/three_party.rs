@@ -289,6 +289,9 @@ struct GState {
     revealed: bool,
 }
 
+/// Bits that zeroize on drop.
+type SecretBits = Zeroizing<Vec<bool>>;
+
 /// Evaluator-side state of one execution.
 #[derive(Default)]
 struct EState {
@@ -296,7 +299,7 @@ struct EState {
     digest: Option<[u8; 32]>,
     verified: bool,
     /// Value of each evaluator wire, and garbler 0's share of it.
-    values: Option<(Zeroizing<Vec<bool>>, Zeroizing<Vec<bool>>)>,
+    values: Option<(SecretBits, SecretBits)>,
     labels: [Option<Zeroizing<Vec<u8>>>; 2],
     evaluated: bool,
     /// Active output labels (masked outputs include their pads); kept for chaining.

@@ -163,12 +163,15 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     w.flush().await.map_err(io)
 }
 
+/// Sends `(sender, framed bytes)` to one party's queue.
+type FrameSender = mpsc::UnboundedSender<(PartyId, Vec<u8>)>;
+
 /// In-memory transport: framed bytes through unbounded channels. Used by tests and the
 /// benchmark; counts exactly the bytes a stream transport would carry.
 #[derive(Debug)]
 pub struct MemoryTransport {
     id: PartyId,
-    tx: [Option<mpsc::UnboundedSender<(PartyId, Vec<u8>)>>; PARTIES],
+    tx: [Option<FrameSender>; PARTIES],
     rx: mpsc::UnboundedReceiver<(PartyId, Vec<u8>)>,
     decoders: [FrameDecoder; PARTIES],
     stats: TrafficStats,

@@ -3,6 +3,13 @@
 //! adversarial runs where one party deviates — each must end in a typed abort at every
 //! honest party, never a wrong output and never a panic.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -20,7 +27,6 @@ use rand_chacha::ChaCha20Rng;
 /// What the network does with one message.
 enum Action {
     Deliver(Vec<u8>),
-    Drop,
     Twice(Vec<u8>),
 }
 
@@ -88,7 +94,6 @@ impl Net {
             let bytes = m.encode();
             let deliveries = match (self.tamper)(from, to, &m, bytes) {
                 Action::Deliver(b) => vec![b],
-                Action::Drop => vec![],
                 Action::Twice(b) => vec![b.clone(), b],
             };
             for b in deliveries {

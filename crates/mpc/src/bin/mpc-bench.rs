@@ -40,7 +40,7 @@ struct Args {
 
 /// `count` dependent AND gates over 128 inputs (64 from each garbler):
 /// `v[i] = (v[i-1] ∧ v[i-2]) ⊕ v[i-128]`; outputs are the last 128 wires.
-fn and_chain(count: usize) -> Circuit {
+fn and_chain(count: usize) -> Result<Circuit, circuit::CircuitError> {
     let mut b = Builder::new();
     let mut v = b.inputs(128);
     for _ in 0..count {
@@ -50,10 +50,7 @@ fn and_chain(count: usize) -> Circuit {
         v.push(x);
     }
     let outs = v[v.len() - 128..].to_vec();
-    match b.finish(&outs) {
-        Ok(c) => c,
-        Err(e) => panic!("and-chain circuit: {e}"),
-    }
+    b.finish(&outs)
 }
 
 fn group(width: usize, source: InputSource) -> InputGroup {
@@ -85,7 +82,7 @@ fn main() -> anyhow::Result<()> {
             args.count,
         ),
         Which::AndChain => (
-            and_chain(args.count),
+            and_chain(args.count)?,
             vec![
                 group(64, InputSource::Private(0)),
                 group(64, InputSource::Private(1)),

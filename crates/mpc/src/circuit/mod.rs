@@ -402,7 +402,7 @@ mod tests {
 
     #[test]
     fn bit_order_roundtrip() {
-        assert_eq!(bytes_to_bits(&[0x80])[0], true);
+        assert!(bytes_to_bits(&[0x80])[0]);
         let data = [0x12u8, 0xab, 0xff, 0x00];
         assert_eq!(bits_to_bytes(&bytes_to_bits(&data)), data);
     }
