@@ -833,24 +833,24 @@ impl Party {
         let r = if self.id == EVALUATOR {
             self.evaluator_work()
         } else {
-            Ok(self.garbler_work())
+            self.garbler_work()
         };
         self.guard(r)
     }
 
-    fn garbler_work(&mut self) -> Option<Work> {
+    fn garbler_work(&mut self) -> Result<Option<Work>, Abort> {
         let Seed::Ready { seed, delta } = &self.seed else {
-            return None;
+            return Ok(None);
         };
         let k = self.next_work;
         if k >= self.execs.len() {
-            return None;
+            return Ok(None);
         }
         let exec = k as ExecId;
         if !self.execs[k].g.garbled {
             let (seed, delta) = (seed.clone(), delta.clone());
-            let and_gates = self.garble_exec(exec, &seed, &delta);
-            return Some(Work::Garbled { exec, and_gates });
+            let and_gates = self.garble_exec(exec, &seed, &delta)?;
+            return Ok(Some(Work::Garbled { exec, and_gates }));
         }
         // Ship or digest the tables, then move on.
         let fp = *self.execs[k].spec.fingerprint();
@@ -878,10 +878,15 @@ impl Party {
             Work::Digested { exec }
         };
         self.try_send_labels(exec);
-        Some(work)
+        Ok(Some(work))
     }
 
-    fn garble_exec(&mut self, exec: ExecId, seed: &[u8; 32], delta: &Delta) -> usize {
+    fn garble_exec(
+        &mut self,
+        exec: ExecId,
+        seed: &[u8; 32],
+        delta: &Delta,
+    ) -> Result<usize, Abort> {
         let me = self.id as usize;
         let (before, rest) = self.execs.split_at_mut(exec as usize);
         let x = &mut rest[0];
@@ -906,30 +911,17 @@ impl Party {
                     .collect(),
             ),
         ];
-        let resolve = |c: &Contrib| -> Label {
-            match *c {
-                Contrib::Vws { n, v } => v[..n as usize]
-                    .iter()
-                    .fold(Label::default(), |acc, &(o, i)| {
-                        acc ^ vw_zero[o as usize][i as usize]
-                    }),
-                Contrib::Kept { exec, group, bit } => {
-                    let src = &before[exec as usize];
-                    let start = src.spec.output_range(group as usize).start;
-                    src.g.out_zero[start + bit as usize]
-                }
-            }
-        };
+        let resolve = |c: &Contrib| resolve_label(c, &vw_zero, before, |x| &x.g.out_zero);
         let input_zero: Zeroizing<Vec<Label>> =
             Zeroizing::new(plan.inputs.iter().map(resolve).collect());
         let circuit = x.spec.circuit().clone();
         let mut tables = Vec::new();
-        let out_zero =
-            match garble::garble(&circuit, delta, &input_zero, u64::from(exec), &mut tables) {
-                Ok(o) => o,
-                // Sizes come from the plan, which matches the circuit by construction.
-                Err(_) => unreachable_sizes(),
-            };
+        // Sizes come from the plan, which matches the circuit by construction; a mismatch
+        // would be a bug here, reported as a local abort rather than a panic.
+        let out_zero = garble::garble(&circuit, delta, &input_zero, u64::from(exec), &mut tables)
+            .map_err(|e| {
+            Abort::Local(format!("internal error garbling execution {exec}: {e}"))
+        })?;
         let mut out_zero = Zeroizing::new(out_zero);
         let mut decode = Vec::new();
         let mut pad_i = 0;
@@ -979,7 +971,7 @@ impl Party {
             labels_sent: false,
             revealed: false,
         };
-        and_gates
+        Ok(and_gates)
     }
 
     fn try_send_labels(&mut self, exec: ExecId) {
@@ -1190,20 +1182,7 @@ impl Party {
                 return Err(Abort::InvalidInputLabel { exec, party: g });
             }
         }
-        let resolve = |c: &Contrib| -> Label {
-            match *c {
-                Contrib::Vws { n, v } => v[..n as usize]
-                    .iter()
-                    .fold(Label::default(), |acc, &(o, i)| {
-                        acc ^ active[o as usize][i as usize]
-                    }),
-                Contrib::Kept { exec, group, bit } => {
-                    let src = &before[exec as usize];
-                    let start = src.spec.output_range(group as usize).start;
-                    src.e.out[start + bit as usize]
-                }
-            }
-        };
+        let resolve = |c: &Contrib| resolve_label(c, &active, before, |x| &x.e.out);
         let inputs: Zeroizing<Vec<Label>> =
             Zeroizing::new(plan.inputs.iter().map(resolve).collect());
         let circuit = x.spec.circuit().clone();
@@ -1268,7 +1247,28 @@ impl Party {
     }
 }
 
-/// This party's pad bits for (masked) output group `gi`, from its slot values.
+/// The label (zero-label for garblers, active label for the evaluator) of one circuit input or
+/// pad: the XOR of its virtual wires' labels, or a kept output label of an earlier execution.
+fn resolve_label(
+    c: &Contrib,
+    vws: &[Zeroizing<Vec<Label>>; 2],
+    before: &[Exec],
+    kept: impl Fn(&Exec) -> &[Label],
+) -> Label {
+    match *c {
+        Contrib::Vws { n, v } => v[..n as usize]
+            .iter()
+            .fold(Label::default(), |acc, &(o, i)| {
+                acc ^ vws[o as usize][i as usize]
+            }),
+        Contrib::Kept { exec, group, bit } => {
+            let src = &before[exec as usize];
+            let start = src.spec.output_range(group as usize).start;
+            kept(src)[start + bit as usize]
+        }
+    }
+}
+
 /// This party's pad bits for (masked) output group `gi`, from its slot values (indexed by
 /// evaluator wire for the evaluator, by virtual wire for a garbler).
 fn own_pad(plan: &Plan, vals: Option<&[bool]>, party: PartyId, gi: usize) -> Vec<bool> {
@@ -1301,11 +1301,4 @@ fn ready_seed(g0: &[u8; 32], g1: &[u8; 32]) -> Seed {
     let delta = Delta(u128::from_le_bytes(d) | 1);
     d.zeroize();
     Seed::Ready { seed, delta }
-}
-
-#[allow(clippy::panic)]
-fn unreachable_sizes() -> ! {
-    // The plan derives exactly one label per circuit input; a mismatch is a bug in this
-    // module, not something a peer can cause.
-    panic!("internal error: plan and circuit disagree on the number of inputs")
 }

@@ -5,43 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use aes::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
-use mpc::circuit::{self, bits_to_bytes, bytes_to_bits};
+mod common;
+use common::{aes_ref, aes_spec};
+use mpc::circuit::{bits_to_bytes, bytes_to_bits};
 use mpc::msg::{AbortCode, Msg};
 use mpc::session::{Session, SessionError};
 use mpc::transport::{memory_network, StreamTransport, TrafficStats, Transport, TransportError};
-use mpc::{
-    Abort, ExecSpec, GroupOutput, InputGroup, InputSource, Inputs, OutputGroup, OutputTo, Party,
-    PartyId,
-};
+use mpc::{Abort, GroupOutput, Inputs, Party, PartyId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-
-fn aes_spec() -> Arc<ExecSpec> {
-    Arc::new(
-        ExecSpec::new(
-            Arc::new(circuit::aes::aes128_circuit()),
-            vec![
-                InputGroup {
-                    width: 128,
-                    source: InputSource::Private(0),
-                },
-                InputGroup {
-                    width: 128,
-                    source: InputSource::Private(2),
-                },
-            ],
-            vec![OutputGroup {
-                width: 128,
-                to: OutputTo::All,
-            }],
-        )
-        .unwrap(),
-    )
-}
 
 fn inputs_for(id: PartyId, key: &[u8; 16], pt: &[u8; 16]) -> Inputs {
     match id {
@@ -49,13 +23,6 @@ fn inputs_for(id: PartyId, key: &[u8; 16], pt: &[u8; 16]) -> Inputs {
         2 => Inputs::none().value(1, bytes_to_bits(pt)),
         _ => Inputs::none(),
     }
-}
-
-fn aes_ref(key: &[u8; 16], pt: &[u8; 16]) -> Vec<u8> {
-    let c = aes::Aes128::new(GenericArray::from_slice(key));
-    let mut b = GenericArray::clone_from_slice(pt);
-    c.encrypt_block(&mut b);
-    b.to_vec()
 }
 
 /// One party's whole run: setup, preprocess `n` AES executions, then run them online.

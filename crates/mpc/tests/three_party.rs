@@ -13,7 +13,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use aes::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
+mod common;
+use common::{aes_ref, aes_spec};
 use mpc::circuit::{self, bits_to_bytes, bytes_to_bits, Builder};
 use mpc::client::{ClientError, ClientPads};
 use mpc::msg::{AbortCode, Msg};
@@ -141,38 +142,6 @@ fn value(o: &GroupOutput) -> Vec<bool> {
         GroupOutput::Value(v) => v.clone(),
         other => panic!("expected a value, got {other:?}"),
     }
-}
-
-fn aes_ref(key: &[u8], pt: &[u8]) -> Vec<u8> {
-    let c = aes::Aes128::new(GenericArray::from_slice(key));
-    let mut b = GenericArray::clone_from_slice(pt);
-    c.encrypt_block(&mut b);
-    b.to_vec()
-}
-
-/// AES-128: key from garbler 0, plaintext from the evaluator (XOR-shared to the garblers),
-/// ciphertext to everyone.
-fn aes_spec() -> Arc<ExecSpec> {
-    Arc::new(
-        ExecSpec::new(
-            Arc::new(circuit::aes::aes128_circuit()),
-            vec![
-                InputGroup {
-                    width: 128,
-                    source: InputSource::Private(0),
-                },
-                InputGroup {
-                    width: 128,
-                    source: InputSource::Private(2),
-                },
-            ],
-            vec![OutputGroup {
-                width: 128,
-                to: OutputTo::All,
-            }],
-        )
-        .unwrap(),
-    )
 }
 
 fn aes_inputs(key: &[u8], pt: &[u8]) -> [Inputs; 3] {
