@@ -328,6 +328,35 @@ impl<W: AsyncWrite + Unpin + Send> Transport for StreamTransport<W> {
     }
 }
 
+/// The write half of an in-process byte pipe.
+pub type PipeWriter = tokio::io::WriteHalf<tokio::io::DuplexStream>;
+
+/// Three [`StreamTransport`]s over a full mesh of in-process byte pipes of `buffer` bytes each:
+/// the same framing a network stream carries, without a network. Call inside a tokio runtime.
+pub fn pipe_network(buffer: usize) -> Result<Vec<StreamTransport<PipeWriter>>, TransportError> {
+    let mut ends: Vec<Vec<(PartyId, tokio::io::DuplexStream)>> = vec![vec![], vec![], vec![]];
+    for i in 0..PARTIES as PartyId {
+        for j in (i + 1)..PARTIES as PartyId {
+            let (x, y) = tokio::io::duplex(buffer);
+            ends[i as usize].push((j, x));
+            ends[j as usize].push((i, y));
+        }
+    }
+    ends.into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let peers = e
+                .into_iter()
+                .map(|(p, s)| {
+                    let (r, w) = tokio::io::split(s);
+                    (p, r, w)
+                })
+                .collect();
+            StreamTransport::new(i as PartyId, peers)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,26 +407,7 @@ mod tests {
 
     #[tokio::test]
     async fn stream_transport_over_pipes() {
-        // Full mesh of duplex pipes between the three parties.
-        let mut ends: Vec<Vec<(PartyId, tokio::io::DuplexStream)>> = vec![vec![], vec![], vec![]];
-        for i in 0..3u8 {
-            for j in (i + 1)..3u8 {
-                let (x, y) = tokio::io::duplex(1024);
-                ends[i as usize].push((j, x));
-                ends[j as usize].push((i, y));
-            }
-        }
-        let mut ts = Vec::new();
-        for (i, e) in ends.into_iter().enumerate() {
-            let peers = e
-                .into_iter()
-                .map(|(p, s)| {
-                    let (r, w) = tokio::io::split(s);
-                    (p, r, w)
-                })
-                .collect();
-            ts.push(StreamTransport::new(i as PartyId, peers).unwrap());
-        }
+        let mut ts = pipe_network(1024).unwrap();
         let big = vec![5u8; 100_000];
         // A message much larger than the pipe buffer is delivered whole.
         ts[0].send(2, big.clone()).await.unwrap();

@@ -12,7 +12,7 @@ use common::{aes_ref, aes_spec};
 use mpc::circuit::{bits_to_bytes, bytes_to_bits};
 use mpc::msg::{AbortCode, Msg};
 use mpc::session::{Session, SessionError};
-use mpc::transport::{memory_network, StreamTransport, TrafficStats, Transport, TransportError};
+use mpc::transport::{memory_network, pipe_network, TrafficStats, Transport, TransportError};
 use mpc::{Abort, GroupOutput, Inputs, Party, PartyId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -85,39 +85,13 @@ async fn memory_network_runs_several_executions() {
     assert!(stats[2].total_received() >= 3 * 6400 * 32);
 }
 
-type Pipe = tokio::io::DuplexStream;
-
-/// A full mesh of byte pipes with the length-prefixed framing a QUIC stream will carry.
-fn stream_network() -> Vec<StreamTransport<tokio::io::WriteHalf<Pipe>>> {
-    let mut ends: Vec<Vec<(PartyId, Pipe)>> = vec![vec![], vec![], vec![]];
-    for i in 0..3u8 {
-        for j in (i + 1)..3u8 {
-            let (x, y) = tokio::io::duplex(64 * 1024);
-            ends[i as usize].push((j, x));
-            ends[j as usize].push((i, y));
-        }
-    }
-    ends.into_iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let peers = e
-                .into_iter()
-                .map(|(p, s)| {
-                    let (r, w) = tokio::io::split(s);
-                    (p, r, w)
-                })
-                .collect();
-            StreamTransport::new(i as PartyId, peers).unwrap()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn framed_byte_streams_run_the_protocol() {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let key: [u8; 16] = rng.gen();
     let pt: [u8; 16] = rng.gen();
-    let handles: Vec<_> = stream_network()
+    let handles: Vec<_> = pipe_network(64 * 1024)
+        .unwrap()
         .into_iter()
         .map(|t| tokio::spawn(run_party(t, 2, key, pt, Duration::from_secs(30))))
         .collect();
