@@ -44,12 +44,7 @@ pub enum GarbleError {
 
 /// Size in bytes of the garbled tables of `c`.
 pub fn table_len(c: &Circuit) -> usize {
-    let consts = c
-        .gates()
-        .iter()
-        .filter(|g| matches!(g, Gate::Const { .. }))
-        .count();
-    c.and_count() * AND_TABLE_BYTES + consts * CONST_TABLE_BYTES
+    c.and_count() * AND_TABLE_BYTES + c.const_count() * CONST_TABLE_BYTES
 }
 
 /// The fixed public AES key used as the random permutation π ("Tessera fixed-key AES π v1"

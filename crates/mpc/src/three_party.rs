@@ -855,9 +855,11 @@ impl Party {
         // Ship or digest the tables, then move on.
         let fp = *self.execs[k].spec.fingerprint();
         let x = &mut self.execs[k];
+        // Garbling stores the tables and only this step takes them, so they are here.
         let Some((tables, roots, decode)) = x.g.tables.take() else {
-            self.next_work += 1;
-            return self.garbler_work();
+            return Err(Abort::Local(format!(
+                "internal error: tables of execution {exec} vanished before shipping"
+            )));
         };
         self.next_work += 1;
         let work = if table_sender(exec) == self.id {

@@ -39,6 +39,7 @@ pub struct Circuit {
     gates: Vec<Gate>,
     outputs: Vec<WireId>,
     and_count: usize,
+    const_count: usize,
 }
 
 impl fmt::Debug for Circuit {
@@ -95,6 +96,10 @@ impl Circuit {
     /// Number of AND gates: the garbling cost.
     pub fn and_count(&self) -> usize {
         self.and_count
+    }
+    /// Number of constant gates (outputs that folded to a constant).
+    pub fn const_count(&self) -> usize {
+        self.const_count
     }
     /// Number of XOR and NOT gates (free under free-XOR).
     pub fn free_count(&self) -> usize {
@@ -266,6 +271,7 @@ impl Builder {
     /// [`Gate::Const`] wires.
     pub fn finish(mut self, outputs: &[Bit]) -> Result<Circuit, CircuitError> {
         let mut out = Vec::with_capacity(outputs.len());
+        let mut const_count = 0;
         for &o in outputs {
             match o {
                 Bit::Wire(w) => out.push(w),
@@ -273,6 +279,7 @@ impl Builder {
                     let w = self.fresh();
                     self.gates.push(Gate::Const { value, out: w });
                     out.push(w);
+                    const_count += 1;
                 }
             }
         }
@@ -286,6 +293,7 @@ impl Builder {
             gates,
             outputs: out,
             and_count: self.and_count,
+            const_count,
         })
     }
 }
