@@ -10,9 +10,12 @@
 
 pub mod circuit;
 pub mod client;
+pub mod ectf;
+pub mod field;
 pub mod garble;
 pub mod label;
 pub mod msg;
+pub mod rss;
 pub mod session;
 pub mod spec;
 pub mod three_party;

@@ -22,6 +22,12 @@ pub enum AbortCode {
     Unexpected = 6,
     /// The party stopped for a local reason (shutdown, timeout, misuse).
     Local = 7,
+    /// Two parties sent different values for what must be the same share (arithmetic side).
+    Inconsistent = 8,
+    /// The arithmetic multiplication check failed: some party sent a wrong value.
+    CheckFailed = 9,
+    /// A party's own input was invalid (for example a point at infinity).
+    BadInput = 10,
     /// A code this version does not know.
     Unknown = 255,
 }
@@ -36,6 +42,9 @@ impl AbortCode {
             5 => AbortCode::Malformed,
             6 => AbortCode::Unexpected,
             7 => AbortCode::Local,
+            8 => AbortCode::Inconsistent,
+            9 => AbortCode::CheckFailed,
+            10 => AbortCode::BadInput,
             _ => AbortCode::Unknown,
         }
     }
@@ -51,6 +60,9 @@ impl std::fmt::Display for AbortCode {
             AbortCode::Malformed => "malformed message",
             AbortCode::Unexpected => "unexpected message",
             AbortCode::Local => "local stop",
+            AbortCode::Inconsistent => "inconsistent shares",
+            AbortCode::CheckFailed => "multiplication check failed",
+            AbortCode::BadInput => "invalid input",
             AbortCode::Unknown => "unknown reason",
         })
     }
