@@ -10,9 +10,11 @@
 
 pub mod circuit;
 pub mod client;
+pub mod convert;
 pub mod ectf;
 pub mod field;
 pub mod garble;
+pub mod ghash;
 pub mod label;
 pub mod msg;
 pub mod rss;

@@ -300,6 +300,13 @@ impl RngCore for Prg {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Handle(usize);
 
+impl Handle {
+    /// The handle of the operation queued `i` operations after this one in the same round.
+    pub fn nth_after(self, i: usize) -> Handle {
+        Handle(self.0 + i)
+    }
+}
+
 enum Op<F: Field> {
     /// Plain product; `z` is this party's component (already sent to prev).
     Mul { z: F },

@@ -26,6 +26,9 @@ pub enum SessionError {
     /// No message arrived in time.
     #[error("no message from any peer within {0:?}")]
     Timeout(Duration),
+    /// An arithmetic computation aborted.
+    #[error(transparent)]
+    Arith(#[from] crate::rss::Abort),
 }
 
 impl SessionError {
@@ -73,6 +76,11 @@ impl<T: Transport> Session<T> {
             timeout: DEFAULT_TIMEOUT,
             timings: WorkTimings::default(),
         }
+    }
+
+    /// The transport, to run other protocols (such as [`run_arith`]) over the same links.
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
     }
 
     /// Sets the receive timeout.
@@ -208,6 +216,63 @@ impl<T: Transport> Session<T> {
     async fn send_queued(&mut self) {
         while let Some((to, m)) = self.party.poll_transmit() {
             let _ = self.transport.send(to, m.encode()).await;
+        }
+    }
+}
+
+/// Runs an arithmetic [`Machine`](crate::rss::Machine) to completion over `transport`: sends
+/// what it queues, feeds it every message, and returns its output once the multiplication
+/// check has passed. On any failure the peers are told (best effort) and no output is
+/// returned; a peer silent for `timeout` ends the run with [`SessionError::Timeout`].
+pub async fn run_arith<T, F, P>(
+    transport: &mut T,
+    machine: &mut crate::rss::Machine<F, P>,
+    timeout: Duration,
+) -> Result<P::Output, SessionError>
+where
+    T: Transport,
+    F: crate::field::Field,
+    P: crate::rss::Program<F>,
+{
+    async fn flush<T: Transport, F: crate::field::Field, P: crate::rss::Program<F>>(
+        t: &mut T,
+        m: &mut crate::rss::Machine<F, P>,
+    ) -> Result<(), TransportError> {
+        while let Some((to, bytes)) = m.poll_transmit() {
+            t.send(to, bytes).await?;
+        }
+        Ok(())
+    }
+    loop {
+        if let Err(e) = flush(transport, machine).await {
+            machine.abort_local("transport failed");
+            let _ = flush(transport, machine).await;
+            return Err(e.into());
+        }
+        if let Some(a) = machine.aborted() {
+            return Err(a.clone().into());
+        }
+        if machine.is_done() {
+            return machine
+                .take_output()
+                .ok_or_else(|| crate::rss::Abort::Local("output already taken".into()).into());
+        }
+        let (from, bytes) = match tokio::time::timeout(timeout, transport.recv()).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                machine.abort_local("transport failed");
+                let _ = flush(transport, machine).await;
+                return Err(e.into());
+            }
+            Err(_) => {
+                machine.abort_local("timed out waiting for a peer");
+                let _ = flush(transport, machine).await;
+                return Err(SessionError::Timeout(timeout));
+            }
+        };
+        if let Err(a) = machine.handle(from, &bytes) {
+            let _ = flush(transport, machine).await;
+            return Err(a.into());
         }
     }
 }
