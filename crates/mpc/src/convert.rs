@@ -43,45 +43,57 @@ pub fn gf128_from_bits(bits: &[bool]) -> Option<Gf128> {
     Some(Gf128::from_block(b))
 }
 
-/// Allocates three 256-bit private inputs in `b` — party 0's, 1's and 2's additive share mod p,
-/// in that order — and returns their input groups and the wires of their sum mod p
-/// (1,536 AND gates). Each party feeds [`fp_to_bits`] of its share (for example an
-/// [`EctfShare`](crate::ectf::EctfShare)).
-pub fn additive_fp_input(b: &mut Builder) -> Result<(Vec<InputGroup>, Vec<Bit>), CircuitError> {
-    let x0 = b.inputs(256);
-    let x1 = b.inputs(256);
-    let x2 = b.inputs(256);
-    let s = add_mod_p256(b, &x0, &x1)?;
-    let sum = add_mod_p256(b, &s, &x2)?;
-    let groups = (0..3)
-        .map(|p| InputGroup {
-            width: 256,
-            source: InputSource::Private(p),
-        })
-        .collect();
-    Ok((groups, sum))
+/// Private 256-bit inputs allocated in a circuit builder, one group per party.
+#[derive(Debug, Clone)]
+pub struct FpInputs {
+    /// The input groups, to put in the [`ExecSpec`](crate::ExecSpec) in this order.
+    pub groups: Vec<InputGroup>,
+    /// The wires of each group.
+    pub wires: Vec<Vec<Bit>>,
 }
 
-/// For a value v (< p) on wires `value`: allocates two 256-bit private inputs, from parties 0
-/// and 1, carrying −m₀ and −m₁ for their random masks, and returns their input groups and the
-/// wires of v − m₀ − m₁ mod p (1,536 AND gates). Send those wires to party 2 alone
-/// ([`OutputTo::Party(2)`](crate::OutputTo::Party)): then m₀, m₁ and v − m₀ − m₁ are
-/// additive shares of v and no party has learned anything.
-pub fn fp_additive_output(
-    b: &mut Builder,
-    value: &[Bit],
-) -> Result<(Vec<InputGroup>, Vec<Bit>), CircuitError> {
-    let n0 = b.inputs(256);
-    let n1 = b.inputs(256);
-    let s = add_mod_p256(b, value, &n0)?;
-    let out = add_mod_p256(b, &s, &n1)?;
-    let groups = (0..2)
+fn fp_inputs(b: &mut Builder, parties: &[PartyId]) -> FpInputs {
+    let wires = parties.iter().map(|_| b.inputs(256)).collect();
+    let groups = parties
+        .iter()
         .map(|p| InputGroup {
             width: 256,
-            source: InputSource::Private(p),
+            source: InputSource::Private(*p),
         })
         .collect();
-    Ok((groups, out))
+    FpInputs { groups, wires }
+}
+
+/// Allocates three 256-bit private inputs — party 0's, 1's and 2's additive share mod p, in
+/// that order. Call it while allocating inputs (before any gate); add the shares with
+/// [`sum_mod_p`]. Each party feeds [`fp_to_bits`] of its share (for example an
+/// [`EctfShare`](crate::ectf::EctfShare)).
+pub fn additive_fp_inputs(b: &mut Builder) -> FpInputs {
+    fp_inputs(b, &[0, 1, 2])
+}
+
+/// Allocates the two 256-bit private inputs through which parties 0 and 1 feed −m₀ and −m₁
+/// ([`FpMask::input_bits`]) for taking a value out of a circuit as additive shares: then
+/// `sum_mod_p([v, −m₀, −m₁])` sent to party 2 alone
+/// ([`OutputTo::Party(2)`](crate::OutputTo::Party)) makes m₀, m₁ and v − m₀ − m₁ additive
+/// shares of v, and no party learns anything about v.
+pub fn fp_mask_inputs(b: &mut Builder) -> FpInputs {
+    fp_inputs(b, &[0, 1])
+}
+
+/// The sum mod p of 256-bit values (each < p), 768 AND gates per addition.
+pub fn sum_mod_p(b: &mut Builder, values: &[Vec<Bit>]) -> Result<Vec<Bit>, CircuitError> {
+    let (first, rest) = values
+        .split_first()
+        .ok_or(CircuitError::WidthMismatch(0, 256))?;
+    if first.len() != 256 {
+        return Err(CircuitError::WidthMismatch(first.len(), 256));
+    }
+    let mut acc = first.clone();
+    for v in rest {
+        acc = add_mod_p256(b, &acc, v)?;
+    }
+    Ok(acc)
 }
 
 /// A random mask of party 0 or 1 for [`fp_additive_output`]: the party's additive share is the

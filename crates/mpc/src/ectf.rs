@@ -300,7 +300,7 @@ impl Program<Fp> for Ectf {
                 self.e = res.auth(e).map_err(misuse)?;
                 let c = res.auth(c).map_err(misuse)?;
                 Stage::Open1 {
-                    c: rss.open_auth(&c),
+                    c: rss.open_auth(&c).map_err(misuse)?,
                 }
             }
             Stage::Open1 { c } => {
@@ -311,7 +311,7 @@ impl Program<Fp> for Ectf {
                         self.after_slope1(rss)
                     }
                     None => Stage::Tell1 {
-                        e: rss.open_auth(&self.e),
+                        e: rss.open_auth(&self.e).map_err(misuse)?,
                     },
                 }
             }
@@ -330,7 +330,9 @@ impl Program<Fp> for Ectf {
                 let num = rss.add_const(&res.auth(sq).map_err(misuse)?.scale(three), -three);
                 let rho1 = self.rho[0];
                 let e = rss.mul_auth(&rho1, &num.v);
-                let c = rss.open_auth(&res.auth(c).map_err(misuse)?);
+                let c = rss
+                    .open_auth(&res.auth(c).map_err(misuse)?)
+                    .map_err(misuse)?;
                 Stage::Double1b { c, e }
             }
             Stage::Double1b { c, e } => {
@@ -354,7 +356,9 @@ impl Program<Fp> for Ectf {
                 self.yq = self.t.sub(&cube).sub(&self.ya[0]);
                 let rho2 = self.rho[1];
                 let e = rss.mul_auth(&rho2, &self.ya[2].v.sub(&self.yq.v));
-                let c = rss.open_auth(&res.auth(c).map_err(misuse)?);
+                let c = rss
+                    .open_auth(&res.auth(c).map_err(misuse)?)
+                    .map_err(misuse)?;
                 Stage::Open2 { c, e }
             }
             Stage::Open2 { c, e } => {
@@ -365,7 +369,7 @@ impl Program<Fp> for Ectf {
                         self.after_slope2(rss)
                     }
                     None => Stage::Tell2 {
-                        e: rss.open_auth(&self.e),
+                        e: rss.open_auth(&self.e).map_err(misuse)?,
                     },
                 }
             }
@@ -384,7 +388,9 @@ impl Program<Fp> for Ectf {
                 let num = rss.add_const(&res.auth(sq).map_err(misuse)?.scale(three), -three);
                 let rho2 = self.rho[1];
                 let e = rss.mul_auth(&rho2, &num.v);
-                let c = rss.open_auth(&res.auth(c).map_err(misuse)?);
+                let c = rss
+                    .open_auth(&res.auth(c).map_err(misuse)?)
+                    .map_err(misuse)?;
                 Stage::Double2b { c, e }
             }
             Stage::Double2b { c, e } => {

@@ -407,6 +407,10 @@ pub struct Rss<F: Field> {
     to_prev: Vec<u8>,
     to_next: Vec<u8>,
     mults: u64,
+    /// A deal completed and its digests have not been sent yet.
+    fresh_deals: bool,
+    /// Digests of dealt inputs are in this round's messages.
+    digests_in_flight: bool,
 }
 
 impl<F: Field> std::fmt::Debug for Rss<F> {
@@ -450,6 +454,8 @@ impl<F: Field> Rss<F> {
             to_prev: Vec::new(),
             to_next: Vec::new(),
             mults: 0,
+            fresh_deals: false,
+            digests_in_flight: false,
         };
         s.r = s.random();
         s
@@ -533,14 +539,30 @@ impl<F: Field> Rss<F> {
     }
 
     /// Queues a checked opening of x.
-    pub fn open(&mut self, s: &Share<F>) -> Handle {
+    ///
+    /// Refused while the two receivers of a dealt input have not yet confirmed that they hold
+    /// the same share of it (the digests go out automatically in the round after a deal and
+    /// are compared at its end): opening a value computed from an inconsistently dealt input
+    /// could reveal more than an additive error does. So open no earlier than two rounds
+    /// after the last deal.
+    pub fn open(&mut self, s: &Share<F>) -> Result<Handle, Misuse> {
+        if self.fresh_deals || self.digests_in_flight {
+            return Err(Misuse(
+                "opening before the dealt inputs are confirmed consistent (open at least two rounds after a deal)",
+            ));
+        }
+        Ok(self.open_unchecked(s))
+    }
+
+    fn open_unchecked(&mut self, s: &Share<F>) -> Handle {
         s.own.write_to(&mut self.to_next);
         s.next.write_to(&mut self.to_prev);
         self.queue(Op::Open { s: *s })
     }
 
-    /// Queues an opening of an authenticated value (its companion stays secret).
-    pub fn open_auth(&mut self, a: &Auth<F>) -> Handle {
+    /// Queues an opening of an authenticated value (its companion stays secret); see
+    /// [`Rss::open`].
+    pub fn open_auth(&mut self, a: &Auth<F>) -> Result<Handle, Misuse> {
         self.open(&a.v)
     }
 
@@ -589,11 +611,18 @@ impl<F: Field> Rss<F> {
             .extend_from_slice(self.dealt_from_prev.finalize().as_bytes());
         self.to_prev
             .extend_from_slice(self.dealt_from_next.finalize().as_bytes());
+        self.fresh_deals = false;
+        self.digests_in_flight = true;
         self.queue(Op::Digests)
     }
 
-    /// Payloads for prev and next for the queued round.
+    /// Payloads for prev and next for the queued round; adds the digests of dealt inputs
+    /// if a deal completed in the previous round (every party does, as every party queues
+    /// every deal).
     fn take_payloads(&mut self) -> (Vec<u8>, Vec<u8>) {
+        if self.fresh_deals {
+            self.queue_digests();
+        }
         (
             std::mem::take(&mut self.to_prev),
             std::mem::take(&mut self.to_next),
@@ -684,6 +713,7 @@ impl<F: Field> Rss<F> {
                     Outcome::Value(s.own + s.next + a)
                 }
                 Op::Deal { dealer, known } => {
+                    self.fresh_deals = true;
                     if dealer == self.id {
                         Outcome::Share(known)
                     } else if dealer == prev {
@@ -726,6 +756,7 @@ impl<F: Field> Rss<F> {
                             dealer: next,
                         });
                     }
+                    self.digests_in_flight = false;
                     Outcome::None
                 }
             };
@@ -845,6 +876,8 @@ pub struct Machine<F: Field, P: Program<F>> {
     pending: Option<P::Output>,
     output: Option<P::Output>,
     aborted: Option<Abort>,
+    /// Multiplications of a finished computation (the engine is dropped at the end).
+    mults_done: u64,
 }
 
 impl<F: Field, P: Program<F>> std::fmt::Debug for Machine<F, P> {
@@ -893,6 +926,7 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
             pending: None,
             output: None,
             aborted: None,
+            mults_done: 0,
         };
         m.outbox
             .push_back((next_of(id), encode_round(0, key.as_ref())));
@@ -905,14 +939,16 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
         self.id
     }
 
-    /// Rounds started so far (key setup is round 0).
+    /// Communication rounds started so far, the key setup included.
     pub fn rounds(&self) -> u32 {
-        self.round
+        self.round + 1
     }
 
-    /// Multiplications done so far, including check companions.
+    /// Multiplications done so far, including check companions and the check itself.
     pub fn mult_count(&self) -> u64 {
-        self.rss.as_ref().map_or(0, |r| r.mult_count())
+        self.rss
+            .as_ref()
+            .map_or(self.mults_done, |r| r.mult_count())
     }
 
     /// Why this party stopped, if it did.
@@ -1095,7 +1131,7 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
                 let results = rss.receive(from_prev, from_next)?;
                 let t = u.sub(&results.share(rw).map_err(misuse)?);
                 u.zeroize();
-                let t = rss.open(&t);
+                let t = rss.open(&t).map_err(misuse)?;
                 self.phase = Phase::Check3 { t };
                 self.send_round()
             }
@@ -1105,6 +1141,7 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
                     return Err(Abort::CheckFailed);
                 }
                 self.output = self.pending.take();
+                self.mults_done = self.rss.as_ref().map_or(0, |r| r.mult_count());
                 self.rss = None;
                 self.phase = Phase::Done;
                 Ok(())
@@ -1134,9 +1171,10 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
                     ));
                 }
                 self.pending = Some(out);
+                // The seed is a fresh random share, independent of any input: it may be
+                // opened while the last deal's digests are still in flight.
                 let s = rss.random();
-                let seed = rss.open(&s);
-                rss.queue_digests();
+                let seed = rss.open_unchecked(&s);
                 self.phase = Phase::Check1 { seed };
                 self.send_round()
             }

@@ -1,5 +1,7 @@
 //! ECtF against `p256` point arithmetic, including every degenerate case.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use mpc::ectf::{ectf_machine, EctfError, EctfMachine};
 use mpc::field::Field;
 use mpc::rss::{run_local, Abort};

@@ -68,7 +68,7 @@ impl<F: Field> Program<F> for Poly<F> {
                 self.c = Some(res.auth(self.h[2]).map_err(m)?);
                 let ra = res.auth(self.h[3]).map_err(m)?;
                 let (a, b) = (self.a.unwrap(), self.b.unwrap());
-                self.h = vec![rss.mul_auth(&a, &b.v), rss.open_auth(&ra)];
+                self.h = vec![rss.mul_auth(&a, &b.v), rss.open_auth(&ra).map_err(m)?];
             }
             4 => {
                 let ab = res.auth(self.h[0]).map_err(m)?;
@@ -85,7 +85,10 @@ impl<F: Field> Program<F> for Poly<F> {
             5 => {
                 let abc = res.auth(self.h[0]).map_err(m)?;
                 let q = res.auth(self.h[1]).map_err(m)?;
-                self.h = vec![rss.open_auth(&abc), rss.open_auth(&q)];
+                self.h = vec![
+                    rss.open_auth(&abc).map_err(m)?,
+                    rss.open_auth(&q).map_err(m)?,
+                ];
             }
             _ => {
                 return Ok(Flow::Done((
@@ -364,4 +367,68 @@ fn ectf_under_attack_never_yields_a_wrong_sum() {
             }
         }
     }
+}
+
+#[test]
+fn a_dealer_that_gives_its_receivers_different_shares_is_caught_before_any_opening() {
+    // Party 1 deals b; its round-1 message to party 0 (its third message: key rounds first)
+    // carries the component both 0 and 2 must hold. Altering it for party 0 alone makes the
+    // receivers' digests differ at the end of round 2, before round 3 opens anything.
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let x: [Fp; 3] = [0; 3].map(|_| Fp::random(&mut rng));
+    let mut ms = poly_machines(x, 13);
+    assert!(run_attacked(&mut ms, 2, Attack::Flip(5 * 8 + 8 * 31)).1);
+    for (i, m) in [(0, &ms[0]), (2, &ms[2])] {
+        assert!(
+            matches!(
+                m.aborted(),
+                Some(
+                    Abort::DealMismatch { dealer: 1, .. }
+                        | Abort::Peer {
+                            code: mpc::msg::AbortCode::Inconsistent,
+                            ..
+                        }
+                )
+            ),
+            "party {i}: {:?}",
+            m.aborted()
+        );
+        assert!(m.rounds() <= 3, "party {i} went on to round {}", m.rounds());
+    }
+    assert!(ms
+        .iter()
+        .any(|m| matches!(m.aborted(), Some(Abort::DealMismatch { dealer: 1, .. }))));
+}
+
+/// Deals a value and tries to open it one round later.
+struct EarlyOpen(u8, Option<Handle>);
+
+impl Program<Fp> for EarlyOpen {
+    type Output = ();
+    fn step(&mut self, rss: &mut Rss<Fp>, res: &Results<Fp>) -> Result<Flow<()>, Abort> {
+        match self.1.take() {
+            None => {
+                let v = (self.0 == 0).then_some(Fp::ONE);
+                self.1 = Some(rss.deal(0, v).unwrap());
+                Ok(Flow::Continue)
+            }
+            Some(h) => {
+                let s = res.share(h).unwrap();
+                rss.open(&s).map_err(|e| Abort::Local(e.to_string()))?;
+                Ok(Flow::Continue)
+            }
+        }
+    }
+}
+
+#[test]
+fn opening_right_after_a_deal_is_refused() {
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let mut ms = [0u8, 1, 2].map(|i| Machine::new(i, EarlyOpen(i, None), &mut rng).unwrap());
+    assert!(rss::run_local(&mut ms).is_err());
+    assert!(ms.iter().any(|m| matches!(
+        m.aborted(),
+        Some(Abort::Local(why)) if why.contains("before the dealt inputs are confirmed")
+    )));
+    assert!(ms.iter().all(|m| m.aborted().is_some()));
 }

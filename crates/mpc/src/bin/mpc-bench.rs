@@ -22,6 +22,8 @@ enum Which {
     Aes,
     Sha256,
     AndChain,
+    Ectf,
+    Ghash,
 }
 
 /// Three-party garbled-circuit benchmark (MRZ15, in-memory transport).
@@ -33,6 +35,9 @@ struct Args {
     /// Executions (aes, sha256) or AND gates (and-chain).
     #[arg(long, default_value_t = 1)]
     count: usize,
+    /// GHASH blocks (ghash only): this many powers of H are computed.
+    #[arg(long, default_value_t = 256)]
+    blocks: usize,
     /// Seed for the benchmark's inputs (the protocol's own randomness is always fresh).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -63,6 +68,9 @@ fn main() -> anyhow::Result<()> {
         bail!("--count must be at least 1");
     }
     let (circuit, inputs, execs) = match args.circuit {
+        Which::Ectf | Which::Ghash => {
+            return arith::run(args.circuit, args.count, args.blocks, args.seed)
+        }
         // Key from garbler 0, plaintext from the evaluator (XOR-shared to the garblers).
         Which::Aes => (
             circuit::aes::aes128_circuit(),
@@ -195,4 +203,157 @@ fn main() -> anyhow::Result<()> {
         bail!("outputs did not match the plaintext evaluation");
     }
     Ok(())
+}
+
+/// The arithmetic benchmarks (ECtF, GHASH powers).
+mod arith {
+    use std::time::{Duration, Instant};
+
+    use anyhow::{bail, Context};
+    use mpc::field::{Field, Fp, Gf128};
+    use mpc::ghash::{GhashKey, MAX_POWERS};
+    use mpc::rss::Machine;
+    use mpc::session::run_arith;
+    use mpc::transport::{memory_network, Transport};
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use p256::elliptic_curve::Field as _;
+    use p256::{ProjectivePoint, Scalar};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+
+    use super::Which;
+
+    const TIMEOUT: Duration = Duration::from_secs(60);
+
+    /// One run's measurements.
+    struct Run {
+        wall: Duration,
+        bytes: u64,
+        rounds: u32,
+        mults: u64,
+        ok: bool,
+    }
+
+    async fn ectf_once(rng: &mut ChaCha20Rng) -> anyhow::Result<Run> {
+        let pts =
+            [0; 3].map(|_| (ProjectivePoint::GENERATOR * Scalar::random(&mut *rng)).to_affine());
+        let sum = (ProjectivePoint::from(pts[0]) + pts[1] + pts[2]).to_affine();
+        let want: [u8; 32] = (*sum.to_encoded_point(false).x().context("sum at infinity")?).into();
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for mut t in memory_network() {
+            let p = pts[t.id() as usize];
+            tasks.push(tokio::spawn(async move {
+                let id = t.id();
+                let mut rng = ChaCha20Rng::from_entropy();
+                let mut m = mpc::ectf::ectf_machine(id, &p, &mut rng)?;
+                let out = run_arith(&mut t, &mut m, TIMEOUT).await?;
+                let share = out.map_err(|e| anyhow::anyhow!("{e}"))?.value();
+                anyhow::Ok((share, t.stats().total_sent(), m.rounds(), m.mult_count()))
+            }));
+        }
+        let mut sum = Fp::ZERO;
+        let (mut bytes, mut rounds, mut mults) = (0, 0, 0);
+        for h in tasks {
+            let (s, b, r, m) = h.await.context("party task panicked")??;
+            sum += s;
+            bytes += b;
+            rounds = r;
+            mults += m;
+        }
+        Ok(Run {
+            wall: start.elapsed(),
+            bytes,
+            rounds,
+            mults,
+            ok: sum.to_be_bytes() == want,
+        })
+    }
+
+    async fn ghash_once(blocks: usize, rng: &mut ChaCha20Rng) -> anyhow::Result<Run> {
+        let h = Gf128::random(&mut *rng);
+        let s0 = Gf128::random(&mut *rng);
+        let s1 = Gf128::random(&mut *rng);
+        let shares = [s0, s1, h - s0 - s1];
+        let data: Vec<[u8; 16]> = (0..blocks).map(|_| rng.gen()).collect();
+        let want = data
+            .iter()
+            .fold(Gf128::ZERO, |acc, x| (acc + Gf128::from_block(*x)) * h);
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for mut t in memory_network() {
+            let hs = shares[t.id() as usize].to_block();
+            let data = data.clone();
+            tasks.push(tokio::spawn(async move {
+                let id = t.id();
+                let mut rng = ChaCha20Rng::from_entropy();
+                let mut m = Machine::new(id, GhashKey::new(id, hs, data.len())?, &mut rng)?;
+                let powers = run_arith(&mut t, &mut m, TIMEOUT).await?;
+                let g = powers.ghash_share(&data)?;
+                anyhow::Ok((g, t.stats().total_sent(), m.rounds(), m.mult_count()))
+            }));
+        }
+        let mut got = Gf128::ZERO;
+        let (mut bytes, mut rounds, mut mults) = (0, 0, 0);
+        for h in tasks {
+            let (g, b, r, m) = h.await.context("party task panicked")??;
+            got += Gf128::from_block(g);
+            bytes += b;
+            rounds = r;
+            mults += m;
+        }
+        Ok(Run {
+            wall: start.elapsed(),
+            bytes,
+            rounds,
+            mults,
+            ok: got == want,
+        })
+    }
+
+    pub fn run(which: Which, count: usize, blocks: usize, seed: u64) -> anyhow::Result<()> {
+        if matches!(which, Which::Ghash) && !(1..=MAX_POWERS).contains(&blocks) {
+            bail!("--blocks must be between 1 and {MAX_POWERS}");
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut runs = Vec::new();
+        for _ in 0..count {
+            runs.push(rt.block_on(async {
+                match which {
+                    Which::Ectf => ectf_once(&mut rng).await,
+                    _ => ghash_once(blocks, &mut rng).await,
+                }
+            })?);
+        }
+        let ok = runs.iter().all(|r| r.ok);
+        let mut walls: Vec<f64> = runs.iter().map(|r| r.wall.as_secs_f64() * 1e3).collect();
+        walls.sort_by(f64::total_cmp);
+        let median = walls[walls.len() / 2];
+        let last = &runs[runs.len() - 1];
+        let mut line = serde_json::json!({
+            "circuit": match which { Which::Ectf => "ectf", _ => "ghash" },
+            "count": count,
+            "parties": 3,
+            "wall_ms": median,
+            "wall_ms_min": walls[0],
+            "wall_ms_max": walls[walls.len() - 1],
+            "bytes_total": last.bytes,
+            "rounds": last.rounds,
+            "mults": last.mults,
+            "outputs_ok": ok,
+        });
+        if matches!(which, Which::Ghash) {
+            line["blocks"] = blocks.into();
+            line["powers"] = blocks.into();
+        }
+        println!("{line}");
+        if !ok {
+            bail!("outputs did not match plaintext arithmetic");
+        }
+        Ok(())
+    }
 }
