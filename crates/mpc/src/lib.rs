@@ -6,6 +6,13 @@
 //! - [`three_party`]: the protocol as a sans-IO state machine per party.
 //! - [`transport`] and [`session`]: framing, in-memory and stream transports, async driver.
 //! - [`client`]: an external client's pads and unmasking for client-bound outputs.
+//!
+//! The arithmetic side (replicated secret sharing with the Chida et al. check):
+//! - [`field`]: the P-256 base field and GF(2^128) in GCM bit order.
+//! - [`rss`]: shares, the per-party engine, programs and the sans-IO machine that runs them.
+//! - [`ectf`]: additive shares of the x-coordinate of a sum of three points.
+//! - [`ghash`]: shares of the powers of the GCM key and of GHASH.
+//! - [`convert`]: moving values between garbled circuits and the arithmetic side.
 #![forbid(unsafe_code)]
 
 pub mod circuit;
