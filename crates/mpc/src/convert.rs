@@ -96,7 +96,7 @@ pub fn sum_mod_p(b: &mut Builder, values: &[Vec<Bit>]) -> Result<Vec<Bit>, Circu
     Ok(acc)
 }
 
-/// A random mask of party 0 or 1 for [`fp_additive_output`]: the party's additive share is the
+/// A random mask of party 0 or 1 for [`fp_mask_inputs`]: the party's additive share is the
 /// mask, its circuit input is the negated mask.
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct FpMask(Fp);

@@ -216,7 +216,7 @@ fn p256_modulus_hex() -> &'static str {
 // ---------------------------------------------------------------------------------------------
 // GF(2^128), GCM bit order
 
-/// An element of GF(2^128) = GF(2)[x]/(x^128 + x^7 + x^2 + x + 1) in the bit order of GCM
+/// An element of GF(2^128) = GF(2)\[x\]/(x^128 + x^7 + x^2 + x + 1) in the bit order of GCM
 /// (NIST SP 800-38D): a 16-byte block read as a big-endian integer holds the coefficient of
 /// x^0 in its most significant bit. Addition is XOR, so XOR shares are additive shares.
 /// Multiplication is constant-time (carry-less products from masked integer multiplies).
