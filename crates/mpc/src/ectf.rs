@@ -237,12 +237,11 @@ impl Ectf {
         (sq, c)
     }
 
-    /// λ = e / c for an opened non-zero c.
+    /// λ = e / c for an opened c, which cannot be zero when doubling (P-256 has no point with
+    /// y = 0).
     fn slope(e: &Auth<Fp>, c: Fp) -> Result<Auth<Fp>, Abort> {
-        let inv = c
-            .invert()
-            .ok_or_else(|| Abort::Local("a doubling denominator opened to zero".into()))?;
-        Ok(e.scale(inv))
+        e.div_by_opened(c)
+            .ok_or_else(|| Abort::Local("a doubling denominator opened to zero".into()))
     }
 }
 
@@ -305,9 +304,9 @@ impl Program<Fp> for Ectf {
             }
             Stage::Open1 { c } => {
                 let c = res.value(c).map_err(misuse)?;
-                match c.invert() {
-                    Some(inv) => {
-                        self.lambda = self.e.scale(inv);
+                match self.e.div_by_opened(c) {
+                    Some(lambda) => {
+                        self.lambda = lambda;
                         self.after_slope1(rss)
                     }
                     None => Stage::Tell1 {
@@ -363,9 +362,9 @@ impl Program<Fp> for Ectf {
             }
             Stage::Open2 { c, e } => {
                 self.e = res.auth(e).map_err(misuse)?;
-                match res.value(c).map_err(misuse)?.invert() {
-                    Some(inv) => {
-                        self.lambda = self.e.scale(inv);
+                match self.e.div_by_opened(res.value(c).map_err(misuse)?) {
+                    Some(lambda) => {
+                        self.lambda = lambda;
                         self.after_slope2(rss)
                     }
                     None => Stage::Tell2 {

@@ -185,6 +185,16 @@ impl<F: Field> Auth<F> {
             m: self.m.scale(c),
         }
     }
+
+    /// x / c for an opened, public c; `None` when c = 0.
+    ///
+    /// This finishes an inverse by masked opening: for a secret a, take a random ρ
+    /// ([`Rss::random`], then [`Rss::authenticate`]), compute ρ·a ([`Rss::mul_auth`]), open it
+    /// as c ([`Rss::open_auth`]); then `rho.div_by_opened(c)` is a⁻¹, and `(ρ·b).div_by_opened(c)`
+    /// is b/a. c is uniform whenever a ≠ 0, and c = 0 means a = 0.
+    pub fn div_by_opened(&self, c: F) -> Option<Self> {
+        c.invert().map(|inv| self.scale(inv))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
