@@ -1,0 +1,147 @@
+//! The handshake's secret path, end to end among three parties over in-memory transports:
+//! ECtF turns three points into additive shares of the ECDH x-coordinate (the pre-master
+//! secret); a garbled circuit adds them mod p, derives the extended master secret and the
+//! session keys, and hands the keys out only as XOR shares, and the client's Finished
+//! verify_data to everyone. Checked against a software PRF over the real ECDH secret.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use mpc::circuit::{bits_to_bytes, bytes_to_bits, Builder};
+use mpc::convert::{additive_fp_inputs, fp_to_bits, sum_mod_p};
+use mpc::ectf::ectf_machine;
+use mpc::session::{run_arith, Session};
+use mpc::transport::{memory_network, Transport};
+use mpc::{ExecSpec, GroupOutput, InputGroup, InputSource, Inputs, OutputGroup, OutputTo, Party};
+use mpc_tls::prf::{extended_master_secret, key_expansion, verify_data, HmacKey, Side};
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use p256::elliptic_curve::Field as _;
+use p256::{ProjectivePoint, Scalar};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use sha2::Sha256;
+
+const T: Duration = Duration::from_secs(120);
+
+fn prf(secret: &[u8], label: &[u8], seed: &[u8], n: usize) -> Vec<u8> {
+    let mac = |k: &[u8], m: &[u8]| {
+        let mut h = Hmac::<Sha256>::new_from_slice(k).unwrap();
+        h.update(m);
+        h.finalize().into_bytes().to_vec()
+    };
+    let ls = [label, seed].concat();
+    let (mut a, mut out) = (ls.clone(), Vec::new());
+    while out.len() < n {
+        a = mac(secret, &a);
+        out.extend(mac(secret, &[a.as_slice(), &ls].concat()));
+    }
+    out.truncate(n);
+    out
+}
+
+/// Inputs: three pms shares (parties 0, 1, 2), then the public session hash, server random,
+/// client random and handshake hash (fed by party 0 here). Outputs: the 40-byte key block as
+/// XOR shares, client verify_data to all.
+fn spec() -> Arc<ExecSpec> {
+    let mut b = Builder::new();
+    let shares = additive_fp_inputs(&mut b);
+    let publics: Vec<_> = (0..4).map(|_| b.inputs(256)).collect();
+    let pms = sum_mod_p(&mut b, &shares.wires).unwrap();
+    let ms = extended_master_secret(&mut b, &pms, &publics[0]).unwrap();
+    let mk = HmacKey::new(&mut b, &ms).unwrap();
+    let k = key_expansion(&mut b, &mk, &publics[1], &publics[2]).unwrap();
+    let cf = verify_data(&mut b, &mk, Side::Client, &publics[3]).unwrap();
+    let out = [k.client_key, k.server_key, k.client_iv, k.server_iv, cf].concat();
+    let c = b.finish(&out).unwrap();
+    let mut groups = shares.groups;
+    groups.push(InputGroup {
+        width: 1024,
+        source: InputSource::Private(0),
+    });
+    Arc::new(
+        ExecSpec::new(
+            Arc::new(c),
+            groups,
+            vec![
+                OutputGroup {
+                    width: 320,
+                    to: OutputTo::Shares,
+                },
+                OutputGroup {
+                    width: 96,
+                    to: OutputTo::All,
+                },
+            ],
+        )
+        .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecdh_shares_to_session_key_shares() {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    // The server's key pair and the three nodes' scalar shares of the client's key.
+    let server = Scalar::random(&mut rng);
+    let server_pub = ProjectivePoint::GENERATOR * server;
+    let s: [Scalar; 3] = [0; 3].map(|_| Scalar::random(&mut rng));
+    let client_pub = ProjectivePoint::GENERATOR * (s[0] + s[1] + s[2]);
+    // What the server computes.
+    let premaster: [u8; 32] = (*(client_pub * server)
+        .to_affine()
+        .to_encoded_point(false)
+        .x()
+        .unwrap())
+    .into();
+    let publics: [[u8; 32]; 4] = [0; 4].map(|_| rng.gen());
+    let ms = prf(&premaster, b"extended master secret", &publics[0], 48);
+    let want_keys = prf(
+        &ms,
+        b"key expansion",
+        &[publics[1], publics[2]].concat(),
+        40,
+    );
+    let want_cf = prf(&ms, b"client finished", &publics[3], 12);
+
+    let spec = spec();
+    let tasks: Vec<_> = memory_network()
+        .into_iter()
+        .map(|mut t| {
+            let id = t.id();
+            let point = (server_pub * s[id as usize]).to_affine();
+            let spec = spec.clone();
+            tokio::spawn(async move {
+                let mut rng = ChaCha20Rng::seed_from_u64(100 + u64::from(id));
+                let mut m = ectf_machine(id, &point, &mut rng).unwrap();
+                let share = run_arith(&mut t, &mut m, T).await.unwrap().unwrap();
+                let mut sess = Session::new(Party::new(id, &mut rng).unwrap(), t).with_timeout(T);
+                sess.setup().await.unwrap();
+                let e = sess.preprocess(spec).unwrap();
+                sess.flush().await.unwrap();
+                let mut inputs =
+                    Inputs::none().value(id as usize, fp_to_bits(&share.value()).to_vec());
+                if id == 0 {
+                    inputs = inputs.value(3, bytes_to_bits(&publics.concat()));
+                }
+                sess.execute(e, inputs, &mut rng).await.unwrap()
+            })
+        })
+        .collect();
+    let mut keys = vec![0u8; 40];
+    for t in tasks {
+        let out = t.await.unwrap();
+        let (GroupOutput::Share(k), GroupOutput::Value(cf)) = (&out[0], &out[1]) else {
+            panic!("{out:?}")
+        };
+        let k = bits_to_bytes(k);
+        // No single share is the key.
+        assert_ne!(k, want_keys);
+        for (a, b) in keys.iter_mut().zip(k) {
+            *a ^= b;
+        }
+        assert_eq!(bits_to_bytes(cf), want_cf);
+    }
+    assert_eq!(keys, want_keys);
+}
