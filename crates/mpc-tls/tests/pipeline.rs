@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
+mod common;
+use common::prf;
 use mpc::circuit::{bits_to_bytes, bytes_to_bits, Builder};
 use mpc::convert::{additive_fp_inputs, fp_to_bits, sum_mod_p};
 use mpc::ectf::ectf_machine;
@@ -22,25 +23,8 @@ use p256::elliptic_curve::Field as _;
 use p256::{ProjectivePoint, Scalar};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use sha2::Sha256;
 
 const T: Duration = Duration::from_secs(120);
-
-fn prf(secret: &[u8], label: &[u8], seed: &[u8], n: usize) -> Vec<u8> {
-    let mac = |k: &[u8], m: &[u8]| {
-        let mut h = Hmac::<Sha256>::new_from_slice(k).unwrap();
-        h.update(m);
-        h.finalize().into_bytes().to_vec()
-    };
-    let ls = [label, seed].concat();
-    let (mut a, mut out) = (ls.clone(), Vec::new());
-    while out.len() < n {
-        a = mac(secret, &a);
-        out.extend(mac(secret, &[a.as_slice(), &ls].concat()));
-    }
-    out.truncate(n);
-    out
-}
 
 /// Inputs: three pms shares (parties 0, 1, 2), then the public session hash, server random,
 /// client random and handshake hash (fed by party 0 here). Outputs: the 40-byte key block as

@@ -4,31 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use hmac::{Hmac, Mac};
+mod common;
+use common::prf;
 use mpc::circuit::{bits_to_bytes, bytes_to_bits, Builder, Circuit};
 use mpc_tls::prf::{extended_master_secret, key_expansion, verify_data, HmacKey, Side};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use sha2::Sha256;
-
-fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    m.update(msg);
-    m.finalize().into_bytes().to_vec()
-}
-
-/// Software P_SHA256(secret, label ‖ seed), RFC 5246 §5.
-fn prf(secret: &[u8], label: &[u8], seed: &[u8], n: usize) -> Vec<u8> {
-    let ls = [label, seed].concat();
-    let mut a = ls.clone();
-    let mut out = Vec::new();
-    while out.len() < n {
-        a = hmac(secret, &a);
-        out.extend(hmac(secret, &[a.as_slice(), &ls].concat()));
-    }
-    out.truncate(n);
-    out
-}
 
 fn hx(s: &str) -> Vec<u8> {
     hex::decode(s).unwrap()
