@@ -85,13 +85,15 @@ enum Stage {
     Tell1 {
         e: Handle,
     },
-    /// Doubling P₀: x₀² and ρ₁·2y₀ are being computed.
-    Double1a {
+    /// Doubling (P₀ in addition 0, Q in addition 1): x² and ρ·2y are being computed.
+    DoubleA {
+        add: usize,
         sq: Handle,
         c: Handle,
     },
-    /// Doubling P₀: ρ₁·2y₀ is being opened, ρ₁·(3x₀² − 3) computed.
-    Double1b {
+    /// Doubling: ρ·2y is being opened, ρ·(3x² − 3) computed.
+    DoubleB {
+        add: usize,
         c: Handle,
         e: Handle,
     },
@@ -112,15 +114,6 @@ enum Stage {
     },
     /// x_Q = x₂: ρ₂·(y₂ − y_Q) is being opened.
     Tell2 {
-        e: Handle,
-    },
-    /// Doubling Q.
-    Double2a {
-        sq: Handle,
-        c: Handle,
-    },
-    Double2b {
-        c: Handle,
         e: Handle,
     },
     /// λ₂² is being computed.
@@ -236,13 +229,6 @@ impl Ectf {
         let c = rss.mul_auth(rho, &y.scale(Fp::from_u64(2)).v);
         (sq, c)
     }
-
-    /// λ = e / c for an opened c, which cannot be zero when doubling (P-256 has no point with
-    /// y = 0).
-    fn slope(e: &Auth<Fp>, c: Fp) -> Result<Auth<Fp>, Abort> {
-        e.div_by_opened(c)
-            .ok_or_else(|| Abort::Local("a doubling denominator opened to zero".into()))
-    }
 }
 
 fn misuse(m: crate::rss::Misuse) -> Abort {
@@ -323,21 +309,29 @@ impl Program<Fp> for Ectf {
                 // P₀ = P₁: double P₀.
                 let (x0, y0, rho1) = (self.xa[0], self.ya[0], self.rho[0]);
                 let (sq, c) = self.start_double(rss, &x0, &y0, &rho1);
-                Stage::Double1a { sq, c }
+                Stage::DoubleA { add: 0, sq, c }
             }
-            Stage::Double1a { sq, c } => {
+            Stage::DoubleA { add, sq, c } => {
                 let num = rss.add_const(&res.auth(sq).map_err(misuse)?.scale(three), -three);
-                let rho1 = self.rho[0];
-                let e = rss.mul_auth(&rho1, &num.v);
+                let rho = self.rho[add];
+                let e = rss.mul_auth(&rho, &num.v);
                 let c = rss
                     .open_auth(&res.auth(c).map_err(misuse)?)
                     .map_err(misuse)?;
-                Stage::Double1b { c, e }
+                Stage::DoubleB { add, c, e }
             }
-            Stage::Double1b { c, e } => {
-                self.lambda =
-                    Self::slope(&res.auth(e).map_err(misuse)?, res.value(c).map_err(misuse)?)?;
-                self.after_slope1(rss)
+            Stage::DoubleB { add, c, e } => {
+                self.lambda = res
+                    .auth(e)
+                    .map_err(misuse)?
+                    .div_by_opened(res.value(c).map_err(misuse)?)
+                    // P-256 has no point with y = 0, so 2y ≠ 0 and ρ·2y ≠ 0.
+                    .ok_or_else(|| Abort::Local("a doubling denominator opened to zero".into()))?;
+                if add == 0 {
+                    self.after_slope1(rss)
+                } else {
+                    self.after_slope2(rss)
+                }
             }
             Stage::Slope1 { sq, t } => {
                 let sq = res.auth(sq).map_err(misuse)?;
@@ -381,21 +375,7 @@ impl Program<Fp> for Ectf {
                 // Q = P₂: double Q.
                 let (xq, yq, rho2) = (self.xq, self.yq, self.rho[1]);
                 let (sq, c) = self.start_double(rss, &xq, &yq, &rho2);
-                Stage::Double2a { sq, c }
-            }
-            Stage::Double2a { sq, c } => {
-                let num = rss.add_const(&res.auth(sq).map_err(misuse)?.scale(three), -three);
-                let rho2 = self.rho[1];
-                let e = rss.mul_auth(&rho2, &num.v);
-                let c = rss
-                    .open_auth(&res.auth(c).map_err(misuse)?)
-                    .map_err(misuse)?;
-                Stage::Double2b { c, e }
-            }
-            Stage::Double2b { c, e } => {
-                self.lambda =
-                    Self::slope(&res.auth(e).map_err(misuse)?, res.value(c).map_err(misuse)?)?;
-                self.after_slope2(rss)
+                Stage::DoubleA { add: 1, sq, c }
             }
             Stage::Slope2 { sq } => {
                 let sq = res.auth(sq).map_err(misuse)?;
