@@ -5,7 +5,7 @@
 //! value derived from the pre-master secret stays on wires.
 
 use mpc::circuit::sha256::{compress, BLOCK_BITS, IV, STATE_BITS};
-use mpc::circuit::{Bit, Builder, CircuitError};
+use mpc::circuit::{const_bits, Bit, Builder, CircuitError};
 
 /// Bytes of the master secret.
 pub const MASTER_SECRET_LEN: usize = 48;
@@ -14,17 +14,9 @@ pub const KEY_BLOCK_LEN: usize = 40;
 /// Bytes of Finished verify_data.
 pub const VERIFY_DATA_LEN: usize = 12;
 
-/// Public bytes as constant bits (MSB first).
-pub fn const_bytes(bytes: &[u8]) -> Vec<Bit> {
-    bytes
-        .iter()
-        .flat_map(|b| (0..8).rev().map(move |i| Bit::Const((b >> i) & 1 == 1)))
-        .collect()
-}
-
 fn iv_bits() -> Vec<Bit> {
     let bytes: Vec<u8> = IV.iter().flat_map(|w| w.to_be_bytes()).collect();
-    const_bytes(&bytes)
+    const_bits(&bytes)
 }
 
 fn whole_bytes(bits: &[Bit]) -> Result<usize, CircuitError> {
@@ -51,11 +43,11 @@ pub fn sha256_finish(
     let n = whole_bytes(msg)?;
     let total_bits = ((prefix_bytes + n) as u64) * 8;
     let mut padded = msg.to_vec();
-    padded.extend(const_bytes(&[0x80]));
+    padded.extend(const_bits(&[0x80]));
     while (padded.len() / 8) % 64 != 56 {
-        padded.extend(const_bytes(&[0]));
+        padded.extend(const_bits(&[0]));
     }
-    padded.extend(const_bytes(&total_bits.to_be_bytes()));
+    padded.extend(const_bits(&total_bits.to_be_bytes()));
     let mut st = state.to_vec();
     for block in padded.chunks_exact(BLOCK_BITS) {
         st = compress(b, &st, block)?;
@@ -79,9 +71,9 @@ impl HmacKey {
             return Err(CircuitError::WidthMismatch(key.len(), 512));
         }
         let mut padded = key.to_vec();
-        padded.extend(const_bytes(&vec![0u8; 64 - n]));
-        let ipad = const_bytes(&[0x36; 64]);
-        let opad = const_bytes(&[0x5c; 64]);
+        padded.extend(const_bits(&vec![0u8; 64 - n]));
+        let ipad = const_bits(&[0x36; 64]);
+        let opad = const_bits(&[0x5c; 64]);
         let ki = b.xor_vec(&padded, &ipad)?;
         let ko = b.xor_vec(&padded, &opad)?;
         let iv = iv_bits();
@@ -126,7 +118,7 @@ impl HmacKey {
         seed: &[Bit],
         out_bytes: usize,
     ) -> Result<Vec<Bit>, CircuitError> {
-        let mut ls = const_bytes(label);
+        let mut ls = const_bits(label);
         ls.extend_from_slice(seed);
         self.p_sha256(b, &ls, out_bytes)
     }

@@ -129,8 +129,8 @@ impl FpMask {
 /// changes only its own contribution, exactly as if it had input something else.
 pub struct Reshare<F: Field> {
     shares: Vec<F>,
-    pending: Vec<Handle>,
-    started: bool,
+    /// The queued reshares, once started.
+    pending: Option<Vec<Handle>>,
 }
 
 impl<F: Field> std::fmt::Debug for Reshare<F> {
@@ -157,8 +157,7 @@ impl<F: Field> Reshare<F> {
     pub fn new(shares: Vec<F>) -> Self {
         Reshare {
             shares,
-            pending: Vec::new(),
-            started: false,
+            pending: None,
         }
     }
 }
@@ -184,16 +183,14 @@ impl<F: Field> Program<F> for Reshare<F> {
     type Output = ReplicatedShares<F>;
 
     fn step(&mut self, rss: &mut Rss<F>, res: &Results<F>) -> Result<Flow<Self::Output>, Abort> {
-        if !self.started {
-            self.started = true;
+        let Some(pending) = &self.pending else {
             if self.shares.is_empty() {
                 return Ok(Flow::Done(ReplicatedShares(Vec::new())));
             }
-            self.pending = self.shares.iter().map(|s| rss.reshare(*s)).collect();
+            self.pending = Some(self.shares.iter().map(|s| rss.reshare(*s)).collect());
             return Ok(Flow::Continue);
-        }
-        let out = self
-            .pending
+        };
+        let out = pending
             .iter()
             .map(|h| res.share(*h))
             .collect::<Result<Vec<_>, _>>()

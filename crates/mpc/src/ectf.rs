@@ -219,7 +219,6 @@ impl Ectf {
 
     /// For doubling a point with shared coordinates (x, y): queue x² and ρ·2y.
     fn start_double(
-        &self,
         rss: &mut Rss<Fp>,
         x: &Auth<Fp>,
         y: &Auth<Fp>,
@@ -308,7 +307,7 @@ impl Program<Fp> for Ectf {
                 }
                 // P₀ = P₁: double P₀.
                 let (x0, y0, rho1) = (self.xa[0], self.ya[0], self.rho[0]);
-                let (sq, c) = self.start_double(rss, &x0, &y0, &rho1);
+                let (sq, c) = Self::start_double(rss, &x0, &y0, &rho1);
                 Stage::DoubleA { add: 0, sq, c }
             }
             Stage::DoubleA { add, sq, c } => {
@@ -374,7 +373,7 @@ impl Program<Fp> for Ectf {
                 }
                 // Q = P₂: double Q.
                 let (xq, yq, rho2) = (self.xq, self.yq, self.rho[1]);
-                let (sq, c) = self.start_double(rss, &xq, &yq, &rho2);
+                let (sq, c) = Self::start_double(rss, &xq, &yq, &rho2);
                 Stage::DoubleA { add: 1, sq, c }
             }
             Stage::Slope2 { sq } => {

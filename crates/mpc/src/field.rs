@@ -69,16 +69,6 @@ impl Fp {
     pub fn to_be_bytes(&self) -> [u8; 32] {
         self.0.to_bytes().into()
     }
-
-    /// The underlying `p256` element.
-    pub fn inner(&self) -> p256::FieldElement {
-        self.0
-    }
-
-    /// Wraps a `p256` element.
-    pub fn from_inner(v: p256::FieldElement) -> Fp {
-        Fp(v)
-    }
 }
 
 impl fmt::Debug for Fp {

@@ -107,10 +107,10 @@ pub fn gcm_blocks(aad: &[u8], c: &[u8]) -> Vec<[u8; 16]> {
 enum Stage {
     Start,
     Reshared(Handle),
-    /// Powers up to `have` are known; the products for `have+1 ..= next` are in flight.
+    /// The next `n` powers are in flight, queued consecutively from `first`.
     Powers {
-        have: usize,
         first: Handle,
+        n: usize,
     },
     Finished,
 }
@@ -174,8 +174,8 @@ impl GhashKey {
             first.get_or_insert(h);
         }
         Stage::Powers {
-            have,
             first: first.unwrap_or_default(),
+            n: upto - have,
         }
     }
 
@@ -204,20 +204,16 @@ impl Program<Gf128> for GhashKey {
             Stage::Start => Stage::Reshared(rss.reshare(self.h_share)),
             Stage::Reshared(h) => {
                 let h = res.share(h).map_err(misuse)?;
+                // The authenticated H is H¹, the first "power" in flight.
                 Stage::Powers {
-                    have: 0,
                     first: rss.authenticate(&h),
+                    n: 1,
                 }
             }
-            Stage::Powers { have, first } => {
-                if have == 0 {
-                    self.powers.push(res.auth(first).map_err(misuse)?);
-                } else {
-                    let upto = (2 * have).min(self.count);
-                    for i in 0..upto - have {
-                        self.powers
-                            .push(res.auth(first.nth_after(i)).map_err(misuse)?);
-                    }
+            Stage::Powers { first, n } => {
+                for i in 0..n {
+                    self.powers
+                        .push(res.auth(first.nth_after(i)).map_err(misuse)?);
                 }
                 if self.powers.len() >= self.count {
                     return Ok(self.finish());

@@ -116,15 +116,6 @@ impl<F: Field> Share<F> {
         }
         s
     }
-
-    /// Applies a GF(2)-linear map (such as squaring in GF(2^128)) to both components. Only
-    /// correct for maps that are additive: f(a + b) = f(a) + f(b).
-    pub fn map_additive(&self, f: impl Fn(F) -> F) -> Self {
-        Share {
-            own: f(self.own),
-            next: f(self.next),
-        }
-    }
 }
 
 /// Splits `v` into three replicated shares with local randomness (tests, benchmarks, and
@@ -727,19 +718,13 @@ impl<F: Field> Rss<F> {
                     if dealer == self.id {
                         Outcome::Share(known)
                     } else if dealer == prev {
-                        let third = rp.elem::<F>()?;
-                        let mut enc = Zeroizing::new(Vec::with_capacity(F::BYTES));
-                        third.write_to(&mut enc);
-                        self.dealt_from_prev.update(&enc);
+                        let third = rp.elem_hashed::<F>(&mut self.dealt_from_prev)?;
                         Outcome::Share(Share {
                             own: known.own,
                             next: third,
                         })
                     } else {
-                        let third = rn.elem::<F>()?;
-                        let mut enc = Zeroizing::new(Vec::with_capacity(F::BYTES));
-                        third.write_to(&mut enc);
-                        self.dealt_from_next.update(&enc);
+                        let third = rn.elem_hashed::<F>(&mut self.dealt_from_next)?;
                         Outcome::Share(Share {
                             own: third,
                             next: known.next,
@@ -823,6 +808,14 @@ impl<'a> Reader<'a> {
         self.pos += n;
         Ok(s)
     }
+    /// A field element whose canonical encoding is also absorbed into `h`.
+    fn elem_hashed<F: Field>(&mut self, h: &mut blake3::Hasher) -> Result<F, Abort> {
+        let start = self.pos;
+        let v = self.elem::<F>()?;
+        h.update(&self.b[start..self.pos]);
+        Ok(v)
+    }
+
     fn elem<F: Field>(&mut self) -> Result<F, Abort> {
         let from = self.from;
         let s = self.take(F::BYTES)?;

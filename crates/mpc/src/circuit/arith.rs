@@ -2,7 +2,7 @@
 //! addition modulo the P-256 field prime, equality and unsigned less-than, plus the
 //! fixed-shape circuits built from them.
 
-use super::{Bit, Builder, Circuit, CircuitError};
+use super::{const_bits, Bit, Builder, Circuit, CircuitError};
 
 /// The P-256 field prime p = 2^256 − 2^224 + 2^192 + 2^96 − 1, big-endian.
 pub const P256_P: [u8; 32] = [
@@ -83,14 +83,6 @@ fn ripple_sub(b: &mut Builder, x: &[Bit], y: &[Bit]) -> (Vec<Bit>, Bit) {
 pub fn add_mod_2n(b: &mut Builder, x: &[Bit], y: &[Bit]) -> Result<Vec<Bit>, CircuitError> {
     check_widths(x, y)?;
     Ok(ripple_add(b, x, y, false).0)
-}
-
-/// A constant byte string as MSB-first constant bits.
-fn const_bits(bytes: &[u8]) -> Vec<Bit> {
-    bytes
-        .iter()
-        .flat_map(|&v| (0..8).rev().map(move |i| Bit::Const((v >> i) & 1 == 1)))
-        .collect()
 }
 
 /// `(x + y) mod p` for the P-256 field prime [`P256_P`]. `x` and `y` are 256-bit big-endian

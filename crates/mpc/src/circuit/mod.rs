@@ -332,6 +332,15 @@ fn levelize(gates: Vec<Gate>, num_wires: usize) -> Vec<Gate> {
     keyed.into_iter().map(|(_, _, g)| g).collect()
 }
 
+/// A public byte string as constant circuit bits, each byte most-significant bit first (the
+/// order of [`bytes_to_bits`]); constants fold away in the builder.
+pub fn const_bits(bytes: &[u8]) -> Vec<Bit> {
+    bytes
+        .iter()
+        .flat_map(|&v| (0..8).rev().map(move |i| Bit::Const((v >> i) & 1 == 1)))
+        .collect()
+}
+
 /// Byte string to bits, each byte most-significant bit first.
 pub fn bytes_to_bits(bytes: &[u8]) -> Vec<bool> {
     bytes
