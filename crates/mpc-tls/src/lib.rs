@@ -1,9 +1,23 @@
 //! MPC-TLS: a TLS 1.2 client whose session keys exist only as shares among three notary
-//! nodes. This crate is being built up; what exists so far:
+//! nodes, while the client (the phone) owns the connection and its plaintext.
 //!
-//! - [`prf`]: the TLS 1.2 PRF (P_SHA256, RFC 5246 §5) with the Extended Master Secret
-//!   (RFC 7627), key expansion and Finished as boolean circuits for the garbled-circuit
-//!   engine, so the pre-master secret, master secret and session keys never exist in the clear.
+//! - [`codec`]: TLS 1.2 records, handshake messages, alerts and GCM framing.
+//! - [`stream`]: the server's relayed bytes as events (sans-IO).
+//! - [`verify`]: certificate chain and ServerKeyExchange checks each node does itself.
+//! - [`prf`]: the TLS 1.2 PRF with the Extended Master Secret as boolean circuits.
+//! - [`circuits`]: the session's four garbled executions.
+//! - [`proto`] and [`net`]: client↔node messages, the transcript, channels over one transport.
+//! - [`node`]: a node's side of a session; [`client`]: the phone's side.
+//! - [`local`]: a whole session in one process (the example, the benchmark, the tests).
 #![forbid(unsafe_code)]
 
+pub mod circuits;
+pub mod client;
+pub mod codec;
+pub mod local;
+pub mod net;
+pub mod node;
 pub mod prf;
+pub mod proto;
+pub mod stream;
+pub mod verify;

@@ -83,6 +83,23 @@ impl HmacKey {
         })
     }
 
+    /// The two absorbed states, inner then outer (256 bits each), to keep on wires between
+    /// executions.
+    pub fn state_bits(&self) -> Vec<Bit> {
+        [self.inner.clone(), self.outer.clone()].concat()
+    }
+
+    /// A key from [`HmacKey::state_bits`] of an earlier circuit (512 bits).
+    pub fn from_state_bits(bits: &[Bit]) -> Result<HmacKey, CircuitError> {
+        if bits.len() != 2 * STATE_BITS {
+            return Err(CircuitError::WidthMismatch(bits.len(), 2 * STATE_BITS));
+        }
+        Ok(HmacKey {
+            inner: bits[..STATE_BITS].to_vec(),
+            outer: bits[STATE_BITS..].to_vec(),
+        })
+    }
+
     /// HMAC-SHA256(key, msg).
     pub fn mac(&self, b: &mut Builder, msg: &[Bit]) -> Result<Vec<Bit>, CircuitError> {
         let inner = sha256_finish(b, &self.inner, 64, msg)?;

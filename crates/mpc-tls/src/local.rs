@@ -1,0 +1,148 @@
+//! A whole session in one process: three nodes over in-memory transports and a client over
+//! a real TCP connection to the provider. Used by the `fetch` example, `tls-bench` and the
+//! tests; the networked deployment puts the same node and client code behind QUIC.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mpc::transport::memory_network;
+use rand::rngs::OsRng;
+use rand::SeedableRng;
+use tokio::net::TcpStream;
+
+use crate::client::{run_client, ClientError, ClientOutput};
+use crate::net::{links, Link};
+use crate::node::{run_node, NodeConfig, NodeError, NodeReport};
+use crate::verify::Roots;
+
+/// Settings for [`fetch`].
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// Roots the nodes trust for the provider.
+    pub roots: Roots,
+    /// Certificate-check time (unix seconds).
+    pub time: u64,
+    /// Receive timeout for every party.
+    pub timeout: Duration,
+}
+
+impl LocalConfig {
+    /// The given roots, the current time and a 30 s timeout.
+    pub fn new(roots: Roots) -> Self {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        LocalConfig {
+            roots,
+            time,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a local session failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// Could not reach the provider.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The client failed (a node's reason is inside when a node stopped).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A node failed after the client had finished.
+    #[error("node {node}: {source}")]
+    Node {
+        /// The node.
+        node: usize,
+        /// Its error.
+        source: NodeError,
+    },
+    /// A node task panicked or was cancelled.
+    #[error("node task {0} did not finish")]
+    Task(usize),
+}
+
+/// The outcome of [`fetch`].
+#[derive(Debug)]
+pub struct LocalOutput {
+    /// The client's result.
+    pub client: ClientOutput,
+    /// Each node's report.
+    pub nodes: Vec<NodeReport>,
+}
+
+/// Runs one session against the provider at `addr` (TLS name `server_name`), sending
+/// `request`, with three in-process nodes. `taps`, when given, record every byte each node
+/// sends to the client and to the other nodes.
+pub async fn fetch(
+    cfg: &LocalConfig,
+    server_name: &str,
+    addr: SocketAddr,
+    request: &[u8],
+) -> Result<LocalOutput, LocalError> {
+    fetch_with(cfg, server_name, addr, request, |_, l| l).await
+}
+
+/// [`fetch`] with a hook that may wrap each node's client link (the tests tap them).
+pub async fn fetch_with(
+    cfg: &LocalConfig,
+    server_name: &str,
+    addr: SocketAddr,
+    request: &[u8],
+    wrap: impl Fn(usize, Link) -> Link,
+) -> Result<LocalOutput, LocalError> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|source| LocalError::Connect { addr, source })?;
+    let _ = tcp.set_nodelay(true);
+    let (mut client_links, node_links) = links();
+    let mut tasks = Vec::new();
+    for (i, (t, link)) in memory_network().into_iter().zip(node_links).enumerate() {
+        let link = wrap(i, link);
+        let ncfg = NodeConfig {
+            roots: cfg.roots.clone(),
+            time: cfg.time,
+            timeout: cfg.timeout,
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand_chacha::ChaCha20Rng::from_rng(OsRng).map_err(|_| {
+                NodeError::Unexpected("the operating system's random source failed".into())
+            })?;
+            run_node(i as u8, ncfg, t, link, &mut rng).await
+        }));
+    }
+    let client = run_client(
+        server_name,
+        tcp,
+        &mut client_links,
+        request,
+        cfg.timeout,
+        &mut OsRng,
+    )
+    .await;
+    drop(client_links);
+    let mut nodes = Vec::new();
+    let mut node_err = None;
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await {
+            Ok(Ok(r)) => nodes.push(r),
+            Ok(Err(e)) => {
+                node_err.get_or_insert(LocalError::Node { node: i, source: e });
+            }
+            Err(_) => {
+                node_err.get_or_insert(LocalError::Task(i));
+            }
+        }
+    }
+    let client = client?;
+    if let Some(e) = node_err {
+        return Err(e);
+    }
+    Ok(LocalOutput { client, nodes })
+}

@@ -1,0 +1,290 @@
+//! Plumbing for one MPC-TLS session: several sub-protocols (the garbled session, each
+//! arithmetic program, the nodes' own control messages) share one node-to-node
+//! [`Transport`] as numbered channels, and each node talks to the client over a [`Link`] of
+//! encoded [`crate::proto`] messages.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use mpc::spec::PartyId;
+use mpc::transport::{TrafficStats, Transport, TransportError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::{mpsc, Mutex};
+
+/// Channel numbers.
+pub mod ch {
+    /// The garbled-circuit session.
+    pub const GARBLED: u8 = 0;
+    /// The nodes' own messages (commitments, hash and tag comparisons).
+    pub const CONTROL: u8 = 1;
+    /// ECtF.
+    pub const ECTF: u8 = 2;
+    /// GHASH powers of the client-write key.
+    pub const GHASH_CLIENT: u8 = 3;
+    /// GHASH powers of the server-write key.
+    pub const GHASH_SERVER: u8 = 4;
+}
+
+struct Mux<T> {
+    inner: T,
+    queues: HashMap<u8, VecDeque<(PartyId, Vec<u8>)>>,
+}
+
+/// One numbered channel over a shared transport. Messages for other channels that arrive
+/// while this one receives are queued for them, so sub-protocols that overlap at their
+/// edges never see each other's messages.
+pub struct Channel<T> {
+    mux: Arc<Mutex<Mux<T>>>,
+    id: PartyId,
+    ch: u8,
+    stats: Arc<std::sync::Mutex<TrafficStats>>,
+}
+
+impl<T> Clone for Channel<T> {
+    fn clone(&self) -> Self {
+        Channel {
+            mux: self.mux.clone(),
+            id: self.id,
+            ch: self.ch,
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Channel<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Channel(party {}, channel {})", self.id, self.ch)
+    }
+}
+
+impl<T: Transport> Channel<T> {
+    /// Channel 0 over `inner`; make the others with [`Channel::channel`].
+    pub fn new(inner: T) -> Self {
+        let id = inner.id();
+        Channel {
+            mux: Arc::new(Mutex::new(Mux {
+                inner,
+                queues: HashMap::new(),
+            })),
+            id,
+            ch: 0,
+            stats: Default::default(),
+        }
+    }
+
+    /// Another channel over the same transport.
+    pub fn channel(&self, ch: u8) -> Self {
+        Channel { ch, ..self.clone() }
+    }
+
+    fn record(&self) -> impl FnOnce(&T) + '_ {
+        move |t| {
+            if let Ok(mut s) = self.stats.lock() {
+                *s = t.stats();
+            }
+        }
+    }
+}
+
+impl<T: Transport> Transport for Channel<T> {
+    fn id(&self) -> PartyId {
+        self.id
+    }
+
+    async fn send(&mut self, to: PartyId, mut payload: Vec<u8>) -> Result<(), TransportError> {
+        payload.insert(0, self.ch);
+        let mut m = self.mux.lock().await;
+        let r = m.inner.send(to, payload).await;
+        self.record()(&m.inner);
+        r
+    }
+
+    async fn recv(&mut self) -> Result<(PartyId, Vec<u8>), TransportError> {
+        let mut m = self.mux.lock().await;
+        if let Some(x) = m.queues.get_mut(&self.ch).and_then(VecDeque::pop_front) {
+            return Ok(x);
+        }
+        loop {
+            let (from, mut bytes) = m.inner.recv().await?;
+            self.record()(&m.inner);
+            if bytes.is_empty() {
+                // An unlabelled message cannot belong to any channel: treat as a closed peer.
+                return Err(TransportError::Closed(from));
+            }
+            let ch = bytes.remove(0);
+            if ch == self.ch {
+                return Ok((from, bytes));
+            }
+            m.queues.entry(ch).or_default().push_back((from, bytes));
+        }
+    }
+
+    fn stats(&self) -> TrafficStats {
+        self.stats.lock().map(|s| *s).unwrap_or_default()
+    }
+}
+
+/// Errors on a client link.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The other end went away.
+    #[error("the {0} closed the link")]
+    Closed(&'static str),
+    /// A message that does not decode.
+    #[error("undecodable message from the {0}")]
+    Decode(&'static str),
+}
+
+/// The node's end of its message link with the client. Counts bytes; an optional tap
+/// records everything sent (for the tests that scan what a node emits).
+pub struct Link {
+    node: PartyId,
+    tx: mpsc::UnboundedSender<(PartyId, Vec<u8>)>,
+    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    sent: u64,
+    received: u64,
+    tap: Option<Arc<std::sync::Mutex<Vec<u8>>>>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Link(node {}, sent {}, received {})",
+            self.node, self.sent, self.received
+        )
+    }
+}
+
+/// The client's ends of its links with the three nodes: one sender per node, one receiver
+/// for all of them.
+pub struct ClientLinks {
+    txs: [mpsc::UnboundedSender<Vec<u8>>; 3],
+    rx: mpsc::UnboundedReceiver<(PartyId, Vec<u8>)>,
+    sent: u64,
+    received: u64,
+}
+
+impl std::fmt::Debug for ClientLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ClientLinks(sent {}, received {})",
+            self.sent, self.received
+        )
+    }
+}
+
+/// In-process links between a client and three nodes: (client ends, node ends by id).
+pub fn links() -> (ClientLinks, [Link; 3]) {
+    let (up_tx, up_rx) = mpsc::unbounded_channel();
+    let mut txs = Vec::new();
+    let mut nodes = Vec::new();
+    for node in 0..3u8 {
+        let (tx, rx) = mpsc::unbounded_channel();
+        txs.push(tx);
+        nodes.push(Link {
+            node,
+            tx: up_tx.clone(),
+            rx,
+            sent: 0,
+            received: 0,
+            tap: None,
+        });
+    }
+    let mut txs = txs.into_iter();
+    let mut nodes = nodes.into_iter();
+    let client = ClientLinks {
+        txs: std::array::from_fn(|_| txs.next().unwrap_or_else(|| mpsc::unbounded_channel().0)),
+        rx: up_rx,
+        sent: 0,
+        received: 0,
+    };
+    let nodes = std::array::from_fn(|i| {
+        nodes.next().unwrap_or_else(|| Link {
+            node: i as PartyId,
+            tx: mpsc::unbounded_channel().0,
+            rx: mpsc::unbounded_channel().1,
+            sent: 0,
+            received: 0,
+            tap: None,
+        })
+    });
+    (client, nodes)
+}
+
+impl Link {
+    /// Records every byte this end sends into `tap`.
+    pub fn with_tap(mut self, tap: Arc<std::sync::Mutex<Vec<u8>>>) -> Self {
+        self.tap = Some(tap);
+        self
+    }
+
+    /// Sends one message to the client.
+    pub fn send<M: Serialize>(&mut self, m: &M) -> Result<(), LinkError> {
+        let bytes = postcard::to_stdvec(m).map_err(|_| LinkError::Decode("node"))?;
+        self.sent += bytes.len() as u64;
+        if let Some(tap) = &self.tap {
+            if let Ok(mut t) = tap.lock() {
+                t.extend_from_slice(&bytes);
+            }
+        }
+        self.tx
+            .send((self.node, bytes))
+            .map_err(|_| LinkError::Closed("client"))
+    }
+
+    /// Receives one message from the client.
+    pub async fn recv<M: DeserializeOwned>(&mut self) -> Result<M, LinkError> {
+        let bytes = self.rx.recv().await.ok_or(LinkError::Closed("client"))?;
+        self.received += bytes.len() as u64;
+        postcard::from_bytes(&bytes).map_err(|_| LinkError::Decode("client"))
+    }
+
+    /// Bytes sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+}
+
+impl ClientLinks {
+    /// Sends one message to node `node`.
+    pub fn send<M: Serialize>(&mut self, node: PartyId, m: &M) -> Result<(), LinkError> {
+        let bytes = postcard::to_stdvec(m).map_err(|_| LinkError::Decode("client"))?;
+        self.sent += bytes.len() as u64;
+        self.txs
+            .get(node as usize)
+            .ok_or(LinkError::Closed("node"))?
+            .send(bytes)
+            .map_err(|_| LinkError::Closed("node"))
+    }
+
+    /// Sends one message to every node.
+    pub fn broadcast<M: Serialize>(&mut self, m: &M) -> Result<(), LinkError> {
+        (0..3).try_for_each(|n| self.send(n, m))
+    }
+
+    /// Receives the next message from any node.
+    pub async fn recv<M: DeserializeOwned>(&mut self) -> Result<(PartyId, M), LinkError> {
+        let (node, bytes) = self.rx.recv().await.ok_or(LinkError::Closed("nodes"))?;
+        self.received += bytes.len() as u64;
+        let m = postcard::from_bytes(&bytes).map_err(|_| LinkError::Decode("node"))?;
+        Ok((node, m))
+    }
+
+    /// Bytes sent to the nodes so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Bytes received from the nodes so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+}

