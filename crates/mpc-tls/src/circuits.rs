@@ -7,11 +7,13 @@
 //!    ([`OutputTo::Keep`]) for the later executions.
 //! 2. [`server_finished_spec`]: the expected server verify_data, the keystream block that
 //!    decrypts the server's Finished and the XOR-shared tag mask for it.
-//! 3. [`request_spec`]: for each request record, its keystream to the client (masked with
-//!    the client's pads) and XOR shares of its tag mask.
-//! 4. [`response_spec`]: the same for the records the server sent, with their explicit
+//! 3. [`ctr_spec`] with [`Nonces::Sequence`], for the request: each record's keystream to
+//!    the client (masked with the client's pads) and XOR shares of its tag mask.
+//! 4. [`ctr_spec`] with [`Nonces::Public`], for the records the server sent, their explicit
 //!    nonces as public inputs; alert keystream is revealed to the nodes (an alert carries no
 //!    user data), application-data keystream only to the client.
+//!
+//! Keystream work is split by [`plan_batches`] into executions of bounded size.
 //!
 //! Every public input that the nodes learn from the relayed traffic is fed twice, by party 0
 //! and by party 1, and the circuit outputs one bit saying whether the copies differ: with at
@@ -90,27 +92,20 @@ fn counter_block(iv: &[Bit], explicit: &[Bit], ctr: u32) -> Vec<Bit> {
     block
 }
 
-/// Keystream for a record of `len` bytes: counter blocks 2, 3, … truncated to `len` bytes.
-fn keystream(
-    b: &mut Builder,
-    rk: &[Bit],
-    iv: &[Bit],
-    explicit: &[Bit],
-    len: usize,
-) -> Result<Vec<Bit>, CircuitError> {
-    let mut out = Vec::with_capacity(len * 8);
-    for i in 0..blocks_for(len) {
-        let ks = aes128_expanded(b, rk, &counter_block(iv, explicit, 2 + i as u32))?;
-        out.extend(ks);
-    }
-    out.truncate(len * 8);
-    Ok(out)
-}
-
 /// The handshake execution. Inputs: the three pre-master-secret shares (party 0, 1, 2, 256
 /// bits each), then two copies (parties 0 and 1) of [`HS_PUBLIC_BITS`]. Outputs: see
 /// [`hs_out`]. The client's first record (its Finished) uses explicit nonce 0.
 pub fn handshake_spec() -> Result<Arc<ExecSpec>, BuildError> {
+    // The circuit is the same for every session: build it once per process.
+    static SPEC: std::sync::OnceLock<Arc<ExecSpec>> = std::sync::OnceLock::new();
+    if let Some(s) = SPEC.get() {
+        return Ok(s.clone());
+    }
+    let s = build_handshake_spec()?;
+    Ok(SPEC.get_or_init(|| s).clone())
+}
+
+fn build_handshake_spec() -> Result<Arc<ExecSpec>, BuildError> {
     let mut b = Builder::new();
     let shares = additive_fp_inputs(&mut b);
     let pa = b.inputs(HS_PUBLIC_BITS);
@@ -183,6 +178,18 @@ pub fn handshake_spec() -> Result<Arc<ExecSpec>, BuildError> {
 /// of [`SF_PUBLIC_BITS`]. Outputs: All [mismatch, server verify_data (96), keystream block
 /// (128)]; Shares [tag mask (128)].
 pub fn server_finished_spec(hs_exec: ExecId) -> Result<Arc<ExecSpec>, BuildError> {
+    static SPEC: std::sync::OnceLock<Arc<ExecSpec>> = std::sync::OnceLock::new();
+    if let Some(s) = SPEC.get().filter(|_| hs_exec == 0) {
+        return Ok(s.clone());
+    }
+    let s = build_server_finished_spec(hs_exec)?;
+    if hs_exec == 0 {
+        return Ok(SPEC.get_or_init(|| s).clone());
+    }
+    Ok(s)
+}
+
+fn build_server_finished_spec(hs_exec: ExecId) -> Result<Arc<ExecSpec>, BuildError> {
     let mut b = Builder::new();
     let skey = b.inputs(TRAFFIC_KEY_BITS);
     let master = b.inputs(512);
@@ -230,166 +237,239 @@ pub fn server_finished_spec(hs_exec: ExecId) -> Result<Arc<ExecSpec>, BuildError
     Ok(Arc::new(ExecSpec::new(Arc::new(circuit), groups, outs)?))
 }
 
-fn check_lens(lens: &[usize]) -> Result<(), BuildError> {
-    if lens.is_empty() {
-        return Err(BuildError::Records("no records".into()));
-    }
-    if let Some(l) = lens.iter().find(|&&l| l > MAX_FRAGMENT) {
-        return Err(BuildError::Records(format!(
-            "a record of {l} bytes exceeds the {MAX_FRAGMENT}-byte TLS limit"
-        )));
-    }
-    Ok(())
-}
+/// Most AES blocks in one keystream execution: bounds each execution's circuit and garbled
+/// tables (≈ 5,120 AND gates and 165 KB of tables per block) whatever the record sizes.
+pub const MAX_BLOCKS_PER_EXECUTION: usize = 128;
 
-/// The request execution for client records of `lens` bytes carrying explicit nonces
-/// (= sequence numbers) `first_seq`, `first_seq + 1`, …. Input: the client traffic key (kept).
-/// Outputs: Client [keystream of every record, concatenated, Σ lens bytes]; Shares [tag
-/// mask of every record, 128 bits each].
-pub fn request_spec(
-    hs_exec: ExecId,
-    first_seq: u64,
-    lens: &[usize],
-) -> Result<Arc<ExecSpec>, BuildError> {
-    check_lens(lens)?;
-    let mut b = Builder::new();
-    let ckey = b.inputs(TRAFFIC_KEY_BITS);
-    let (rk, iv) = ckey.split_at(EXPANDED_KEY_BITS);
-    let mut ks = Vec::new();
-    let mut masks = Vec::new();
-    for (i, &len) in lens.iter().enumerate() {
-        let explicit = const_bits(&(first_seq + i as u64).to_be_bytes());
-        ks.extend(keystream(&mut b, rk, iv, &explicit, len)?);
-        masks.extend(aes128_expanded(
-            &mut b,
-            rk,
-            &counter_block(iv, &explicit, 1),
-        )?);
-    }
-    let mut outputs = Vec::new();
-    let mut outs = Vec::new();
-    if !ks.is_empty() {
-        outs.push(OutputGroup {
-            width: ks.len(),
-            to: OutputTo::Client,
-        });
-        outputs.extend(ks);
-    }
-    outs.push(OutputGroup {
-        width: masks.len(),
-        to: OutputTo::Shares,
-    });
-    outputs.extend(masks);
-    let circuit = b.finish(&outputs)?;
-    let groups = vec![InputGroup {
-        width: TRAFFIC_KEY_BITS,
-        source: InputSource::Kept {
-            exec: hs_exec,
-            group: hs_out::CLIENT_KEY,
-        },
-    }];
-    Ok(Arc::new(ExecSpec::new(Arc::new(circuit), groups, outs)?))
-}
-
-/// A server record as the response execution needs it.
+/// A record to encrypt or decrypt in counter mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponseRecord {
-    /// Plaintext (= ciphertext) length.
+pub struct CtrRecord {
+    /// Plaintext (= ciphertext) length in bytes.
     pub len: usize,
-    /// An alert (its keystream is revealed to the nodes) rather than application data (its
-    /// keystream goes only to the client).
+    /// An alert: its keystream is revealed to the nodes (an alert carries no user data)
+    /// instead of going to the client.
     pub alert: bool,
 }
 
-/// Layout of a response execution's outputs.
+/// One execution's share of the work on one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// The record's index in the whole list.
+    pub record: usize,
+    /// Whether this execution computes the record's tag mask (counter 1).
+    pub mask: bool,
+    /// Keystream bytes `start..end` of the record (counter blocks from 2 + start / 16).
+    pub start: usize,
+    /// End of the keystream range.
+    pub end: usize,
+}
+
+/// Splits records into executions of at most [`MAX_BLOCKS_PER_EXECUTION`] AES blocks,
+/// splitting large records at block boundaries.
+pub fn plan_batches(records: &[CtrRecord]) -> Vec<Vec<Segment>> {
+    let mut batches = Vec::new();
+    let mut cur: Vec<Segment> = Vec::new();
+    let mut room = MAX_BLOCKS_PER_EXECUTION;
+    for (i, r) in records.iter().enumerate() {
+        let mut start = 0;
+        let mut mask = true;
+        loop {
+            let need = usize::from(mask) + blocks_for(r.len - start);
+            if room == 0 {
+                batches.push(std::mem::take(&mut cur));
+                room = MAX_BLOCKS_PER_EXECUTION;
+            }
+            let take_blocks = (room - usize::from(mask)).min(blocks_for(r.len - start));
+            let end = (start + 16 * take_blocks).min(r.len);
+            cur.push(Segment {
+                record: i,
+                mask,
+                start,
+                end,
+            });
+            room -= usize::from(mask) + take_blocks;
+            if need <= usize::from(mask) + take_blocks {
+                break;
+            }
+            start = end;
+            mask = false;
+        }
+    }
+    if !cur.is_empty() {
+        batches.push(cur);
+    }
+    batches
+}
+
+/// Where a keystream execution's explicit nonces come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseLayout {
-    /// Index of the All group: [mismatch, alert keystreams concatenated].
-    pub public: usize,
-    /// Index of the Shares group: tag masks, 128 bits per record in order.
-    pub shares: usize,
-    /// Index of the Client group (application-data keystream), if any.
+pub enum Nonces {
+    /// Our own records: the explicit nonce is the sequence number, a circuit constant.
+    Sequence(Vec<u64>),
+    /// The server's records: public inputs, one 8-byte nonce per distinct record of the
+    /// execution in order, fed by parties 0 and 1 and compared.
+    Public,
+}
+
+/// Layout of a keystream execution's outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtrLayout {
+    /// The records whose nonces this execution takes, in input order.
+    pub records: Vec<usize>,
+    /// Index of the All group [mismatch bit when nonces are public, then alert keystream],
+    /// if there is one.
+    pub public: Option<usize>,
+    /// Index of the Shares group (tag masks, 128 bits each, in segment order), if any.
+    pub shares: Option<usize>,
+    /// Index of the Client group (keystream of non-alert segments, in order), if any.
     pub client: Option<usize>,
-    /// Client keystream bits.
+    /// Width of the Client group.
     pub client_bits: usize,
 }
 
-/// Width of one copy of the response execution's public input for `n` records.
-pub fn response_public_bits(n: usize) -> usize {
+/// Width of one copy of a keystream execution's public input for `n` records.
+pub fn nonce_bits(n: usize) -> usize {
     64 * n
 }
 
-/// The response execution for `records`, over the server traffic key kept by `hs_exec`.
-/// Inputs: server key (kept), then two copies (parties 0, 1) of the records' explicit
-/// nonces (8 bytes each).
-pub fn response_spec(
+/// A keystream execution over the traffic key kept by `hs_exec` as output group `key`
+/// ([`hs_out::CLIENT_KEY`] or [`hs_out::SERVER_KEY`]), for `segments` of `records`.
+/// Inputs: the key (kept), then for [`Nonces::Public`] two copies (parties 0, 1) of the
+/// nonces. Outputs as [`CtrLayout`] says.
+pub fn ctr_spec(
     hs_exec: ExecId,
-    records: &[ResponseRecord],
-) -> Result<(Arc<ExecSpec>, ResponseLayout), BuildError> {
-    check_lens(&records.iter().map(|r| r.len).collect::<Vec<_>>())?;
-    let mut b = Builder::new();
-    let skey = b.inputs(TRAFFIC_KEY_BITS);
-    let w = response_public_bits(records.len());
-    let pa = b.inputs(w);
-    let pb = b.inputs(w);
-    let mismatch = differ(&mut b, &pa, &pb)?;
-    let (rk, iv) = skey.split_at(EXPANDED_KEY_BITS);
-    let mut public = vec![mismatch];
-    let mut client = Vec::new();
-    let mut masks = Vec::new();
-    for (r, explicit) in records.iter().zip(pa.chunks_exact(64)) {
-        let ks = keystream(&mut b, rk, iv, explicit, r.len)?;
-        if r.alert {
-            public.extend(ks);
-        } else {
-            client.extend(ks);
+    key: usize,
+    records: &[CtrRecord],
+    nonces: &Nonces,
+    segments: &[Segment],
+) -> Result<(Arc<ExecSpec>, CtrLayout), BuildError> {
+    let mut used: Vec<usize> = segments.iter().map(|s| s.record).collect();
+    used.dedup();
+    for s in segments {
+        let r = records
+            .get(s.record)
+            .ok_or_else(|| BuildError::Records(format!("no record {}", s.record)))?;
+        if r.len > MAX_FRAGMENT || s.start > s.end || s.end > r.len || s.start % 16 != 0 {
+            return Err(BuildError::Records(format!(
+                "bad segment {s:?} of a {}-byte record",
+                r.len
+            )));
         }
-        masks.extend(aes128_expanded(
-            &mut b,
-            rk,
-            &counter_block(iv, explicit, 1),
-        )?);
     }
-    let mut outs = vec![
-        OutputGroup {
-            width: public.len(),
-            to: OutputTo::All,
-        },
-        OutputGroup {
-            width: masks.len(),
-            to: OutputTo::Shares,
-        },
-    ];
-    let client_bits = client.len();
-    let mut outputs = public;
-    outputs.extend(masks);
-    let client_group = if client.is_empty() {
-        None
-    } else {
-        outs.push(OutputGroup {
-            width: client.len(),
-            to: OutputTo::Client,
-        });
-        outputs.extend(client);
-        Some(2)
-    };
-    let circuit = b.finish(&outputs)?;
+    if segments.is_empty() {
+        return Err(BuildError::Records("no segments".into()));
+    }
+    let mut b = Builder::new();
+    let tk = b.inputs(TRAFFIC_KEY_BITS);
+    let mut public = Vec::new();
     let mut groups = vec![InputGroup {
         width: TRAFFIC_KEY_BITS,
         source: InputSource::Kept {
             exec: hs_exec,
-            group: hs_out::SERVER_KEY,
+            group: key,
         },
     }];
-    groups.extend(public_groups(w));
-    let spec = ExecSpec::new(Arc::new(circuit), groups, outs)?;
+    let explicit: Vec<Vec<Bit>> = match nonces {
+        Nonces::Sequence(seqs) => used
+            .iter()
+            .map(|&r| {
+                seqs.get(r)
+                    .map(|s| const_bits(&s.to_be_bytes()))
+                    .ok_or_else(|| {
+                        BuildError::Records(format!("no sequence number for record {r}"))
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+        Nonces::Public => {
+            let w = nonce_bits(used.len());
+            let pa = b.inputs(w);
+            let pb = b.inputs(w);
+            public.push(differ(&mut b, &pa, &pb)?);
+            groups.extend(public_groups(w));
+            pa.chunks_exact(64).map(<[Bit]>::to_vec).collect()
+        }
+    };
+    let (rk, iv) = tk.split_at(EXPANDED_KEY_BITS);
+    let mut client = Vec::new();
+    let mut masks = Vec::new();
+    for s in segments {
+        let slot = used.iter().position(|&r| r == s.record).unwrap_or(0);
+        let ex = &explicit[slot];
+        if s.mask {
+            masks.extend(aes128_expanded(&mut b, rk, &counter_block(iv, ex, 1))?);
+        }
+        let mut ks = Vec::with_capacity((s.end - s.start) * 8);
+        for blk in s.start / 16..blocks_for(s.end) {
+            ks.extend(aes128_expanded(
+                &mut b,
+                rk,
+                &counter_block(iv, ex, 2 + blk as u32),
+            )?);
+        }
+        ks.truncate((s.end - s.start) * 8);
+        if records[s.record].alert {
+            public.extend(ks);
+        } else {
+            client.extend(ks);
+        }
+    }
+    let mut outs = Vec::new();
+    let mut outputs = Vec::new();
+    let mut layout = CtrLayout {
+        records: used,
+        public: None,
+        shares: None,
+        client: None,
+        client_bits: client.len(),
+    };
+    for (bits, to, slot) in [
+        (public, OutputTo::All, &mut layout.public),
+        (masks, OutputTo::Shares, &mut layout.shares),
+        (client, OutputTo::Client, &mut layout.client),
+    ] {
+        if !bits.is_empty() {
+            *slot = Some(outs.len());
+            outs.push(OutputGroup {
+                width: bits.len(),
+                to,
+            });
+            outputs.extend(bits);
+        }
+    }
+    let circuit = b.finish(&outputs)?;
     Ok((
-        Arc::new(spec),
-        ResponseLayout {
-            public: 0,
-            shares: 1,
-            client: client_group,
-            client_bits,
-        },
+        Arc::new(ExecSpec::new(Arc::new(circuit), groups, outs)?),
+        layout,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn batches_cover_every_block_once() {
+        let recs: Vec<CtrRecord> = [0, 1, 16, 17, 5000, 16384, 2, 16384]
+            .iter()
+            .map(|&len| CtrRecord { len, alert: false })
+            .collect();
+        let plan = plan_batches(&recs);
+        let mut covered = vec![0usize; recs.len()];
+        let mut masks = vec![0; recs.len()];
+        for batch in &plan {
+            let blocks: usize = batch
+                .iter()
+                .map(|s| usize::from(s.mask) + blocks_for(s.end) - s.start / 16)
+                .sum();
+            assert!(blocks <= MAX_BLOCKS_PER_EXECUTION);
+            for s in batch {
+                assert_eq!(s.start, covered[s.record]);
+                covered[s.record] = s.end;
+                masks[s.record] += usize::from(s.mask);
+            }
+        }
+        assert_eq!(covered, recs.iter().map(|r| r.len).collect::<Vec<_>>());
+        assert!(masks.iter().all(|&m| m == 1));
+    }
 }

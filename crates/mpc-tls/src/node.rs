@@ -43,8 +43,8 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::circuits::{
-    handshake_spec, hs_out, request_spec, response_spec, server_finished_spec, BuildError,
-    ResponseRecord,
+    ctr_spec, handshake_spec, hs_out, plan_batches, server_finished_spec, BuildError, CtrRecord,
+    Nonces,
 };
 use crate::codec::{
     self, blocks_for, gcm_aad, hs, split_gcm, Alert, CipherSuite, CodecError, ContentType,
@@ -566,7 +566,16 @@ where
     gc.setup().await?;
     let e_hs: ExecId = gc.preprocess(handshake_spec()?)?;
     let e_sf = gc.preprocess(server_finished_spec(e_hs)?)?;
-    let e_req = gc.preprocess(request_spec(e_hs, 1, &request_lens)?)?;
+    let req_records: Vec<CtrRecord> = request_lens
+        .iter()
+        .map(|&len| CtrRecord { len, alert: false })
+        .collect();
+    let req_seqs = Nonces::Sequence((1..=request_lens.len() as u64).collect());
+    let mut req_execs = Vec::new();
+    for batch in plan_batches(&req_records) {
+        let (spec, lay) = ctr_spec(e_hs, hs_out::CLIENT_KEY, &req_records, &req_seqs, &batch)?;
+        req_execs.push((gc.preprocess(spec)?, lay));
+    }
     gc.flush().await?;
 
     // 1. Client random and ECDH shares, committed then revealed.
@@ -807,11 +816,24 @@ where
     let handshake_hash: [u8; 32] = transcript.finalize().into();
 
     // 5. The request.
-    let out = gc
-        .execute(e_req, Inputs::none().client_pad(0, request_pad), rng)
-        .await?;
-    let masked = pack_bits(value(&out, 0)?);
-    let req_masks: Vec<[u8; 16]> = value(&out, 1)?.chunks_exact(128).map(block).collect();
+    let mut masked = Vec::with_capacity(request_bits);
+    let mut req_masks: Vec<[u8; 16]> = Vec::with_capacity(request_lens.len());
+    let mut pad_at = 0;
+    for (exec, lay) in req_execs {
+        let mut inputs = Inputs::none();
+        if let Some(g) = lay.client {
+            inputs = inputs.client_pad(g, request_pad[pad_at..pad_at + lay.client_bits].to_vec());
+            pad_at += lay.client_bits;
+        }
+        let out = gc.execute(exec, inputs, rng).await?;
+        if let Some(g) = lay.client {
+            masked.extend_from_slice(value(&out, g)?);
+        }
+        if let Some(g) = lay.shares {
+            req_masks.extend(value(&out, g)?.chunks_exact(128).map(block));
+        }
+    }
+    let masked = pack_bits(&masked);
     cx.link.send(&ToClient::RequestKeystream(masked))?;
     let cts = match cx.from_client().await? {
         ToNode::RequestCiphertext(c) => c,
@@ -918,13 +940,17 @@ where
             .last()
             .is_some_and(|(t, _)| *t == ContentType::Alert);
 
-    let layout: Vec<ResponseRecord> = records
+    let layout: Vec<CtrRecord> = records
         .iter()
-        .map(|(t, p)| ResponseRecord {
+        .map(|(t, p)| CtrRecord {
             len: p.len().saturating_sub(codec::EXPLICIT_NONCE + codec::TAG),
             alert: *t == ContentType::Alert,
         })
         .collect();
+    let frags: Vec<_> = records
+        .iter()
+        .map(|(_, p)| split_gcm(p))
+        .collect::<Result<_, _>>()?;
     let client_bits: usize = layout.iter().filter(|r| !r.alert).map(|r| r.len * 8).sum();
     let response_pad = unpack_bits(&response_pad, client_bits)
         .ok_or_else(|| NodeError::Client("response pad has the wrong width".into()))?;
@@ -932,18 +958,16 @@ where
     let mut masked_ks = Vec::with_capacity(client_bits);
     let mut received_bytes = 0u64;
     let mut alert = None;
-    // Records are processed in batches so that no single execution grows without bound.
     let mut pad_at = 0;
-    let mut seq = 1u64;
-    for batch in batches(&layout) {
-        let recs = &layout[batch.clone()];
-        let frags: Vec<_> = records[batch.clone()]
-            .iter()
-            .map(|(_, p)| split_gcm(p))
-            .collect::<Result<_, _>>()?;
-        let (spec, lay) = response_spec(e_hs, recs)?;
+    // Server record i (0-based, after the Finished) has sequence number i + 1.
+    for batch in plan_batches(&layout) {
+        let (spec, lay) = ctr_spec(e_hs, hs_out::SERVER_KEY, &layout, &Nonces::Public, &batch)?;
         let exec = gc.preprocess(spec)?;
-        let nonces: Vec<u8> = frags.iter().flat_map(|f| f.explicit).collect();
+        let nonces: Vec<u8> = lay
+            .records
+            .iter()
+            .flat_map(|&r| frags[r].explicit)
+            .collect();
         let mut inputs = Inputs::none();
         if id < 2 {
             inputs = inputs.value(1 + id as usize, bytes_to_bits(&nonces));
@@ -953,48 +977,50 @@ where
             pad_at += lay.client_bits;
         }
         let out = gc.execute(exec, inputs, rng).await?;
-        let pubout = value(&out, lay.public)?;
+        let pubout = match lay.public {
+            Some(g) => value(&out, g)?,
+            None => return Err(mpc_usage("public nonces without a public output")),
+        };
         if pubout[0] {
             return Err(NodeError::Inconsistent("the response's explicit nonces"));
         }
-        let masks: Vec<[u8; 16]> = value(&out, lay.shares)?
-            .chunks_exact(128)
-            .map(block)
-            .collect();
-        let mut mine = Vec::with_capacity(frags.len());
-        for ((f, r), m) in frags.iter().zip(recs).zip(&masks) {
-            let typ = if r.alert {
+        let masks: Vec<[u8; 16]> = match lay.shares {
+            Some(g) => value(&out, g)?.chunks_exact(128).map(block).collect(),
+            None => Vec::new(),
+        };
+        let masked_records: Vec<usize> =
+            batch.iter().filter(|s| s.mask).map(|s| s.record).collect();
+        let mut mine = Vec::with_capacity(masks.len());
+        for (&r, m) in masked_records.iter().zip(&masks) {
+            let typ = if layout[r].alert {
                 ContentType::Alert
             } else {
                 ContentType::ApplicationData
             };
+            let f = &frags[r];
             mine.push(ghash_tag(
                 &spow,
-                &gcm_aad(seq, typ, f.ciphertext.len()),
+                &gcm_aad(1 + r as u64, typ, f.ciphertext.len()),
                 f.ciphertext,
                 m,
             )?);
-            seq += 1;
         }
         let tags = cx.open_tags(mine).await?;
-        for (i, (f, t)) in frags.iter().zip(&tags).enumerate() {
-            if !bool::from(t.ct_eq(&f.tag)) {
-                return Err(NodeError::BadTag(format!(
-                    "response record {}",
-                    batch.start + i + 1
-                )));
+        for (&r, t) in masked_records.iter().zip(&tags) {
+            if !bool::from(t.ct_eq(&frags[r].tag)) {
+                return Err(NodeError::BadTag(format!("response record {}", r + 1)));
             }
-        }
-        let mut alert_ks = pubout[1..].chunks_exact(16);
-        for (f, r) in frags.iter().zip(recs) {
-            if r.alert {
-                let ks = bits_to_bytes(alert_ks.next().unwrap_or_default());
-                let a = Alert::parse(&[f.ciphertext[0] ^ ks[0], f.ciphertext[1] ^ ks[1]])?;
-                alert = Some(a);
-            } else {
+            let f = &frags[r];
+            if !layout[r].alert {
                 hash_record(&mut received_hash, &f.explicit, f.ciphertext);
                 received_bytes += f.ciphertext.len() as u64;
             }
+        }
+        let mut alert_ks = pubout[1..].chunks_exact(16);
+        for s in batch.iter().filter(|s| layout[s.record].alert) {
+            let ks = bits_to_bytes(alert_ks.next().unwrap_or_default());
+            let c = frags[s.record].ciphertext;
+            alert = Some(Alert::parse(&[c[0] ^ ks[0], c[1] ^ ks[1]])?);
         }
         if let Some(g) = lay.client {
             masked_ks.extend_from_slice(value(&out, g)?);
@@ -1032,28 +1058,4 @@ where
         node_bytes_sent: stats.total_sent(),
         node_bytes_received: stats.total_received(),
     })
-}
-
-/// Most AES blocks in one response execution (bounds the garbled tables in memory).
-pub const MAX_BLOCKS_PER_EXECUTION: usize = 512;
-
-/// Consecutive record ranges of at most [`MAX_BLOCKS_PER_EXECUTION`] blocks each (a
-/// record bigger than that gets a range of its own).
-fn batches(records: &[ResponseRecord]) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut blocks = 0;
-    for (i, r) in records.iter().enumerate() {
-        let b = blocks_for(r.len) + 1;
-        if i > start && blocks + b > MAX_BLOCKS_PER_EXECUTION {
-            out.push(start..i);
-            start = i;
-            blocks = 0;
-        }
-        blocks += b;
-    }
-    if start < records.len() {
-        out.push(start..records.len());
-    }
-    out
 }

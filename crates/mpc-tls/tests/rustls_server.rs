@@ -34,3 +34,65 @@ async fn roundtrip(b: Behaviour, request_len: usize) {
 async fn one_kib_response() {
     roundtrip(Behaviour::default(), 300).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_response_body() {
+    roundtrip(
+        Behaviour {
+            body: 0,
+            ..Behaviour::default()
+        },
+        60,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_kib_response_and_one_kib_request() {
+    roundtrip(
+        Behaviour {
+            body: 4096,
+            ..Behaviour::default()
+        },
+        1024,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_kib_response_in_several_records() {
+    roundtrip(
+        Behaviour {
+            body: 64 * 1024,
+            ..Behaviour::default()
+        },
+        200,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_response_in_many_small_records() {
+    roundtrip(
+        Behaviour {
+            body: 5000,
+            chunked: true,
+            write_size: 700,
+            ..Behaviour::default()
+        },
+        200,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_over_several_records() {
+    roundtrip(
+        Behaviour {
+            body: 100,
+            ..Behaviour::default()
+        },
+        40_000,
+    )
+    .await;
+}

@@ -304,7 +304,7 @@ impl Builder {
 /// which lets the garbler and evaluator hash several of them in one pipelined AES batch.
 fn levelize(gates: Vec<Gate>, num_wires: usize) -> Vec<Gate> {
     let mut level = vec![0u32; num_wires];
-    let mut keyed: Vec<(u32, bool, Gate)> = gates
+    let keyed: Vec<(u32, bool, Gate)> = gates
         .into_iter()
         .map(|g| {
             let (l, free) = match g {
@@ -328,8 +328,33 @@ fn levelize(gates: Vec<Gate>, num_wires: usize) -> Vec<Gate> {
             (l, free, g)
         })
         .collect();
-    keyed.sort_by_key(|&(l, free, _)| (l, free));
-    keyed.into_iter().map(|(_, _, g)| g).collect()
+    // A stable counting sort on (level, free): linear in the number of gates.
+    let key = |l: u32, free: bool| 2 * l as usize + usize::from(free);
+    let buckets = keyed
+        .iter()
+        .map(|&(l, f, _)| key(l, f) + 1)
+        .max()
+        .unwrap_or(0);
+    let mut start = vec![0usize; buckets + 1];
+    for &(l, f, _) in &keyed {
+        start[key(l, f) + 1] += 1;
+    }
+    for i in 1..start.len() {
+        start[i] += start[i - 1];
+    }
+    let mut out = vec![
+        Gate::Const {
+            value: false,
+            out: 0
+        };
+        keyed.len()
+    ];
+    for (l, f, g) in keyed {
+        let k = key(l, f);
+        out[start[k]] = g;
+        start[k] += 1;
+    }
+    out
 }
 
 /// A public byte string as constant circuit bits, each byte most-significant bit first (the
