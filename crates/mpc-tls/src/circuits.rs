@@ -84,6 +84,16 @@ fn public_groups(width: usize) -> [InputGroup; 2] {
     })
 }
 
+/// AES-128 of one block under expanded round keys, as a copy of a circuit built once per
+/// process (re-running the gadget for every counter block dominated session set-up time).
+fn aes_block(b: &mut Builder, rk: &[Bit], block: &[Bit]) -> Result<Vec<Bit>, CircuitError> {
+    static AES: std::sync::OnceLock<mpc::circuit::Circuit> = std::sync::OnceLock::new();
+    let c = AES.get_or_init(mpc::circuit::aes::aes128_expanded_circuit);
+    let mut inputs = rk.to_vec();
+    inputs.extend_from_slice(block);
+    b.instantiate(c, &inputs)
+}
+
 /// The 16-byte counter block: implicit nonce (4) ‖ explicit nonce (8) ‖ counter (4).
 fn counter_block(iv: &[Bit], explicit: &[Bit], ctr: u32) -> Vec<Bit> {
     let mut block = iv.to_vec();
@@ -396,7 +406,7 @@ pub fn ctr_spec(
         let slot = used.iter().position(|&r| r == s.record).unwrap_or(0);
         let ex = &explicit[slot];
         if s.mask {
-            masks.extend(aes128_expanded(&mut b, rk, &counter_block(iv, ex, 1))?);
+            masks.extend(aes_block(&mut b, rk, &counter_block(iv, ex, 1))?);
         }
         let mut ks = Vec::with_capacity((s.end - s.start) * 8);
         for blk in s.start / 16..blocks_for(s.end) {

@@ -9,6 +9,7 @@
 //! - [`proto`] and [`net`]: client↔node messages, the transcript, channels over one transport.
 //! - [`node`]: a node's side of a session; [`client`]: the phone's side.
 //! - [`local`]: a whole session in one process (the example, the benchmark, the tests).
+//! - [`provider`]: a throwaway local HTTPS provider for the example, benchmark and tests.
 #![forbid(unsafe_code)]
 
 pub mod circuits;
@@ -19,5 +20,6 @@ pub mod net;
 pub mod node;
 pub mod prf;
 pub mod proto;
+pub mod provider;
 pub mod stream;
 pub mod verify;

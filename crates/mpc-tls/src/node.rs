@@ -22,7 +22,7 @@
 //!    then release the (masked) keystream and the transcript.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mpc::circuit::{bits_to_bytes, bytes_to_bits};
 use mpc::convert::fp_to_bits;
@@ -142,9 +142,33 @@ pub enum NodeError {
     Timeout(&'static str),
 }
 
+/// Where a node's time went (wall clock, including waiting for peers).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct NodeTimings {
+    /// Garbled-session setup, building and preprocessing the handshake, server Finished and
+    /// request executions (before the ClientHello goes out).
+    pub prepare: Duration,
+    /// ECtF.
+    pub ectf: Duration,
+    /// The handshake execution.
+    pub handshake_exec: Duration,
+    /// Both GHASH-power programs.
+    pub ghash: Duration,
+    /// The server Finished execution.
+    pub server_finished_exec: Duration,
+    /// The request executions.
+    pub request_exec: Duration,
+    /// Building the response circuits.
+    pub response_build: Duration,
+    /// The response executions, including tag checks.
+    pub response_exec: Duration,
+}
+
 /// What a node ends with.
 #[derive(Debug, Clone)]
 pub struct NodeReport {
+    /// Where the time went.
+    pub timings: NodeTimings,
     /// The transcript, as also sent to the client.
     pub transcript: Transcript,
     /// AND gates this node garbled (garblers) or evaluated (evaluator).
@@ -558,6 +582,8 @@ where
         .ok_or_else(|| NodeError::Client("request pad has the wrong width".into()))?;
 
     // Garbled session: garble everything that does not depend on the server now.
+    let mut tm = NodeTimings::default();
+    let t0 = Instant::now();
     let mut gc = Session::new(
         Party::new(id, rng).map_err(SessionError::from)?,
         cx.base.channel(ch::GARBLED),
@@ -577,6 +603,7 @@ where
         req_execs.push((gc.preprocess(spec)?, lay));
     }
     gc.flush().await?;
+    tm.prepare = t0.elapsed();
 
     // 1. Client random and ECDH shares, committed then revealed.
     let mut my_random = [0u8; 32];
@@ -682,10 +709,12 @@ where
     // 3. Pre-master-secret shares, keys, client Finished.
     let my_ecdh = (ProjectivePoint::from(server_point) * *scalar).to_affine();
     let mut em = ectf_machine(id, &my_ecdh, rng).map_err(SessionError::from)?;
+    let t0 = Instant::now();
     let mut ectf_chan = cx.base.channel(ch::ECTF);
     let pms = run_arith(&mut ectf_chan, &mut em, cx.cfg.timeout)
         .await?
         .map_err(|e| NodeError::Unexpected(format!("ECDH: {e}")))?;
+    tm.ectf = t0.elapsed();
     let cke = codec::client_key_exchange(&client_pub_bytes);
     transcript.update(&cke);
     let session_hash: [u8; 32] = transcript.clone().finalize().into();
@@ -700,7 +729,9 @@ where
         inputs = inputs.value(3 + id as usize, bytes_to_bits(&public));
     }
     drop(pms);
+    let t0 = Instant::now();
     let out = gc.execute(e_hs, inputs, rng).await?;
+    tm.handshake_exec = t0.elapsed();
     let pubout = value(&out, hs_out::PUBLIC)?;
     if pubout[0] {
         return Err(NodeError::Inconsistent("the handshake's public inputs"));
@@ -721,7 +752,9 @@ where
         .max()
         .unwrap_or(0)
         .max(3);
+    let t0 = Instant::now();
     let cpow = ghash_powers(cx, ch::GHASH_CLIENT, *h_client, client_powers_needed, rng).await?;
+    tm.ghash = t0.elapsed();
     let aad = gcm_aad(0, ContentType::Handshake, 16);
     let tag_share = ghash_tag(&cpow, &aad, &fin_ct, &fin_mask)?;
     cx.link.send(&ToClient::ClientFinished {
@@ -733,7 +766,9 @@ where
     let hash_through_client_finished: [u8; 32] = transcript.clone().finalize().into();
 
     // 4. The server's ChangeCipherSpec and Finished.
+    let t0 = Instant::now();
     let spow = ghash_powers(cx, ch::GHASH_SERVER, *h_server, MAX_POWERS, rng).await?;
+    tm.ghash += t0.elapsed();
     let mut closed = None;
     match cx.next_event(&mut closed).await? {
         Some(ServerEvent::ChangeCipherSpec) => {}
@@ -785,7 +820,9 @@ where
     if id < 2 {
         inputs = inputs.value(2 + id as usize, bytes_to_bits(&sf_public));
     }
+    let t0 = Instant::now();
     let out = gc.execute(e_sf, inputs, rng).await?;
+    tm.server_finished_exec = t0.elapsed();
     let pubout = value(&out, 0)?;
     if pubout[0] {
         return Err(NodeError::Inconsistent(
@@ -816,6 +853,7 @@ where
     let handshake_hash: [u8; 32] = transcript.finalize().into();
 
     // 5. The request.
+    let t0 = Instant::now();
     let mut masked = Vec::with_capacity(request_bits);
     let mut req_masks: Vec<[u8; 16]> = Vec::with_capacity(request_lens.len());
     let mut pad_at = 0;
@@ -834,6 +872,7 @@ where
         }
     }
     let masked = pack_bits(&masked);
+    tm.request_exec = t0.elapsed();
     cx.link.send(&ToClient::RequestKeystream(masked))?;
     let cts = match cx.from_client().await? {
         ToNode::RequestCiphertext(c) => c,
@@ -961,7 +1000,10 @@ where
     let mut pad_at = 0;
     // Server record i (0-based, after the Finished) has sequence number i + 1.
     for batch in plan_batches(&layout) {
+        let t0 = Instant::now();
         let (spec, lay) = ctr_spec(e_hs, hs_out::SERVER_KEY, &layout, &Nonces::Public, &batch)?;
+        tm.response_build += t0.elapsed();
+        let t0 = Instant::now();
         let exec = gc.preprocess(spec)?;
         let nonces: Vec<u8> = lay
             .records
@@ -1025,6 +1067,7 @@ where
         if let Some(g) = lay.client {
             masked_ks.extend_from_slice(value(&out, g)?);
         }
+        tm.response_exec += t0.elapsed();
     }
     if let Some(a) = alert.filter(|a| !a.is_close_notify()) {
         return Err(NodeError::ServerAlert {
@@ -1053,6 +1096,7 @@ where
     let t = gc.timings();
     let stats = cx.base.stats();
     Ok(NodeReport {
+        timings: tm,
         transcript,
         and_gates: t.garbled_ands.max(t.evaluated_ands),
         node_bytes_sent: stats.total_sent(),

@@ -4,18 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-use common::server::{http_request, http_response, pki, rustls_server, Behaviour};
 use mpc_tls::local::{fetch, LocalConfig};
+use mpc_tls::provider::{http_request, http_response, pki, rustls_server, Behaviour};
 use mpc_tls::verify::Roots;
 
 const NAME: &str = "provider.test";
 
 async fn roundtrip(b: Behaviour, request_len: usize) {
-    let p = pki(&[NAME]);
-    let (addr, server) = rustls_server(&p, b, 1);
+    let p = pki(&[NAME]).unwrap();
+    let (addr, server) = rustls_server(&p, b, 1).unwrap();
     let cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem).unwrap());
-    let req = http_request(NAME, request_len);
+    let req = http_request(NAME, "/", request_len);
     let out = fetch(&cfg, NAME, addr, &req).await.unwrap();
     let got = server.join().unwrap();
     assert_eq!(got[0], req, "the server received the client's request");

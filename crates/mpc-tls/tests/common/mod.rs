@@ -2,8 +2,6 @@
 //! RFC 5246 §5) on the RustCrypto `hmac` crate.
 #![allow(clippy::unwrap_used, dead_code)]
 
-pub mod server;
-
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

@@ -1,6 +1,7 @@
-//! Test providers: a certificate authority made with rcgen, and an in-process rustls HTTPS
-//! server that answers each request with a body of a requested size.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+//! A local HTTPS provider for the example, the benchmark and the tests: a throwaway
+//! certificate authority (rcgen, ECDSA P-256) and an in-process rustls server that answers
+//! each request with a body of a chosen size. Not for production use: its keys are
+//! generated in memory and never protected.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -8,39 +9,66 @@ use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 
-/// A CA and a leaf for `names`, all ECDSA P-256.
+/// Errors setting up the provider.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Certificate generation failed.
+    #[error("certificate generation: {0}")]
+    Cert(#[from] rcgen::Error),
+    /// The TLS configuration was refused.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// Binding the listener failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A CA and one leaf certificate for some names, all ECDSA P-256.
 pub struct Pki {
+    /// The CA certificate, PEM.
     pub ca_pem: String,
+    /// The CA certificate, DER.
     pub ca_der: Vec<u8>,
+    /// The leaf certificate, DER.
     pub leaf_der: Vec<u8>,
+    /// The leaf key, PKCS#8 DER.
     pub leaf_key_der: Vec<u8>,
+    /// The leaf certificate, PEM.
     pub leaf_pem: String,
+    /// The leaf key, PEM.
     pub leaf_key_pem: String,
 }
 
-pub fn pki(names: &[&str]) -> Pki {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pki { .. }")
+    }
+}
+
+/// A fresh CA and a leaf valid for `names` (DNS names or IP addresses).
+pub fn pki(names: &[&str]) -> Result<Pki, ProviderError> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "Tessera test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key)?;
+    let leaf_key = KeyPair::generate()?;
     let leaf_params =
-        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
-    Pki {
+        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key)?;
+    Ok(Pki {
         ca_pem: ca.pem(),
         ca_der: ca.der().to_vec(),
         leaf_der: leaf.der().to_vec(),
         leaf_key_der: leaf_key.serialize_der(),
         leaf_pem: leaf.pem(),
         leaf_key_pem: leaf_key.serialize_pem(),
-    }
+    })
 }
 
-/// How the test server answers.
+/// How the provider answers.
 #[derive(Clone, Copy, Debug)]
 pub struct Behaviour {
     /// Body bytes.
@@ -49,7 +77,7 @@ pub struct Behaviour {
     pub chunked: bool,
     /// Plaintext bytes per TLS write (each write becomes at least one record).
     pub write_size: usize,
-    /// Only TLS 1.3 offered.
+    /// Offer TLS 1.3 only.
     pub tls13_only: bool,
 }
 
@@ -69,32 +97,35 @@ pub fn body_byte(i: usize) -> u8 {
     b"abcdefghijklmnopqrstuvwxyz0123456789"[(i * 7 + i / 36) % 36]
 }
 
-/// The whole HTTP response the server sends.
+/// The whole HTTP response the provider sends for `b`.
 pub fn http_response(b: Behaviour) -> Vec<u8> {
     let body: Vec<u8> = (0..b.body).map(body_byte).collect();
+    let mut out = if b.chunked {
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec()
+    } else {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            b.body
+        )
+        .into_bytes()
+    };
     if b.chunked {
-        let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
         for c in body.chunks(1000) {
             out.extend(format!("{:x}\r\n", c.len()).into_bytes());
             out.extend(c);
             out.extend(b"\r\n");
         }
         out.extend(b"0\r\n\r\n");
-        out
     } else {
-        let mut out = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            b.body
-        )
-        .into_bytes();
         out.extend(body);
-        out
     }
+    out
 }
 
-/// An HTTP request of exactly `len` bytes (padded with a header), for `host`.
-pub fn http_request(host: &str, len: usize) -> Vec<u8> {
-    let head = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nX-Pad: ");
+/// An HTTP GET of `path` for `host` of at least `len` bytes (padded with a header), asking
+/// the server to close the connection after answering.
+pub fn http_request(host: &str, path: &str, len: usize) -> Vec<u8> {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nX-Pad: ");
     let tail = "\r\n\r\n";
     let pad = len.saturating_sub(head.len() + tail.len());
     let mut r = head.into_bytes();
@@ -103,13 +134,14 @@ pub fn http_request(host: &str, len: usize) -> Vec<u8> {
     r
 }
 
-/// Starts a rustls server on 127.0.0.1 serving `connections` connections; returns its
-/// address and a handle whose result is the request bytes each connection received.
+/// Starts a rustls server on 127.0.0.1 with `pki`'s leaf, serving `connections`
+/// connections one after the other; returns its address and a handle whose result is the
+/// request bytes each connection received (empty for a failed handshake).
 pub fn rustls_server(
     pki: &Pki,
     b: Behaviour,
     connections: usize,
-) -> (SocketAddr, std::thread::JoinHandle<Vec<Vec<u8>>>) {
+) -> Result<(SocketAddr, std::thread::JoinHandle<Vec<Vec<u8>>>), ProviderError> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let versions: &[&rustls::SupportedProtocolVersion] = if b.tls13_only {
@@ -118,44 +150,44 @@ pub fn rustls_server(
         &[&rustls::version::TLS13, &rustls::version::TLS12]
     };
     let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .unwrap()
+        .with_protocol_versions(versions)?
         .with_no_client_auth()
         .with_single_cert(
             vec![CertificateDer::from(pki.leaf_der.clone())],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.leaf_key_der.clone())),
-        )
-        .unwrap();
+        )?;
     let config = Arc::new(config);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
     let h = std::thread::spawn(move || {
         let mut got = Vec::new();
         for _ in 0..connections {
-            let (tcp, _) = listener.accept().unwrap();
-            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let Ok((tcp, _)) = listener.accept() else {
+                break;
+            };
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                break;
+            };
             let mut tls = rustls::StreamOwned::new(conn, tcp);
             let mut req = Vec::new();
             let mut buf = [0u8; 4096];
-            let ok = loop {
+            let complete = loop {
                 match tls.read(&mut buf) {
-                    Ok(0) => break false,
+                    Ok(0) | Err(_) => break false,
                     Ok(n) => {
                         req.extend_from_slice(&buf[..n]);
                         if req.windows(4).any(|w| w == b"\r\n\r\n") {
                             break true;
                         }
                     }
-                    Err(_) => break false,
                 }
             };
-            if ok {
+            if complete {
                 let resp = http_response(b);
-                for c in resp.chunks(b.write_size) {
-                    if tls.write_all(c).is_err() {
+                for c in resp.chunks(b.write_size.max(1)) {
+                    if tls.write_all(c).and_then(|_| tls.flush()).is_err() {
                         break;
                     }
-                    let _ = tls.flush();
                 }
                 tls.conn.send_close_notify();
                 let _ = tls.flush();
@@ -164,5 +196,5 @@ pub fn rustls_server(
         }
         got
     });
-    (addr, h)
+    Ok((addr, h))
 }
