@@ -106,6 +106,14 @@ pub enum NodeError {
         /// What we offered.
         supported: String,
     },
+    /// The server refused every suite we offered.
+    #[error("the server accepted none of Tessera's cipher suites ({supported}); it answered with a {alert}")]
+    NoCommonSuite {
+        /// Its alert.
+        alert: Alert,
+        /// What we offered.
+        supported: String,
+    },
     /// The server did not accept the Extended Master Secret.
     #[error(
         "the server does not support the Extended Master Secret (RFC 7627), which Tessera requires"
@@ -425,7 +433,20 @@ async fn server_flight<T: Transport>(
     cx: &mut Ctx<T>,
     transcript: &mut Sha256,
 ) -> Result<Flight, NodeError> {
-    let sh = cx.handshake_message("the handshake").await?;
+    let sh = match cx.handshake_message("the handshake").await {
+        Err(NodeError::ServerAlert { alert, .. }) if alert.description == 70 => {
+            return Err(NodeError::Version {
+                negotiated: "no version in common (the server refused TLS 1.2 with a protocol_version alert; it may speak TLS 1.3 only)".into(),
+            })
+        }
+        Err(NodeError::ServerAlert { alert, .. }) if matches!(alert.description, 40 | 71) => {
+            return Err(NodeError::NoCommonSuite {
+                alert,
+                supported: supported_suites(),
+            })
+        }
+        r => r?,
+    };
     if sh[0] != hs::SERVER_HELLO {
         return Err(NodeError::Unexpected(format!(
             "handshake message {} instead of ServerHello",

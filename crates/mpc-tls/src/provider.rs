@@ -79,6 +79,10 @@ pub struct Behaviour {
     pub write_size: usize,
     /// Offer TLS 1.3 only.
     pub tls13_only: bool,
+    /// Offer only TLS 1.2 suites Tessera does not support (AES-256-GCM).
+    pub aes256_only: bool,
+    /// Extract the traffic keys at the end (for tests that check nobody else has them).
+    pub extract_keys: bool,
 }
 
 impl Default for Behaviour {
@@ -88,6 +92,8 @@ impl Default for Behaviour {
             chunked: false,
             write_size: 16 * 1024,
             tls13_only: false,
+            aes256_only: false,
+            extract_keys: false,
         }
     }
 }
@@ -134,16 +140,31 @@ pub fn http_request(host: &str, path: &str, len: usize) -> Vec<u8> {
     r
 }
 
+/// What one connection to the provider saw.
+#[derive(Debug, Default, Clone)]
+pub struct Served {
+    /// The request bytes received (empty when the handshake failed).
+    pub request: Vec<u8>,
+    /// With [`Behaviour::extract_keys`]: the client-write then server-write AES keys.
+    pub keys: Option<([u8; 16], [u8; 16])>,
+}
+
 /// Starts a rustls server on 127.0.0.1 with `pki`'s leaf, serving `connections`
 /// connections one after the other; returns its address and a handle whose result is the
-/// request bytes each connection received (empty for a failed handshake).
+/// [`Served`] record of each connection.
 pub fn rustls_server(
     pki: &Pki,
     b: Behaviour,
     connections: usize,
-) -> Result<(SocketAddr, std::thread::JoinHandle<Vec<Vec<u8>>>), ProviderError> {
+) -> Result<(SocketAddr, std::thread::JoinHandle<Vec<Served>>), ProviderError> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    if b.aes256_only {
+        provider.cipher_suites = vec![
+            rustls::crypto::ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ];
+    }
+    let provider = Arc::new(provider);
     let versions: &[&rustls::SupportedProtocolVersion] = if b.tls13_only {
         &[&rustls::version::TLS13]
     } else {
@@ -156,6 +177,8 @@ pub fn rustls_server(
             vec![CertificateDer::from(pki.leaf_der.clone())],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.leaf_key_der.clone())),
         )?;
+    let mut config = config;
+    config.enable_secret_extraction = b.extract_keys;
     let config = Arc::new(config);
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
@@ -182,6 +205,7 @@ pub fn rustls_server(
                     }
                 }
             };
+            let mut served = Served::default();
             if complete {
                 let resp = http_response(b);
                 for c in resp.chunks(b.write_size.max(1)) {
@@ -191,10 +215,25 @@ pub fn rustls_server(
                 }
                 tls.conn.send_close_notify();
                 let _ = tls.flush();
+                if b.extract_keys {
+                    served.keys = traffic_keys(tls.conn);
+                }
             }
-            got.push(req);
+            served.request = req;
+            got.push(served);
         }
         got
     });
     Ok((addr, h))
+}
+
+fn traffic_keys(conn: rustls::ServerConnection) -> Option<([u8; 16], [u8; 16])> {
+    use rustls::ConnectionTrafficSecrets as S;
+    let secrets = conn.dangerous_extract_secrets().ok()?;
+    let key = |s: &S| match s {
+        S::Aes128Gcm { key, .. } => key.as_ref().try_into().ok(),
+        _ => None,
+    };
+    // The server transmits with the server-write key and receives with the client-write key.
+    Some((key(&secrets.rx.1)?, key(&secrets.tx.1)?))
 }
