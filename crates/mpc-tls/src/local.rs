@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use tokio::net::TcpStream;
 
 use crate::client::{run_client, ClientError, ClientOutput};
-use crate::net::{links, Link};
+use crate::net::{links, Recording, Tap};
 use crate::node::{run_node, NodeConfig, NodeError, NodeReport};
 use crate::verify::Roots;
 
@@ -78,24 +78,24 @@ pub struct LocalOutput {
 }
 
 /// Runs one session against the provider at `addr` (TLS name `server_name`), sending
-/// `request`, with three in-process nodes. `taps`, when given, record every byte each node
-/// sends to the client and to the other nodes.
+/// `request`, with three in-process nodes.
 pub async fn fetch(
     cfg: &LocalConfig,
     server_name: &str,
     addr: SocketAddr,
     request: &[u8],
 ) -> Result<LocalOutput, LocalError> {
-    fetch_with(cfg, server_name, addr, request, |_, l| l).await
+    fetch_recorded(cfg, server_name, addr, request, None).await
 }
 
-/// [`fetch`] with a hook that may wrap each node's client link (the tests tap them).
-pub async fn fetch_with(
+/// [`fetch`], recording everything node `i` sends and receives (to the client and the other
+/// nodes) into `recordings[i]`.
+pub async fn fetch_recorded(
     cfg: &LocalConfig,
     server_name: &str,
     addr: SocketAddr,
     request: &[u8],
-    wrap: impl Fn(usize, Link) -> Link,
+    recordings: Option<&[Recording; 3]>,
 ) -> Result<LocalOutput, LocalError> {
     let tcp = TcpStream::connect(addr)
         .await
@@ -104,7 +104,12 @@ pub async fn fetch_with(
     let (mut client_links, node_links) = links();
     let mut tasks = Vec::new();
     for (i, (t, link)) in memory_network().into_iter().zip(node_links).enumerate() {
-        let link = wrap(i, link);
+        let rec = recordings.map(|r| r[i].clone());
+        let link = match &rec {
+            Some(r) => link.with_tap(r.clone()),
+            None => link,
+        };
+        let t = Tap::new(t, rec);
         let ncfg = NodeConfig {
             roots: cfg.roots.clone(),
             time: cfg.time,

@@ -125,6 +125,46 @@ impl<T: Transport> Transport for Channel<T> {
     }
 }
 
+/// A recording of everything a party sent and received, for tests that scan it.
+pub type Recording = Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// A transport that records every payload it sends and receives into a [`Recording`] (when
+/// one is given) and otherwise passes through.
+pub struct Tap<T> {
+    inner: T,
+    rec: Option<Recording>,
+}
+
+impl<T: Transport> Tap<T> {
+    /// Wraps `inner`, recording into `rec` if given.
+    pub fn new(inner: T, rec: Option<Recording>) -> Self {
+        Tap { inner, rec }
+    }
+    fn note(&self, b: &[u8]) {
+        if let Some(Ok(mut r)) = self.rec.as_ref().map(|r| r.lock()) {
+            r.extend_from_slice(b);
+        }
+    }
+}
+
+impl<T: Transport> Transport for Tap<T> {
+    fn id(&self) -> PartyId {
+        self.inner.id()
+    }
+    async fn send(&mut self, to: PartyId, payload: Vec<u8>) -> Result<(), TransportError> {
+        self.note(&payload);
+        self.inner.send(to, payload).await
+    }
+    async fn recv(&mut self) -> Result<(PartyId, Vec<u8>), TransportError> {
+        let (from, b) = self.inner.recv().await?;
+        self.note(&b);
+        Ok((from, b))
+    }
+    fn stats(&self) -> TrafficStats {
+        self.inner.stats()
+    }
+}
+
 /// Errors on a client link.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -137,14 +177,14 @@ pub enum LinkError {
 }
 
 /// The node's end of its message link with the client. Counts bytes; an optional tap
-/// records everything sent (for the tests that scan what a node emits).
+/// records everything sent and received (for the tests that scan what a node handles).
 pub struct Link {
     node: PartyId,
     tx: mpsc::UnboundedSender<(PartyId, Vec<u8>)>,
     rx: mpsc::UnboundedReceiver<Vec<u8>>,
     sent: u64,
     received: u64,
-    tap: Option<Arc<std::sync::Mutex<Vec<u8>>>>,
+    tap: Option<Recording>,
 }
 
 impl std::fmt::Debug for Link {
@@ -215,10 +255,16 @@ pub fn links() -> (ClientLinks, [Link; 3]) {
 }
 
 impl Link {
-    /// Records every byte this end sends into `tap`.
-    pub fn with_tap(mut self, tap: Arc<std::sync::Mutex<Vec<u8>>>) -> Self {
+    /// Records every byte this end sends and receives into `tap`.
+    pub fn with_tap(mut self, tap: Recording) -> Self {
         self.tap = Some(tap);
         self
+    }
+
+    fn note(&self, b: &[u8]) {
+        if let Some(Ok(mut t)) = self.tap.as_ref().map(|t| t.lock()) {
+            t.extend_from_slice(b);
+        }
     }
 
     /// Sends one message to the client.
@@ -239,6 +285,7 @@ impl Link {
     pub async fn recv<M: DeserializeOwned>(&mut self) -> Result<M, LinkError> {
         let bytes = self.rx.recv().await.ok_or(LinkError::Closed("client"))?;
         self.received += bytes.len() as u64;
+        self.note(&bytes);
         postcard::from_bytes(&bytes).map_err(|_| LinkError::Decode("client"))
     }
 

@@ -160,9 +160,8 @@ pub fn rustls_server(
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     let mut provider = rustls::crypto::ring::default_provider();
     if b.aes256_only {
-        provider.cipher_suites = vec![
-            rustls::crypto::ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-        ];
+        provider.cipher_suites =
+            vec![rustls::crypto::ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384];
     }
     let provider = Arc::new(provider);
     let versions: &[&rustls::SupportedProtocolVersion] = if b.tls13_only {

@@ -90,7 +90,12 @@ fn proxy(upstream: SocketAddr, t: Tamper) -> SocketAddr {
     addr
 }
 
-async fn session_error(b: Behaviour, tamper: Option<Tamper>, roots_pem: Option<String>, cert_names: &[&str]) -> String {
+async fn session_error(
+    b: Behaviour,
+    tamper: Option<Tamper>,
+    roots_pem: Option<String>,
+    cert_names: &[&str],
+) -> String {
     let p = pki(cert_names).unwrap();
     let (addr, _server) = rustls_server(&p, b, 1).unwrap();
     let addr = match tamper {
@@ -111,7 +116,11 @@ async fn session_error(b: Behaviour, tamper: Option<Tamper>, roots_pem: Option<S
 }
 
 fn several_records() -> Behaviour {
-    Behaviour { body: 3000, write_size: 600, ..Behaviour::default() }
+    Behaviour {
+        body: 3000,
+        write_size: 600,
+        ..Behaviour::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,15 +169,34 @@ async fn untrusted_root_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls13_only_provider_gets_a_clear_error() {
-    let e = session_error(Behaviour { tls13_only: true, ..Behaviour::default() }, None, None, &[NAME]).await;
+    let e = session_error(
+        Behaviour {
+            tls13_only: true,
+            ..Behaviour::default()
+        },
+        None,
+        None,
+        &[NAME],
+    )
+    .await;
     assert!(e.contains("TLS 1.2 only") && e.contains("TLS 1.3"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_without_our_suites_gets_a_clear_error() {
-    let e = session_error(Behaviour { aes256_only: true, ..Behaviour::default() }, None, None, &[NAME]).await;
+    let e = session_error(
+        Behaviour {
+            aes256_only: true,
+            ..Behaviour::default()
+        },
+        None,
+        None,
+        &[NAME],
+    )
+    .await;
     assert!(
-        e.contains("none of Tessera's cipher suites") && e.contains("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+        e.contains("none of Tessera's cipher suites")
+            && e.contains("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
         "{e}"
     );
 }

@@ -17,7 +17,10 @@ async fn roundtrip(b: Behaviour, request_len: usize) {
     let req = http_request(NAME, "/", request_len);
     let out = fetch(&cfg, NAME, addr, &req).await.unwrap();
     let got = server.join().unwrap();
-    assert_eq!(got[0].request, req, "the server received the client's request");
+    assert_eq!(
+        got[0].request, req,
+        "the server received the client's request"
+    );
     assert_eq!(&out.client.response[..], &http_response(b)[..]);
     let t = &out.client.transcript;
     assert_eq!(t.server_name, NAME);
