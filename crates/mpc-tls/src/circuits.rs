@@ -7,13 +7,14 @@
 //!    ([`OutputTo::Keep`]) for the later executions.
 //! 2. [`server_finished_spec`]: the expected server verify_data, the keystream block that
 //!    decrypts the server's Finished and the XOR-shared tag mask for it.
-//! 3. [`ctr_spec`] with [`Nonces::Sequence`], for the request: each record's keystream to
-//!    the client (masked with the client's pads) and XOR shares of its tag mask.
-//! 4. [`ctr_spec`] with [`Nonces::Public`], for the records the server sent, their explicit
-//!    nonces as public inputs; alert keystream is revealed to the nodes (an alert carries no
-//!    user data), application-data keystream only to the client.
+//! 3. [`ctr_spec`] for the request records and, after the server closes, for the response
+//!    records: AES counter blocks whose explicit nonce and counter are public inputs. Tag
+//!    masks go out as XOR shares, application-data keystream only to the client (masked with
+//!    its pads), alert keystream to the nodes (an alert carries no user data).
 //!
-//! Keystream work is split by [`plan_batches`] into executions of bounded size.
+//! Keystream work is split by [`plan_batches`] into executions of at most
+//! [`MAX_BLOCKS_PER_EXECUTION`] blocks, and a circuit depends only on the [`CtrShape`] of its
+//! batch, so it is built once per shape and process.
 //!
 //! Every public input that the nodes learn from the relayed traffic is fed twice, by party 0
 //! and by party 1, and the circuit outputs one bit saying whether the copies differ: with at
@@ -28,7 +29,7 @@ use mpc::convert::{additive_fp_inputs, sum_mod_p};
 use mpc::spec::SpecError;
 use mpc::{ExecId, ExecSpec, InputGroup, InputSource, OutputGroup, OutputTo};
 
-use crate::codec::{blocks_for, hs, MAX_FRAGMENT};
+use crate::codec::{blocks_for, hs};
 use crate::prf::{extended_master_secret, key_expansion, verify_data, HmacKey, Side};
 
 /// Errors building an execution.
@@ -311,67 +312,191 @@ pub fn plan_batches(records: &[CtrRecord]) -> Vec<Vec<Segment>> {
     batches
 }
 
-/// Where a keystream execution's explicit nonces come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Nonces {
-    /// Our own records: the explicit nonce is the sequence number, a circuit constant.
-    Sequence(Vec<u64>),
-    /// The server's records: public inputs, one 8-byte nonce per distinct record of the
-    /// execution in order, fed by parties 0 and 1 and compared.
-    Public,
+/// The shape of a keystream execution: how many AES blocks of each kind, in this order:
+/// tag masks (to XOR shares), client keystream (to the client, masked), public keystream
+/// (alerts, revealed to the nodes). Executions of one shape share one circuit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CtrShape {
+    /// Tag-mask blocks (counter 1).
+    pub masks: usize,
+    /// Keystream blocks for the client.
+    pub client: usize,
+    /// Keystream blocks revealed to the nodes.
+    pub public: usize,
 }
 
-/// Layout of a keystream execution's outputs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CtrLayout {
-    /// The records whose nonces this execution takes, in input order.
-    pub records: Vec<usize>,
-    /// Index of the All group [mismatch bit when nonces are public, then alert keystream],
-    /// if there is one.
-    pub public: Option<usize>,
-    /// Index of the Shares group (tag masks, 128 bits each, in segment order), if any.
-    pub shares: Option<usize>,
-    /// Index of the Client group (keystream of non-alert segments, in order), if any.
-    pub client: Option<usize>,
-    /// Width of the Client group.
-    pub client_bits: usize,
+impl CtrShape {
+    /// All blocks.
+    pub fn blocks(&self) -> usize {
+        self.masks + self.client + self.public
+    }
 }
 
-/// Width of one copy of a keystream execution's public input for `n` records.
-pub fn nonce_bits(n: usize) -> usize {
-    64 * n
+/// One AES counter block of a keystream execution: record `record`'s explicit nonce with
+/// counter `ctr` (1 for the tag mask, 2, 3, … for keystream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CtrBlock {
+    /// Index into the session's record list.
+    pub record: usize,
+    /// The 32-bit counter.
+    pub ctr: u32,
 }
 
-/// A keystream execution over the traffic key kept by `hs_exec` as output group `key`
-/// ([`hs_out::CLIENT_KEY`] or [`hs_out::SERVER_KEY`]), for `segments` of `records`.
-/// Inputs: the key (kept), then for [`Nonces::Public`] two copies (parties 0, 1) of the
-/// nonces. Outputs as [`CtrLayout`] says.
-pub fn ctr_spec(
-    hs_exec: ExecId,
-    key: usize,
-    records: &[CtrRecord],
-    nonces: &Nonces,
-    segments: &[Segment],
-) -> Result<(Arc<ExecSpec>, CtrLayout), BuildError> {
-    let mut used: Vec<usize> = segments.iter().map(|s| s.record).collect();
-    used.dedup();
+/// The blocks of a batch in the execution's canonical order (masks, client keystream,
+/// public keystream) and its shape. Keystream is computed in whole blocks; the last block
+/// of a record is cut to the record's length only by whoever uses it (the bytes past the
+/// end are keystream under that record's nonce that nothing ever uses).
+pub fn batch_blocks(records: &[CtrRecord], segments: &[Segment]) -> (Vec<CtrBlock>, CtrShape) {
+    let mut masks = Vec::new();
+    let mut client = Vec::new();
+    let mut public = Vec::new();
     for s in segments {
-        let r = records
-            .get(s.record)
-            .ok_or_else(|| BuildError::Records(format!("no record {}", s.record)))?;
-        if r.len > MAX_FRAGMENT || s.start > s.end || s.end > r.len || s.start % 16 != 0 {
-            return Err(BuildError::Records(format!(
-                "bad segment {s:?} of a {}-byte record",
-                r.len
-            )));
+        if s.mask {
+            masks.push(CtrBlock {
+                record: s.record,
+                ctr: 1,
+            });
+        }
+        let alert = records.get(s.record).is_some_and(|r| r.alert);
+        for blk in s.start / 16..blocks_for(s.end) {
+            let b = CtrBlock {
+                record: s.record,
+                ctr: 2 + blk as u32,
+            };
+            if alert {
+                public.push(b);
+            } else {
+                client.push(b);
+            }
         }
     }
-    if segments.is_empty() {
-        return Err(BuildError::Records("no segments".into()));
+    let shape = CtrShape {
+        masks: masks.len(),
+        client: client.len(),
+        public: public.len(),
+    };
+    masks.extend(client);
+    masks.extend(public);
+    (masks, shape)
+}
+
+/// Bits of one block's public input: explicit nonce (8 bytes) then counter (4 bytes).
+pub const SUFFIX_BITS: usize = 96;
+
+/// The public input of a batch: each block's explicit nonce and counter, in order.
+pub fn suffix_bytes(blocks: &[CtrBlock], explicit: impl Fn(usize) -> [u8; 8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(blocks.len() * 12);
+    for b in blocks {
+        out.extend_from_slice(&explicit(b.record));
+        out.extend_from_slice(&b.ctr.to_be_bytes());
+    }
+    out
+}
+
+/// Output groups of a keystream execution of some shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CtrLayout {
+    /// The All group: [mismatch bit, public keystream blocks].
+    pub public: usize,
+    /// The Shares group (tag masks), if the shape has masks.
+    pub shares: Option<usize>,
+    /// The Client group (client keystream), if the shape has client blocks.
+    pub client: Option<usize>,
+}
+
+impl CtrShape {
+    /// Where this shape's outputs are.
+    pub fn layout(&self) -> CtrLayout {
+        let mut next = 1;
+        let mut slot = |present: bool| {
+            present.then(|| {
+                next += 1;
+                next - 1
+            })
+        };
+        let shares = slot(self.masks > 0);
+        let client = slot(self.client > 0);
+        CtrLayout {
+            public: 0,
+            shares,
+            client,
+        }
+    }
+}
+
+/// The keystream execution of `shape` over the traffic key kept by `hs_exec` as output group
+/// `key` ([`hs_out::CLIENT_KEY`] or [`hs_out::SERVER_KEY`]). Inputs: the key (kept), then
+/// two copies (parties 0 and 1) of every block's [`SUFFIX_BITS`] public input. Outputs as
+/// [`CtrShape::layout`]. Built once per shape per process.
+pub fn ctr_spec(hs_exec: ExecId, key: usize, shape: CtrShape) -> Result<Arc<ExecSpec>, BuildError> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Cache = Mutex<HashMap<(ExecId, usize, CtrShape), Arc<ExecSpec>>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    /// Shapes kept; beyond this the cache is cleared (a node sees few distinct shapes).
+    const MAX_CACHED: usize = 64;
+    let cache = CACHE.get_or_init(Default::default);
+    let k = (hs_exec, key, shape);
+    if let Some(s) = cache.lock().ok().and_then(|c| c.get(&k).cloned()) {
+        return Ok(s);
+    }
+    let spec = build_ctr_spec(hs_exec, key, shape)?;
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= MAX_CACHED {
+            c.clear();
+        }
+        c.insert(k, spec.clone());
+    }
+    Ok(spec)
+}
+
+fn build_ctr_spec(
+    hs_exec: ExecId,
+    key: usize,
+    shape: CtrShape,
+) -> Result<Arc<ExecSpec>, BuildError> {
+    let n = shape.blocks();
+    if n == 0 || n > MAX_BLOCKS_PER_EXECUTION {
+        return Err(BuildError::Records(format!(
+            "a keystream execution of {n} blocks"
+        )));
     }
     let mut b = Builder::new();
     let tk = b.inputs(TRAFFIC_KEY_BITS);
-    let mut public = Vec::new();
+    let w = n * SUFFIX_BITS;
+    let pa = b.inputs(w);
+    let pb = b.inputs(w);
+    let mismatch = differ(&mut b, &pa, &pb)?;
+    let (rk, iv) = tk.split_at(EXPANDED_KEY_BITS);
+    let mut out: Vec<Bit> = Vec::with_capacity(n * 128);
+    for suffix in pa.chunks_exact(SUFFIX_BITS) {
+        let mut block = iv.to_vec();
+        block.extend_from_slice(suffix);
+        out.extend(aes_block(&mut b, rk, &block)?);
+    }
+    let (masks, rest) = out.split_at(shape.masks * 128);
+    let (client, public) = rest.split_at(shape.client * 128);
+    let mut outputs = vec![mismatch];
+    outputs.extend_from_slice(public);
+    let mut outs = vec![OutputGroup {
+        width: 1 + public.len(),
+        to: OutputTo::All,
+    }];
+    if !masks.is_empty() {
+        outs.push(OutputGroup {
+            width: masks.len(),
+            to: OutputTo::Shares,
+        });
+        outputs.extend_from_slice(masks);
+    }
+    if !client.is_empty() {
+        outs.push(OutputGroup {
+            width: client.len(),
+            to: OutputTo::Client,
+        });
+        outputs.extend_from_slice(client);
+    }
+    let circuit = b.finish(&outputs)?;
     let mut groups = vec![InputGroup {
         width: TRAFFIC_KEY_BITS,
         source: InputSource::Kept {
@@ -379,78 +504,8 @@ pub fn ctr_spec(
             group: key,
         },
     }];
-    let explicit: Vec<Vec<Bit>> = match nonces {
-        Nonces::Sequence(seqs) => used
-            .iter()
-            .map(|&r| {
-                seqs.get(r)
-                    .map(|s| const_bits(&s.to_be_bytes()))
-                    .ok_or_else(|| {
-                        BuildError::Records(format!("no sequence number for record {r}"))
-                    })
-            })
-            .collect::<Result<_, _>>()?,
-        Nonces::Public => {
-            let w = nonce_bits(used.len());
-            let pa = b.inputs(w);
-            let pb = b.inputs(w);
-            public.push(differ(&mut b, &pa, &pb)?);
-            groups.extend(public_groups(w));
-            pa.chunks_exact(64).map(<[Bit]>::to_vec).collect()
-        }
-    };
-    let (rk, iv) = tk.split_at(EXPANDED_KEY_BITS);
-    let mut client = Vec::new();
-    let mut masks = Vec::new();
-    for s in segments {
-        let slot = used.iter().position(|&r| r == s.record).unwrap_or(0);
-        let ex = &explicit[slot];
-        if s.mask {
-            masks.extend(aes_block(&mut b, rk, &counter_block(iv, ex, 1))?);
-        }
-        let mut ks = Vec::with_capacity((s.end - s.start) * 8);
-        for blk in s.start / 16..blocks_for(s.end) {
-            ks.extend(aes128_expanded(
-                &mut b,
-                rk,
-                &counter_block(iv, ex, 2 + blk as u32),
-            )?);
-        }
-        ks.truncate((s.end - s.start) * 8);
-        if records[s.record].alert {
-            public.extend(ks);
-        } else {
-            client.extend(ks);
-        }
-    }
-    let mut outs = Vec::new();
-    let mut outputs = Vec::new();
-    let mut layout = CtrLayout {
-        records: used,
-        public: None,
-        shares: None,
-        client: None,
-        client_bits: client.len(),
-    };
-    for (bits, to, slot) in [
-        (public, OutputTo::All, &mut layout.public),
-        (masks, OutputTo::Shares, &mut layout.shares),
-        (client, OutputTo::Client, &mut layout.client),
-    ] {
-        if !bits.is_empty() {
-            *slot = Some(outs.len());
-            outs.push(OutputGroup {
-                width: bits.len(),
-                to,
-            });
-            outputs.extend(bits);
-        }
-    }
-    let circuit = b.finish(&outputs)?;
-    Ok((
-        Arc::new(ExecSpec::new(Arc::new(circuit), groups, outs)?),
-        layout,
-    ))
+    groups.extend(public_groups(w));
+    Ok(Arc::new(ExecSpec::new(Arc::new(circuit), groups, outs)?))
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use rand_core::{CryptoRng, RngCore};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zeroize::Zeroizing;
 
-use crate::codec::{encode_record, join_gcm, split_gcm, CodecError, ContentType, MAX_FRAGMENT};
+use crate::codec::{
+    blocks_for, encode_record, join_gcm, split_gcm, CodecError, ContentType, MAX_FRAGMENT,
+};
 use crate::net::{ClientLinks, LinkError};
 use crate::proto::{pack_bits, unpack_bits, ToClient, ToNode, Transcript};
 use crate::stream::{ServerEvent, ServerStream};
@@ -198,7 +200,9 @@ where
         return Err(ClientError::Request(request.len()));
     }
     let chunks: Vec<&[u8]> = request.chunks(MAX_FRAGMENT).collect();
-    let req_pads = ClientPads::random(request.len() * 8, rng);
+    // Keystream comes in whole AES blocks per record; each record uses its first bytes.
+    let req_bits = block_bits(chunks.iter().map(|c| c.len()));
+    let req_pads = ClientPads::random(req_bits, rng);
     for node in 0..3u8 {
         links.send(
             node,
@@ -279,7 +283,7 @@ where
                 }
                 if let Some(eof) = closed_by {
                     // Tell the nodes; they judge whether this was a proper close.
-                    let width: usize = response_cts.iter().map(|c| c.len() * 8).sum();
+                    let width = block_bits(response_cts.iter().map(Vec::len));
                     let pads = ClientPads::random(width, rng);
                     for node in 0..3u8 {
                         links.send(
@@ -343,10 +347,8 @@ where
                         req_ks.put(node, b, "the request keystream")?;
                         if let Some(all) = req_ks.take() {
                             stats.handshake = start.elapsed();
-                            let ks = unmask(&req_pads, all, request.len() * 8)?;
-                            let ct: Vec<u8> =
-                                request.iter().zip(ks.iter()).map(|(p, k)| p ^ k).collect();
-                            request_cts = ct.chunks(MAX_FRAGMENT).map(<[u8]>::to_vec).collect();
+                            let ks = unmask(&req_pads, all, req_bits)?;
+                            request_cts = apply_keystream(&chunks, &ks);
                             links.broadcast(&ToNode::RequestCiphertext(request_cts.clone()))?;
                             phase = Phase::Data;
                         }
@@ -389,9 +391,8 @@ where
                             };
                             let [a, b, c] = all;
                             let ks = unmask(pads, [a.0, b.0, c.0], *width)?;
-                            let ct = response_cts.concat();
-                            let plain: Vec<u8> =
-                                ct.iter().zip(ks.iter()).map(|(c, k)| c ^ k).collect();
+                            let cts: Vec<&[u8]> = response_cts.iter().map(Vec::as_slice).collect();
+                            let plain = apply_keystream(&cts, &ks).concat();
                             stats.total = start.elapsed();
                             stats.bytes_up = links.sent();
                             stats.bytes_down = links.received();
@@ -407,6 +408,25 @@ where
             }
         }
     }
+}
+
+/// Keystream bits for records of these lengths: whole AES blocks per record.
+fn block_bits(lens: impl Iterator<Item = usize>) -> usize {
+    lens.map(|l| blocks_for(l) * 128).sum()
+}
+
+/// XORs each record with its keystream: record i takes the next ⌈len/16⌉ blocks and uses
+/// their first `len` bytes.
+fn apply_keystream(records: &[&[u8]], ks: &[u8]) -> Vec<Vec<u8>> {
+    let mut at = 0;
+    records
+        .iter()
+        .map(|r| {
+            let k = ks.get(at..).unwrap_or_default();
+            at += blocks_for(r.len()) * 16;
+            r.iter().zip(k).map(|(a, b)| a ^ b).collect()
+        })
+        .collect()
 }
 
 fn waiting_for(p: Phase) -> &'static str {

@@ -93,7 +93,8 @@ impl<T: Transport> Transport for Channel<T> {
     }
 
     async fn send(&mut self, to: PartyId, mut payload: Vec<u8>) -> Result<(), TransportError> {
-        payload.insert(0, self.ch);
+        // The channel number goes last: appending and popping it never moves the payload.
+        payload.push(self.ch);
         let mut m = self.mux.lock().await;
         let r = m.inner.send(to, payload).await;
         self.record()(&m.inner);
@@ -108,11 +109,10 @@ impl<T: Transport> Transport for Channel<T> {
         loop {
             let (from, mut bytes) = m.inner.recv().await?;
             self.record()(&m.inner);
-            if bytes.is_empty() {
+            let Some(ch) = bytes.pop() else {
                 // An unlabelled message cannot belong to any channel: treat as a closed peer.
                 return Err(TransportError::Closed(from));
-            }
-            let ch = bytes.remove(0);
+            };
             if ch == self.ch {
                 return Ok((from, bytes));
             }

@@ -43,8 +43,8 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::circuits::{
-    ctr_spec, handshake_spec, hs_out, plan_batches, server_finished_spec, BuildError, CtrRecord,
-    Nonces,
+    batch_blocks, ctr_spec, handshake_spec, hs_out, plan_batches, server_finished_spec,
+    suffix_bytes, BuildError, CtrRecord,
 };
 use crate::codec::{
     self, blocks_for, gcm_aad, hs, split_gcm, Alert, CipherSuite, CodecError, ContentType,
@@ -598,7 +598,8 @@ where
             "request records must be 1 to {MAX_REQUEST_RECORDS} records of 1 to {MAX_FRAGMENT} bytes"
         )));
     }
-    let request_bits: usize = request_lens.iter().sum::<usize>() * 8;
+    // Keystream travels in whole blocks; the client uses each record's first bytes.
+    let request_bits: usize = request_lens.iter().map(|&l| blocks_for(l) * 128).sum();
     let request_pad = unpack_bits(&request_pad, request_bits)
         .ok_or_else(|| NodeError::Client("request pad has the wrong width".into()))?;
 
@@ -617,11 +618,11 @@ where
         .iter()
         .map(|&len| CtrRecord { len, alert: false })
         .collect();
-    let req_seqs = Nonces::Sequence((1..=request_lens.len() as u64).collect());
     let mut req_execs = Vec::new();
     for batch in plan_batches(&req_records) {
-        let (spec, lay) = ctr_spec(e_hs, hs_out::CLIENT_KEY, &req_records, &req_seqs, &batch)?;
-        req_execs.push((gc.preprocess(spec)?, lay));
+        let (blocks, shape) = batch_blocks(&req_records, &batch);
+        let spec = ctr_spec(e_hs, hs_out::CLIENT_KEY, shape)?;
+        req_execs.push((gc.preprocess(spec)?, blocks, shape));
     }
     gc.flush().await?;
     tm.prepare = t0.elapsed();
@@ -878,13 +879,23 @@ where
     let mut masked = Vec::with_capacity(request_bits);
     let mut req_masks: Vec<[u8; 16]> = Vec::with_capacity(request_lens.len());
     let mut pad_at = 0;
-    for (exec, lay) in req_execs {
+    for (exec, blocks, shape) in req_execs {
+        let lay = shape.layout();
         let mut inputs = Inputs::none();
+        if id < 2 {
+            // Our records' explicit nonces are their sequence numbers (record i has i + 1).
+            let suffix = suffix_bytes(&blocks, |r| (1 + r as u64).to_be_bytes());
+            inputs = inputs.value(1 + id as usize, bytes_to_bits(&suffix));
+        }
         if let Some(g) = lay.client {
-            inputs = inputs.client_pad(g, request_pad[pad_at..pad_at + lay.client_bits].to_vec());
-            pad_at += lay.client_bits;
+            let w = shape.client * 128;
+            inputs = inputs.client_pad(g, request_pad[pad_at..pad_at + w].to_vec());
+            pad_at += w;
         }
         let out = gc.execute(exec, inputs, rng).await?;
+        if value(&out, lay.public)?[0] {
+            return Err(NodeError::Inconsistent("the request's counter blocks"));
+        }
         if let Some(g) = lay.client {
             masked.extend_from_slice(value(&out, g)?);
         }
@@ -1011,7 +1022,11 @@ where
         .iter()
         .map(|(_, p)| split_gcm(p))
         .collect::<Result<_, _>>()?;
-    let client_bits: usize = layout.iter().filter(|r| !r.alert).map(|r| r.len * 8).sum();
+    let client_bits: usize = layout
+        .iter()
+        .filter(|r| !r.alert)
+        .map(|r| blocks_for(r.len) * 128)
+        .sum();
     let response_pad = unpack_bits(&response_pad, client_bits)
         .ok_or_else(|| NodeError::Client("response pad has the wrong width".into()))?;
     let mut received_hash = Sha256::new();
@@ -1022,28 +1037,24 @@ where
     // Server record i (0-based, after the Finished) has sequence number i + 1.
     for batch in plan_batches(&layout) {
         let t0 = Instant::now();
-        let (spec, lay) = ctr_spec(e_hs, hs_out::SERVER_KEY, &layout, &Nonces::Public, &batch)?;
+        let (blocks, shape) = batch_blocks(&layout, &batch);
+        let spec = ctr_spec(e_hs, hs_out::SERVER_KEY, shape)?;
+        let lay = shape.layout();
         tm.response_build += t0.elapsed();
         let t0 = Instant::now();
         let exec = gc.preprocess(spec)?;
-        let nonces: Vec<u8> = lay
-            .records
-            .iter()
-            .flat_map(|&r| frags[r].explicit)
-            .collect();
         let mut inputs = Inputs::none();
         if id < 2 {
-            inputs = inputs.value(1 + id as usize, bytes_to_bits(&nonces));
+            let suffix = suffix_bytes(&blocks, |r| frags[r].explicit);
+            inputs = inputs.value(1 + id as usize, bytes_to_bits(&suffix));
         }
         if let Some(g) = lay.client {
-            inputs = inputs.client_pad(g, response_pad[pad_at..pad_at + lay.client_bits].to_vec());
-            pad_at += lay.client_bits;
+            let w = shape.client * 128;
+            inputs = inputs.client_pad(g, response_pad[pad_at..pad_at + w].to_vec());
+            pad_at += w;
         }
         let out = gc.execute(exec, inputs, rng).await?;
-        let pubout = match lay.public {
-            Some(g) => value(&out, g)?,
-            None => return Err(mpc_usage("public nonces without a public output")),
-        };
+        let pubout = value(&out, lay.public)?;
         if pubout[0] {
             return Err(NodeError::Inconsistent("the response's explicit nonces"));
         }
@@ -1051,8 +1062,7 @@ where
             Some(g) => value(&out, g)?.chunks_exact(128).map(block).collect(),
             None => Vec::new(),
         };
-        let masked_records: Vec<usize> =
-            batch.iter().filter(|s| s.mask).map(|s| s.record).collect();
+        let masked_records: Vec<usize> = blocks[..shape.masks].iter().map(|b| b.record).collect();
         let mut mine = Vec::with_capacity(masks.len());
         for (&r, m) in masked_records.iter().zip(&masks) {
             let typ = if layout[r].alert {
@@ -1079,10 +1089,11 @@ where
                 received_bytes += f.ciphertext.len() as u64;
             }
         }
-        let mut alert_ks = pubout[1..].chunks_exact(16);
-        for s in batch.iter().filter(|s| layout[s.record].alert) {
-            let ks = bits_to_bytes(alert_ks.next().unwrap_or_default());
-            let c = frags[s.record].ciphertext;
+        // Alert records are 2 bytes: one public keystream block each.
+        let public_blocks = &blocks[shape.masks + shape.client..];
+        for (b, ks) in public_blocks.iter().zip(pubout[1..].chunks_exact(128)) {
+            let ks = bits_to_bytes(ks);
+            let c = frags[b.record].ciphertext;
             alert = Some(Alert::parse(&[c[0] ^ ks[0], c[1] ^ ks[1]])?);
         }
         if let Some(g) = lay.client {

@@ -1,0 +1,124 @@
+//! A client that tells the nodes different stories: it relays altered provider bytes to one
+//! node only. The nodes compare what they received before acting on it, so the session
+//! aborts at every node; nothing is released.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use mpc::transport::memory_network;
+use mpc_tls::client::run_client;
+use mpc_tls::net::{links, Link};
+use mpc_tls::node::{run_node, NodeConfig, NodeError};
+use mpc_tls::proto::{ToClient, ToNode};
+use mpc_tls::provider::{http_request, pki, rustls_server, Behaviour};
+use mpc_tls::verify::Roots;
+use rand::SeedableRng;
+
+const NAME: &str = "provider.test";
+
+/// Alters, for node 1 only, byte `at` of the first relayed provider bytes — of the whole
+/// session, or (with `response`) after the request went out.
+async fn run(response: bool, at: usize) -> (String, Vec<String>) {
+    let p = pki(&[NAME]).unwrap();
+    let (addr, _server) = rustls_server(
+        &p,
+        Behaviour {
+            body: 3000,
+            write_size: 1000,
+            ..Behaviour::default()
+        },
+        1,
+    )
+    .unwrap();
+    let roots = Roots::from_pem(&p.ca_pem).unwrap();
+    let (mut client_links, mut middle): (_, [Link; 3]) = links();
+    let (mut to_nodes, node_links) = links();
+    let mut tasks = Vec::new();
+    for (i, (t, link)) in memory_network().into_iter().zip(node_links).enumerate() {
+        let cfg = NodeConfig {
+            roots: roots.clone(),
+            time: 1_900_000_000,
+            timeout: Duration::from_secs(10),
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(i as u64);
+            run_node(i as u8, cfg, t, link, &mut rng).await
+        }));
+    }
+    // The lying relay between the client and the nodes.
+    let relay = tokio::spawn(async move {
+        let [m0, m1, m2] = &mut middle;
+        let mut armed = !response;
+        loop {
+            tokio::select! {
+                m = m0.recv::<ToNode>() => { let Ok(m) = m else { break }; let _ = to_nodes.send(0, &m); }
+                m = m1.recv::<ToNode>() => {
+                    let Ok(mut m) = m else { break };
+                    if let ToNode::ServerBytes(b) = &mut m {
+                        if armed {
+                            let i = at.min(b.len() - 1);
+                            b[i] ^= 1;
+                            armed = false;
+                        }
+                    }
+                    let _ = to_nodes.send(1, &m);
+                }
+                m = m2.recv::<ToNode>() => { let Ok(m) = m else { break }; let _ = to_nodes.send(2, &m); }
+                r = to_nodes.recv::<ToClient>() => {
+                    let Ok((node, m)) = r else { break };
+                    if response && node == 1 && matches!(m, ToClient::RequestTags(_)) {
+                        armed = true;
+                    }
+                    let _ = [&mut *m0, &mut *m1, &mut *m2][node as usize].send(&m);
+                }
+            }
+        }
+    });
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    let req = http_request(NAME, "/", 100);
+    let client = run_client(
+        NAME,
+        tcp,
+        &mut client_links,
+        &req,
+        Duration::from_secs(10),
+        &mut rng,
+    )
+    .await;
+    let client_err = client.expect_err("the session must fail").to_string();
+    let mut node_errs = Vec::new();
+    for t in tasks {
+        let e: NodeError = t.await.unwrap().expect_err("every node must abort");
+        node_errs.push(e.to_string());
+    }
+    relay.abort();
+    (client_err, node_errs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_handshake_bytes_to_one_node_abort_everyone() {
+    // The first relayed message holds ServerHello; byte 20 is inside the server random.
+    let (client, nodes) = run(false, 20).await;
+    assert!(
+        nodes
+            .iter()
+            .any(|e| e.contains("disagree about the server's first flight")),
+        "{nodes:?}"
+    );
+    assert!(client.contains("node"), "{client}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_response_bytes_to_one_node_abort_everyone() {
+    // Inside the response records.
+    let (client, nodes) = run(true, 30).await;
+    assert!(
+        nodes
+            .iter()
+            .any(|e| e.contains("disagree about") || e.contains("does not verify")),
+        "{nodes:?}"
+    );
+    assert!(client.contains("node"), "{client}");
+}
