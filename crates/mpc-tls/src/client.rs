@@ -127,7 +127,7 @@ impl<T> Gather<T> {
     }
     fn take(&mut self) -> Option<[T; 3]> {
         if self.got.iter().all(Option::is_some) {
-            let [a, b, c] = std::mem::replace(&mut self.got, [None, None, None]);
+            let [a, b, c] = std::mem::take(&mut self.got);
             Some([a?, b?, c?])
         } else {
             None
@@ -229,6 +229,7 @@ where
     let mut request_cts: Vec<Vec<u8>> = Vec::new();
     let mut resp_pads: Option<(ClientPads, usize)> = None;
 
+    #[allow(clippy::large_enum_variant)] // one short-lived value per loop turn
     enum Input {
         Tcp(std::io::Result<usize>),
         Node(Result<(PartyId, ToClient), LinkError>),

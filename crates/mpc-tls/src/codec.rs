@@ -468,10 +468,8 @@ pub fn parse_server_hello(body: &[u8]) -> Result<ServerHello, CodecError> {
                     selected_version = Some(v.u16()?);
                     v.end()?;
                 }
-                ext::RENEGOTIATION_INFO => {
-                    if data != [0] {
-                        return Err(CodecError::Invalid("non-empty renegotiation_info".into()));
-                    }
+                ext::RENEGOTIATION_INFO if data != [0] => {
+                    return Err(CodecError::Invalid("non-empty renegotiation_info".into()));
                 }
                 // server_name ack, ec_point_formats and others carry nothing we act on.
                 _ => {}

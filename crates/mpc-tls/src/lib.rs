@@ -3,6 +3,7 @@
 //!
 //! - [`codec`]: TLS 1.2 records, handshake messages, alerts and GCM framing.
 //! - [`stream`]: the server's relayed bytes as events (sans-IO).
+//! - [`handshake`]: the server's first flight as an explicit state machine (sans-IO).
 //! - [`verify`]: certificate chain and ServerKeyExchange checks each node does itself.
 //! - [`prf`]: the TLS 1.2 PRF with the Extended Master Secret as boolean circuits.
 //! - [`circuits`]: the session's four garbled executions.
@@ -15,6 +16,7 @@
 pub mod circuits;
 pub mod client;
 pub mod codec;
+pub mod handshake;
 pub mod local;
 pub mod net;
 pub mod node;

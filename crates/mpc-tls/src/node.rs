@@ -47,9 +47,9 @@ use crate::circuits::{
     suffix_bytes, BuildError, CtrRecord,
 };
 use crate::codec::{
-    self, blocks_for, gcm_aad, hs, split_gcm, Alert, CipherSuite, CodecError, ContentType,
-    ServerHello, ServerKeyExchange, MAX_FRAGMENT, TLS12,
+    self, blocks_for, gcm_aad, split_gcm, Alert, CodecError, ContentType, MAX_FRAGMENT,
 };
+use crate::handshake::{Flight, HandshakeError, ServerFlight};
 use crate::net::{ch, Channel, Link, LinkError};
 use crate::proto::{
     hash_record, pack_bits, unpack_bits, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS,
@@ -78,12 +78,12 @@ pub enum NodeError {
     /// The multi-party computation aborted (a node deviated, aborted or went silent).
     #[error("MPC failed: {0}")]
     Mpc(#[from] SessionError),
+    /// The server's flight was refused.
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
     /// The server sent something malformed.
     #[error("malformed message from the server: {0}")]
     Codec(#[from] CodecError),
-    /// The server's certificate or key exchange was refused.
-    #[error(transparent)]
-    Cert(#[from] CertError),
     /// The server sent an alert.
     #[error("the server sent a {alert} during {stage}")]
     ServerAlert {
@@ -92,33 +92,9 @@ pub enum NodeError {
         /// What we were doing.
         stage: &'static str,
     },
-    /// The server negotiated a protocol version we do not speak.
-    #[error("the server negotiated {negotiated}; Tessera supports TLS 1.2 only")]
-    Version {
-        /// What it chose.
-        negotiated: String,
-    },
-    /// The server chose a suite we did not offer.
-    #[error("the server chose cipher suite {chosen:#06x}; Tessera supports {supported}")]
-    Suite {
-        /// The suite's code point.
-        chosen: u16,
-        /// What we offered.
-        supported: String,
-    },
-    /// The server refused every suite we offered.
-    #[error("the server accepted none of Tessera's cipher suites ({supported}); it answered with a {alert}")]
-    NoCommonSuite {
-        /// Its alert.
-        alert: Alert,
-        /// What we offered.
-        supported: String,
-    },
-    /// The server did not accept the Extended Master Secret.
-    #[error(
-        "the server does not support the Extended Master Secret (RFC 7627), which Tessera requires"
-    )]
-    NoExtendedMasterSecret,
+    /// The server's certificate or key exchange was refused.
+    #[error(transparent)]
+    Cert(#[from] CertError),
     /// The server did something the protocol does not allow here.
     #[error("unexpected from the server: {0}")]
     Unexpected(String),
@@ -294,7 +270,7 @@ impl<T: Transport> Ctx<T> {
         Ok(sum)
     }
 
-    async fn from_client(&mut self) -> Result<ToNode, NodeError> {
+    async fn recv_client(&mut self) -> Result<ToNode, NodeError> {
         tokio::time::timeout(self.cfg.timeout, self.link.recv())
             .await
             .map_err(|_| NodeError::Timeout("the client"))?
@@ -314,7 +290,7 @@ impl<T: Transport> Ctx<T> {
             if closed.is_some() {
                 return Ok(None);
             }
-            match self.from_client().await? {
+            match self.recv_client().await? {
                 ToNode::ServerBytes(b) => self.stream.push(&b),
                 ToNode::Closed { eof, response_pad } => *closed = Some((eof, response_pad)),
                 other => {
@@ -324,18 +300,6 @@ impl<T: Transport> Ctx<T> {
                     )))
                 }
             }
-        }
-    }
-
-    async fn handshake_message(&mut self, stage: &'static str) -> Result<Vec<u8>, NodeError> {
-        let mut closed = None;
-        match self.next_event(&mut closed).await? {
-            Some(ServerEvent::Handshake(m)) => Ok(m),
-            Some(ServerEvent::Alert(alert)) => Err(NodeError::ServerAlert { alert, stage }),
-            Some(other) => Err(NodeError::Unexpected(format!("{other:?} during {stage}"))),
-            None => Err(NodeError::Unexpected(format!(
-                "connection closed during {stage}"
-            ))),
         }
     }
 }
@@ -422,112 +386,32 @@ where
     r
 }
 
-struct Flight {
-    hello: ServerHello,
-    suite: CipherSuite,
-    certs: Vec<Vec<u8>>,
-    ske: ServerKeyExchange,
-}
-
+/// Reads handshake messages until the server's first flight is complete.
 async fn server_flight<T: Transport>(
     cx: &mut Ctx<T>,
-    transcript: &mut Sha256,
+    machine: &mut ServerFlight,
 ) -> Result<Flight, NodeError> {
-    let sh = match cx.handshake_message("the handshake").await {
-        Err(NodeError::ServerAlert { alert, .. }) if alert.description == 70 => {
-            return Err(NodeError::Version {
-                negotiated: "no version in common (the server refused TLS 1.2 with a protocol_version alert; it may speak TLS 1.3 only)".into(),
-            })
-        }
-        Err(NodeError::ServerAlert { alert, .. }) if matches!(alert.description, 40 | 71) => {
-            return Err(NodeError::NoCommonSuite {
-                alert,
-                supported: supported_suites(),
-            })
-        }
-        r => r?,
-    };
-    if sh[0] != hs::SERVER_HELLO {
-        return Err(NodeError::Unexpected(format!(
-            "handshake message {} instead of ServerHello",
-            sh[0]
-        )));
-    }
-    transcript.update(&sh);
-    let hello = codec::parse_server_hello(&sh[4..])?;
-    if let Some(v) = hello.selected_version.filter(|&v| v != TLS12) {
-        return Err(NodeError::Version {
-            negotiated: version_name(v),
-        });
-    }
-    if hello.version != TLS12 {
-        return Err(NodeError::Version {
-            negotiated: version_name(hello.version),
-        });
-    }
-    let suite = CipherSuite::from_code(hello.suite).ok_or_else(|| NodeError::Suite {
-        chosen: hello.suite,
-        supported: supported_suites(),
-    })?;
-    if !hello.extended_master_secret {
-        return Err(NodeError::NoExtendedMasterSecret);
-    }
-    let m = cx.handshake_message("the handshake").await?;
-    if m[0] != hs::CERTIFICATE {
-        return Err(NodeError::Unexpected(format!(
-            "handshake message {} instead of Certificate",
-            m[0]
-        )));
-    }
-    transcript.update(&m);
-    let certs = codec::parse_certificate(&m[4..])?;
-    let m = cx.handshake_message("the handshake").await?;
-    if m[0] != hs::SERVER_KEY_EXCHANGE {
-        return Err(NodeError::Unexpected(format!(
-            "handshake message {} instead of ServerKeyExchange",
-            m[0]
-        )));
-    }
-    transcript.update(&m);
-    let ske = codec::parse_server_key_exchange(&m[4..])?;
-    let m = cx.handshake_message("the handshake").await?;
-    match m[0] {
-        hs::SERVER_HELLO_DONE if m.len() == 4 => {}
-        hs::CERTIFICATE_REQUEST => {
-            return Err(NodeError::Unexpected(
-                "the server asks for a client certificate, which Tessera does not support".into(),
-            ))
-        }
-        t => {
-            return Err(NodeError::Unexpected(format!(
-                "handshake message {t} instead of ServerHelloDone"
-            )))
+    let mut closed = None;
+    loop {
+        match cx.next_event(&mut closed).await? {
+            Some(ServerEvent::Handshake(m)) => {
+                if let Some(f) = machine.on_message(&m)? {
+                    return Ok(f);
+                }
+            }
+            Some(ServerEvent::Alert(a)) => return Err(machine.on_alert(a).into()),
+            Some(other) => {
+                return Err(NodeError::Unexpected(format!(
+                    "{other:?} during the handshake"
+                )))
+            }
+            None => {
+                return Err(NodeError::Unexpected(
+                    "connection closed during the handshake".into(),
+                ))
+            }
         }
     }
-    transcript.update(&m);
-    Ok(Flight {
-        hello,
-        suite,
-        certs,
-        ske,
-    })
-}
-
-/// A protocol version's name.
-pub fn version_name(v: u16) -> String {
-    match v {
-        0x0300 => "SSL 3.0".into(),
-        0x0301 => "TLS 1.0".into(),
-        0x0302 => "TLS 1.1".into(),
-        0x0303 => "TLS 1.2".into(),
-        0x0304 => "TLS 1.3".into(),
-        v => format!("version {v:#06x}"),
-    }
-}
-
-/// The suites Tessera offers, for error messages.
-pub fn supported_suites() -> String {
-    CipherSuite::ALL.map(|s| s.to_string()).join(" and ")
 }
 
 fn cert_chain_hash(certs: &[Vec<u8>]) -> [u8; 32] {
@@ -571,7 +455,7 @@ where
 {
     let id = cx.id;
     // The client's request.
-    let (server_name, request_lens, request_pad) = match cx.from_client().await? {
+    let (server_name, request_lens, request_pad) = match cx.recv_client().await? {
         ToNode::Start {
             server_name,
             request_records,
@@ -684,10 +568,10 @@ where
 
     // 2. ClientHello, the server's flight, checks.
     let ch_msg = codec::client_hello(&client_random, &server_name);
-    let mut transcript = Sha256::new();
-    transcript.update(&ch_msg);
+    let mut machine = ServerFlight::new(&ch_msg);
     cx.link.send(&ToClient::ClientHello(ch_msg))?;
-    let flight = server_flight(cx, &mut transcript).await;
+    let flight = server_flight(cx, &mut machine).await;
+    let mut transcript = machine.into_transcript();
     // Nodes must agree on what the server sent before acting on it.
     let flight_hash: [u8; 32] = transcript.clone().finalize().into();
     let flight = match flight {
@@ -906,7 +790,7 @@ where
     let masked = pack_bits(&masked);
     tm.request_exec = t0.elapsed();
     cx.link.send(&ToClient::RequestKeystream(masked))?;
-    let cts = match cx.from_client().await? {
+    let cts = match cx.recv_client().await? {
         ToNode::RequestCiphertext(c) => c,
         other => {
             return Err(NodeError::Client(format!(
@@ -987,7 +871,7 @@ where
     }
     // The client says when the server closed; wait for that if the alert came first.
     while closed.is_none() {
-        match cx.from_client().await? {
+        match cx.recv_client().await? {
             ToNode::ServerBytes(b) => cx.stream.push(&b),
             ToNode::Closed { eof, response_pad } => closed = Some((eof, response_pad)),
             other => {

@@ -184,6 +184,7 @@ static CHAIN_ALGS: &[&dyn SignatureVerificationAlgorithm] = &[
 
 /// Validates the chain (end entity first) for `server_name` at `now_unix` (seconds) against
 /// `roots`, then the ServerKeyExchange signature for `suite`.
+#[allow(clippy::too_many_arguments)] // each is a distinct input of the check
 pub fn verify_server(
     roots: &Roots,
     server_name: &str,

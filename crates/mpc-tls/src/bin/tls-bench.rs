@@ -28,6 +28,9 @@ struct Args {
     timeout: u64,
 }
 
+/// One run: handshake ms, total ms, gap ms, AND gates, node bytes, client up, client down.
+type Row = (f64, f64, f64, usize, u64, u64, u64);
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -98,8 +101,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     drop(server);
-    let col =
-        |f: fn(&(f64, f64, f64, usize, u64, u64, u64)) -> f64| median(rows.iter().map(f).collect());
+    let col = |f: fn(&Row) -> f64| median(rows.iter().map(f).collect());
     let json = serde_json::json!({
         "request": a.request,
         "response": a.response,

@@ -1,0 +1,330 @@
+//! The client side of the TLS 1.2 handshake's server flight as an explicit, sans-IO state
+//! machine: feed it each whole handshake message (and any alert) in the order the server
+//! sent them; it checks the order and contents (ServerHello → Certificate →
+//! ServerKeyExchange → ServerHelloDone), keeps the transcript hash, and yields the parsed
+//! flight. Every node runs one over the bytes the client relays.
+
+use sha2::{Digest, Sha256};
+
+use crate::codec::{
+    self, hs, Alert, CipherSuite, CodecError, ServerHello, ServerKeyExchange, TLS12,
+};
+
+/// Why the server's flight was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeError {
+    /// A malformed message.
+    #[error("malformed message from the server: {0}")]
+    Codec(#[from] CodecError),
+    /// The server sent an alert.
+    #[error("the server sent a {alert} during {stage}")]
+    ServerAlert {
+        /// The alert.
+        alert: Alert,
+        /// What we were doing.
+        stage: &'static str,
+    },
+    /// The server negotiated a protocol version we do not speak.
+    #[error("the server negotiated {negotiated}; Tessera supports TLS 1.2 only")]
+    Version {
+        /// What it chose.
+        negotiated: String,
+    },
+    /// The server chose a suite we did not offer.
+    #[error("the server chose cipher suite {chosen:#06x}; Tessera supports {supported}")]
+    Suite {
+        /// The suite's code point.
+        chosen: u16,
+        /// What we offered.
+        supported: String,
+    },
+    /// The server refused every suite we offered.
+    #[error("the server accepted none of Tessera's cipher suites ({supported}); it answered with a {alert}")]
+    NoCommonSuite {
+        /// Its alert.
+        alert: Alert,
+        /// What we offered.
+        supported: String,
+    },
+    /// The server did not accept the Extended Master Secret.
+    #[error(
+        "the server does not support the Extended Master Secret (RFC 7627), which Tessera requires"
+    )]
+    NoExtendedMasterSecret,
+    /// A message out of order, or one we do not support.
+    #[error("unexpected from the server: {0}")]
+    Unexpected(String),
+}
+
+/// A protocol version's name.
+pub fn version_name(v: u16) -> String {
+    match v {
+        0x0300 => "SSL 3.0".into(),
+        0x0301 => "TLS 1.0".into(),
+        0x0302 => "TLS 1.1".into(),
+        0x0303 => "TLS 1.2".into(),
+        0x0304 => "TLS 1.3".into(),
+        v => format!("version {v:#06x}"),
+    }
+}
+
+/// The suites Tessera offers, for error messages.
+pub fn supported_suites() -> String {
+    CipherSuite::ALL.map(|s| s.to_string()).join(" and ")
+}
+
+/// The server's first flight, parsed.
+#[derive(Debug, Clone)]
+pub struct Flight {
+    /// ServerHello.
+    pub hello: ServerHello,
+    /// The negotiated suite.
+    pub suite: CipherSuite,
+    /// The certificate chain, end entity first.
+    pub certs: Vec<Vec<u8>>,
+    /// The ECDHE parameters and their signature.
+    pub ske: ServerKeyExchange,
+}
+
+#[derive(Debug)]
+enum State {
+    ExpectServerHello,
+    ExpectCertificate(ServerHello, CipherSuite),
+    ExpectKeyExchange(ServerHello, CipherSuite, Vec<Vec<u8>>),
+    ExpectHelloDone(Flight),
+    Done,
+    Failed,
+}
+
+/// The state machine. Start it with the ClientHello we sent (for the transcript).
+#[derive(Debug)]
+pub struct ServerFlight {
+    state: State,
+    transcript: Sha256,
+}
+
+impl ServerFlight {
+    /// A machine that has sent `client_hello` (the handshake message, header included).
+    pub fn new(client_hello: &[u8]) -> Self {
+        let mut transcript = Sha256::new();
+        transcript.update(client_hello);
+        ServerFlight {
+            state: State::ExpectServerHello,
+            transcript,
+        }
+    }
+
+    /// The running transcript hash (over every message fed so far).
+    pub fn transcript(&self) -> &Sha256 {
+        &self.transcript
+    }
+
+    /// Consumes the machine, returning the transcript hash state to continue with.
+    pub fn into_transcript(self) -> Sha256 {
+        self.transcript
+    }
+
+    /// An alert from the server: always an error, typed by when it came.
+    pub fn on_alert(&mut self, alert: Alert) -> HandshakeError {
+        let first = matches!(self.state, State::ExpectServerHello);
+        self.state = State::Failed;
+        match alert.description {
+            70 if first => HandshakeError::Version {
+                negotiated: "no version in common (the server refused TLS 1.2 with a protocol_version alert; it may speak TLS 1.3 only)".into(),
+            },
+            40 | 71 if first => HandshakeError::NoCommonSuite {
+                alert,
+                supported: supported_suites(),
+            },
+            _ => HandshakeError::ServerAlert {
+                alert,
+                stage: "the handshake",
+            },
+        }
+    }
+
+    /// Feeds one whole handshake message (header included). Returns the flight once
+    /// ServerHelloDone arrives; any error is final.
+    pub fn on_message(&mut self, m: &[u8]) -> Result<Option<Flight>, HandshakeError> {
+        let r = self.step(m);
+        if r.is_err() {
+            self.state = State::Failed;
+        }
+        r
+    }
+
+    fn step(&mut self, m: &[u8]) -> Result<Option<Flight>, HandshakeError> {
+        let (&typ, body) = m
+            .split_first()
+            .filter(|_| m.len() >= 4)
+            .ok_or(CodecError::Truncated("handshake message"))?;
+        let body = &body[3..];
+        let expected = |what: &str| {
+            HandshakeError::Unexpected(format!("handshake message {typ} instead of {what}"))
+        };
+        let state = std::mem::replace(&mut self.state, State::Failed);
+        self.state = match state {
+            State::ExpectServerHello => {
+                if typ != hs::SERVER_HELLO {
+                    return Err(expected("ServerHello"));
+                }
+                let hello = codec::parse_server_hello(body)?;
+                if let Some(v) = hello.selected_version.filter(|&v| v != TLS12) {
+                    return Err(HandshakeError::Version {
+                        negotiated: version_name(v),
+                    });
+                }
+                if hello.version != TLS12 {
+                    return Err(HandshakeError::Version {
+                        negotiated: version_name(hello.version),
+                    });
+                }
+                let suite =
+                    CipherSuite::from_code(hello.suite).ok_or_else(|| HandshakeError::Suite {
+                        chosen: hello.suite,
+                        supported: supported_suites(),
+                    })?;
+                if !hello.extended_master_secret {
+                    return Err(HandshakeError::NoExtendedMasterSecret);
+                }
+                State::ExpectCertificate(hello, suite)
+            }
+            State::ExpectCertificate(hello, suite) => {
+                if typ != hs::CERTIFICATE {
+                    return Err(expected("Certificate"));
+                }
+                State::ExpectKeyExchange(hello, suite, codec::parse_certificate(body)?)
+            }
+            State::ExpectKeyExchange(hello, suite, certs) => {
+                if typ != hs::SERVER_KEY_EXCHANGE {
+                    return Err(expected("ServerKeyExchange"));
+                }
+                let ske = codec::parse_server_key_exchange(body)?;
+                State::ExpectHelloDone(Flight {
+                    hello,
+                    suite,
+                    certs,
+                    ske,
+                })
+            }
+            State::ExpectHelloDone(flight) => {
+                match typ {
+                    hs::SERVER_HELLO_DONE if body.is_empty() => {
+                        self.transcript.update(m);
+                        self.state = State::Done;
+                        return Ok(Some(flight));
+                    }
+                    hs::CERTIFICATE_REQUEST => return Err(HandshakeError::Unexpected(
+                        "the server asks for a client certificate, which Tessera does not support"
+                            .into(),
+                    )),
+                    _ => return Err(expected("ServerHelloDone")),
+                }
+            }
+            State::Done | State::Failed => {
+                return Err(HandshakeError::Unexpected(
+                    "a handshake message after ServerHelloDone".into(),
+                ))
+            }
+        };
+        self.transcript.update(m);
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::codec::handshake_message;
+
+    fn server_hello(suite: u16, ems: bool) -> Vec<u8> {
+        let mut b = vec![3, 3];
+        b.extend([1u8; 32]);
+        b.push(0);
+        b.extend(suite.to_be_bytes());
+        b.push(0);
+        if ems {
+            b.extend([0, 4, 0, 23, 0, 0]);
+        }
+        handshake_message(hs::SERVER_HELLO, &b)
+    }
+
+    fn certificate() -> Vec<u8> {
+        handshake_message(hs::CERTIFICATE, &[0, 0, 6, 0, 0, 3, 1, 2, 3])
+    }
+
+    fn ske() -> Vec<u8> {
+        let mut b = vec![3, 0, 23, 65];
+        b.extend([4u8; 65]);
+        b.extend([4, 3, 0, 1, 9]);
+        handshake_message(hs::SERVER_KEY_EXCHANGE, &b)
+    }
+
+    #[test]
+    fn a_whole_flight_in_order() {
+        let ch = [1u8, 0, 0, 0];
+        let mut m = ServerFlight::new(&ch);
+        assert!(m.on_message(&server_hello(0xC02B, true)).unwrap().is_none());
+        assert!(m.on_message(&certificate()).unwrap().is_none());
+        assert!(m.on_message(&ske()).unwrap().is_none());
+        let done = handshake_message(hs::SERVER_HELLO_DONE, &[]);
+        let f = m.on_message(&done).unwrap().unwrap();
+        assert_eq!(f.suite, CipherSuite::EcdheEcdsaAes128GcmSha256);
+        assert_eq!(f.certs, vec![vec![1, 2, 3]]);
+        let mut h = Sha256::new();
+        for x in [
+            &ch[..],
+            &server_hello(0xC02B, true),
+            &certificate(),
+            &ske(),
+            &done,
+        ] {
+            h.update(x);
+        }
+        assert_eq!(m.transcript().clone().finalize(), h.finalize());
+        assert!(m.on_message(&done).is_err());
+    }
+
+    #[test]
+    fn out_of_order_and_refusals() {
+        let mut m = ServerFlight::new(&[]);
+        assert!(matches!(
+            m.on_message(&certificate()),
+            Err(HandshakeError::Unexpected(_))
+        ));
+        // Failed machines stay failed.
+        assert!(m.on_message(&server_hello(0xC02B, true)).is_err());
+        let mut m = ServerFlight::new(&[]);
+        assert!(matches!(
+            m.on_message(&server_hello(0xC030, true)),
+            Err(HandshakeError::Suite { chosen: 0xC030, .. })
+        ));
+        let mut m = ServerFlight::new(&[]);
+        assert!(matches!(
+            m.on_message(&server_hello(0xC02F, false)),
+            Err(HandshakeError::NoExtendedMasterSecret)
+        ));
+        let mut m = ServerFlight::new(&[]);
+        m.on_message(&server_hello(0xC02F, true)).unwrap();
+        m.on_message(&certificate()).unwrap();
+        m.on_message(&ske()).unwrap();
+        assert!(m
+            .on_message(&handshake_message(hs::CERTIFICATE_REQUEST, &[0]))
+            .is_err());
+        let mut m = ServerFlight::new(&[]);
+        let e = m.on_alert(Alert {
+            level: 2,
+            description: 70,
+        });
+        assert!(e.to_string().contains("TLS 1.2 only"));
+        let mut m = ServerFlight::new(&[]);
+        assert!(matches!(
+            m.on_alert(Alert {
+                level: 2,
+                description: 40
+            }),
+            HandshakeError::NoCommonSuite { .. }
+        ));
+    }
+}
