@@ -78,11 +78,10 @@ impl<T: Transport> Channel<T> {
         Channel { ch, ..self.clone() }
     }
 
-    fn record(&self) -> impl FnOnce(&T) + '_ {
-        move |t| {
-            if let Ok(mut s) = self.stats.lock() {
-                *s = t.stats();
-            }
+    /// Copies the shared transport's byte counts, so [`Transport::stats`] needs no lock on it.
+    fn note_stats(&self, t: &T) {
+        if let Ok(mut s) = self.stats.lock() {
+            *s = t.stats();
         }
     }
 }
@@ -97,7 +96,7 @@ impl<T: Transport> Transport for Channel<T> {
         payload.push(self.ch);
         let mut m = self.mux.lock().await;
         let r = m.inner.send(to, payload).await;
-        self.record()(&m.inner);
+        self.note_stats(&m.inner);
         r
     }
 
@@ -108,7 +107,7 @@ impl<T: Transport> Transport for Channel<T> {
         }
         loop {
             let (from, mut bytes) = m.inner.recv().await?;
-            self.record()(&m.inner);
+            self.note_stats(&m.inner);
             let Some(ch) = bytes.pop() else {
                 // An unlabelled message cannot belong to any channel: treat as a closed peer.
                 return Err(TransportError::Closed(from));

@@ -218,16 +218,15 @@ impl<T: Transport> Ctx<T> {
         Ok(got)
     }
 
-    /// Exchanges a hash and a verdict; every node must agree on the hash and be satisfied.
+    /// Exchanges a hash and this node's verdict (`ok`); every node must agree on the hash
+    /// and be satisfied.
     async fn agree(
         &mut self,
         what: &'static str,
         hash: [u8; 32],
-        mine: Result<(), NodeError>,
+        ok: bool,
     ) -> Result<(), NodeError> {
-        let ok = mine.is_ok();
         let got = self.exchange(&Ctl::Check { hash, ok }).await?;
-        mine?;
         for (node, m) in got {
             match m {
                 Ctl::Check { hash: h, ok } => {
@@ -574,38 +573,25 @@ where
     let mut transcript = machine.into_transcript();
     // Nodes must agree on what the server sent before acting on it.
     let flight_hash: [u8; 32] = transcript.clone().finalize().into();
-    let flight = match flight {
-        Ok(f) => {
-            let checked = verify_server(
-                &cx.cfg.roots,
-                &server_name,
-                &f.certs,
-                cx.cfg.time,
-                f.suite,
-                &f.ske,
-                &client_random,
-                &f.hello.random,
-            );
-            cx.agree(
-                "the server's first flight",
-                flight_hash,
-                checked.map_err(NodeError::from),
-            )
-            .await?;
-            f
-        }
-        Err(e) => {
-            // Tell the peers, then report our own reason.
-            let _ = cx
-                .agree(
-                    "the server's first flight",
-                    flight_hash,
-                    Err(NodeError::Timeout("")),
-                )
-                .await;
-            return Err(e);
-        }
-    };
+    let verdict = flight.and_then(|f| {
+        verify_server(
+            &cx.cfg.roots,
+            &server_name,
+            &f.certs,
+            cx.cfg.time,
+            f.suite,
+            &f.ske,
+            &client_random,
+            &f.hello.random,
+        )?;
+        Ok(f)
+    });
+    // Tell the peers our verdict either way; our own reason comes first.
+    let agreed = cx
+        .agree("the server's first flight", flight_hash, verdict.is_ok())
+        .await;
+    let flight = verdict?;
+    agreed?;
     let server_point = EncodedPoint::from_bytes(&flight.ske.point)
         .ok()
         .and_then(|e| Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&e)))
@@ -714,7 +700,7 @@ where
     cx.agree(
         "the server's Finished record",
         relay_hash.finalize().into(),
-        Ok(()),
+        true,
     )
     .await?;
     let frag = split_gcm(&fin_rec)?;
@@ -821,6 +807,7 @@ where
 
     // 6. The response, until the server closes.
     let mut records: Vec<(ContentType, Vec<u8>)> = Vec::new();
+    let mut app_records = 0usize;
     let mut relay_hash = Sha256::new();
     loop {
         match cx.next_event(&mut closed).await? {
@@ -839,20 +826,13 @@ where
                         "an alert record that is not 2 bytes".into(),
                     ));
                 }
-                if typ == ContentType::ApplicationData && f.ciphertext.is_empty() {
-                    // Empty records carry nothing; they are still authenticated below.
-                }
                 relay_hash.update([typ.byte()]);
                 relay_hash.update((payload.len() as u32).to_be_bytes());
                 relay_hash.update(&payload);
                 let is_alert = typ == ContentType::Alert;
                 records.push((typ, payload));
-                if records
-                    .iter()
-                    .filter(|(t, _)| *t == ContentType::ApplicationData)
-                    .count()
-                    > MAX_RESPONSE_RECORDS
-                {
+                app_records += usize::from(!is_alert);
+                if app_records > MAX_RESPONSE_RECORDS {
                     return Err(NodeError::Unexpected(format!(
                         "more than {MAX_RESPONSE_RECORDS} response records"
                     )));
@@ -888,7 +868,7 @@ where
             "bytes after the server's closing alert, or a truncated record".into(),
         ));
     }
-    cx.agree("the response records", relay_hash.finalize().into(), Ok(()))
+    cx.agree("the response records", relay_hash.finalize().into(), true)
         .await?;
     let close_notify = !eof
         && records

@@ -17,8 +17,8 @@ use rand::SeedableRng;
 
 const NAME: &str = "provider.test";
 
-/// Alters, for node 1 only, byte `at` of the first relayed provider bytes — of the whole
-/// session, or (with `response`) after the request went out.
+/// Alters, for node 1 only, the relayed provider byte at offset `at` — counted from the
+/// start of the stream, or (with `response`) from the first byte after the request went out.
 async fn run(response: bool, at: usize) -> (String, Vec<String>) {
     let p = pki(&[NAME]).unwrap();
     let (addr, _server) = rustls_server(
@@ -49,18 +49,18 @@ async fn run(response: bool, at: usize) -> (String, Vec<String>) {
     // The lying relay between the client and the nodes.
     let relay = tokio::spawn(async move {
         let [m0, m1, m2] = &mut middle;
-        let mut armed = !response;
+        // Offset of the next relayed byte from the counting origin; None before arming.
+        let mut offset = (!response).then_some(0usize);
         loop {
             tokio::select! {
                 m = m0.recv::<ToNode>() => { let Ok(m) = m else { break }; let _ = to_nodes.send(0, &m); }
                 m = m1.recv::<ToNode>() => {
                     let Ok(mut m) = m else { break };
-                    if let ToNode::ServerBytes(b) = &mut m {
-                        if armed {
-                            let i = at.min(b.len() - 1);
-                            b[i] ^= 1;
-                            armed = false;
+                    if let (ToNode::ServerBytes(b), Some(o)) = (&mut m, offset.as_mut()) {
+                        if (*o..*o + b.len()).contains(&at) {
+                            b[at - *o] ^= 1;
                         }
+                        *o += b.len();
                     }
                     let _ = to_nodes.send(1, &m);
                 }
@@ -68,7 +68,7 @@ async fn run(response: bool, at: usize) -> (String, Vec<String>) {
                 r = to_nodes.recv::<ToClient>() => {
                     let Ok((node, m)) = r else { break };
                     if response && node == 1 && matches!(m, ToClient::RequestTags(_)) {
-                        armed = true;
+                        offset = Some(0);
                     }
                     let _ = [&mut *m0, &mut *m1, &mut *m2][node as usize].send(&m);
                 }
@@ -99,7 +99,8 @@ async fn run(response: bool, at: usize) -> (String, Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn different_handshake_bytes_to_one_node_abort_everyone() {
-    // The first relayed message holds ServerHello; byte 20 is inside the server random.
+    // Bytes 11..43 of the stream are the server random (record header 5, handshake header 4,
+    // version 2).
     let (client, nodes) = run(false, 20).await;
     assert!(
         nodes
@@ -112,7 +113,7 @@ async fn different_handshake_bytes_to_one_node_abort_everyone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn different_response_bytes_to_one_node_abort_everyone() {
-    // Inside the response records.
+    // Byte 30 of the response is ciphertext of its first record (header 5, explicit nonce 8).
     let (client, nodes) = run(true, 30).await;
     assert!(
         nodes
