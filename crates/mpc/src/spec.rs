@@ -184,7 +184,7 @@ impl ExecSpec {
     }
 
     /// Bit range of each output group within the circuit outputs.
-    pub(crate) fn output_range(&self, group: usize) -> Range<usize> {
+    pub fn output_range(&self, group: usize) -> Range<usize> {
         let start: usize = self.outputs[..group].iter().map(|g| g.width).sum();
         start..start + self.outputs[group].width
     }
