@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::client::{run_client, ClientError, ClientOutput};
 use crate::net::{links, Recording, Tap};
-use crate::node::{run_node, NodeConfig, NodeError, NodeReport};
+use crate::node::{run_node, Faults, NodeConfig, NodeError, NodeReport};
 use crate::verify::Roots;
 
 /// Settings for [`fetch`].
@@ -24,6 +24,8 @@ pub struct LocalConfig {
     pub time: u64,
     /// Receive timeout for every party.
     pub timeout: Duration,
+    /// Deliberate deviations per node, for adversarial tests (all off by default).
+    pub faults: [Faults; 3],
 }
 
 impl LocalConfig {
@@ -37,6 +39,7 @@ impl LocalConfig {
             roots,
             time,
             timeout: Duration::from_secs(30),
+            faults: [Faults::default(); 3],
         }
     }
 }
@@ -114,6 +117,7 @@ pub async fn fetch_recorded(
             roots: cfg.roots.clone(),
             time: cfg.time,
             timeout: cfg.timeout,
+            faults: cfg.faults[i],
         };
         tasks.push(tokio::spawn(async move {
             let mut rng = rand_chacha::ChaCha20Rng::from_rng(OsRng).map_err(|_| {

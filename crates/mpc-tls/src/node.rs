@@ -67,6 +67,21 @@ pub struct NodeConfig {
     pub time: u64,
     /// How long to wait for a peer node or the client.
     pub timeout: Duration,
+    /// Deliberate deviations, for adversarial tests; all off by default.
+    pub faults: Faults,
+}
+
+/// Ways a node can be told to deviate from the protocol, so tests can check that every
+/// deviation ends in an abort at the honest parties rather than in a wrong result. All off
+/// by default; nothing but tests sets them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Flip a bit of this node's XOR share of every tag it opens with the other nodes.
+    pub bad_tag_share: bool,
+    /// Feed the handshake's public input (parties 0 and 1 only) with one bit flipped.
+    pub bad_public_input: bool,
+    /// Send the client a request keystream with one bit flipped.
+    pub bad_masked_keystream: bool,
 }
 
 /// Why a node stopped. Messages never include key material or plaintext.
@@ -247,7 +262,10 @@ impl<T: Transport> Ctx<T> {
     }
 
     /// Sums the three nodes' XOR shares of some tags.
-    async fn open_tags(&mut self, mine: Vec<[u8; 16]>) -> Result<Vec<[u8; 16]>, NodeError> {
+    async fn open_tags(&mut self, mut mine: Vec<[u8; 16]>) -> Result<Vec<[u8; 16]>, NodeError> {
+        if self.cfg.faults.bad_tag_share {
+            mine.iter_mut().for_each(|t| t[0] ^= 1);
+        }
         let got = self.exchange(&Ctl::Tags(mine.clone())).await?;
         let mut sum = mine;
         for (node, m) in got {
@@ -618,7 +636,11 @@ where
     .concat();
     let mut inputs = Inputs::none().value(id as usize, fp_to_bits(&pms.value()).to_vec());
     if id < 2 {
-        inputs = inputs.value(3 + id as usize, bytes_to_bits(&public));
+        let mut bits = bytes_to_bits(&public);
+        if cx.cfg.faults.bad_public_input {
+            bits[0] ^= true;
+        }
+        inputs = inputs.value(3 + id as usize, bits);
     }
     drop(pms);
     let t0 = Instant::now();
@@ -771,6 +793,11 @@ where
         }
         if let Some(g) = lay.shares {
             req_masks.extend(value(&out, g)?.chunks_exact(128).map(block));
+        }
+    }
+    if cx.cfg.faults.bad_masked_keystream {
+        if let Some(b) = masked.first_mut() {
+            *b ^= true;
         }
     }
     let masked = pack_bits(&masked);

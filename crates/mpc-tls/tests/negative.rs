@@ -200,3 +200,55 @@ async fn provider_without_our_suites_gets_a_clear_error() {
         "{e}"
     );
 }
+
+/// A node that deviates: the session aborts and the error names the check that caught it.
+async fn deviating_node(node: usize, faults: mpc_tls::node::Faults) -> String {
+    let p = pki(&[NAME]).unwrap();
+    let (addr, _server) = rustls_server(&p, several_records(), 1).unwrap();
+    let mut cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem).unwrap());
+    cfg.timeout = std::time::Duration::from_secs(20);
+    cfg.faults[node] = faults;
+    match fetch(&cfg, NAME, addr, &http_request(NAME, "/", 200)).await {
+        Ok(o) => panic!("session succeeded: {:?}", o.client.transcript),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_with_a_bad_tag_share_aborts_the_session() {
+    let f = mpc_tls::node::Faults {
+        bad_tag_share: true,
+        ..Default::default()
+    };
+    let e = deviating_node(0, f).await;
+    assert!(
+        e.contains("the tag of the server's Finished does not verify"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_with_a_bad_public_input_aborts_the_session() {
+    let f = mpc_tls::node::Faults {
+        bad_public_input: true,
+        ..Default::default()
+    };
+    let e = deviating_node(1, f).await;
+    assert!(
+        e.contains("disagree about the handshake's public inputs"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_with_a_bad_masked_keystream_is_refused_by_the_client() {
+    let f = mpc_tls::node::Faults {
+        bad_masked_keystream: true,
+        ..Default::default()
+    };
+    let e = deviating_node(2, f).await;
+    assert!(
+        e.contains("the nodes disagree about the masked keystream"),
+        "{e}"
+    );
+}
