@@ -330,6 +330,14 @@ fn kind(m: &ToNode) -> &'static str {
     }
 }
 
+/// An event for an error message; `None` is the end of the connection.
+fn describe(e: &Option<ServerEvent>) -> String {
+    match e {
+        Some(e) => format!("{e:?}"),
+        None => "the end of the connection".into(),
+    }
+}
+
 fn commitment(id: PartyId, random: &[u8; 32], point: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"tessera mpc-tls ecdh commitment v1");
@@ -694,7 +702,8 @@ where
         }
         other => {
             return Err(NodeError::Unexpected(format!(
-                "{other:?} instead of ChangeCipherSpec"
+                "{} instead of ChangeCipherSpec",
+                describe(&other)
             )))
         }
     }
@@ -713,7 +722,8 @@ where
         }
         other => {
             return Err(NodeError::Unexpected(format!(
-                "{other:?} instead of the server's Finished"
+                "{} instead of the server's Finished",
+                describe(&other)
             )))
         }
     };

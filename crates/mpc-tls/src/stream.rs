@@ -5,7 +5,7 @@
 use crate::codec::{Alert, CodecError, ContentType, HandshakeReader, RecordReader};
 
 /// One thing the server sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum ServerEvent {
     /// A whole plaintext handshake message, header included.
     Handshake(Vec<u8>),
@@ -20,6 +20,27 @@ pub enum ServerEvent {
         /// The fragment: explicit nonce, ciphertext, tag.
         payload: Vec<u8>,
     },
+}
+
+/// Names and sizes only: events end up in error messages, which should stay short.
+impl std::fmt::Debug for ServerEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerEvent::Handshake(m) => {
+                write!(
+                    f,
+                    "handshake message {} ({} bytes)",
+                    m.first().copied().unwrap_or(0),
+                    m.len()
+                )
+            }
+            ServerEvent::Alert(a) => write!(f, "a plaintext {a}"),
+            ServerEvent::ChangeCipherSpec => f.write_str("ChangeCipherSpec"),
+            ServerEvent::Encrypted { typ, payload } => {
+                write!(f, "an encrypted {typ:?} record ({} bytes)", payload.len())
+            }
+        }
+    }
 }
 
 /// Turns relayed bytes into [`ServerEvent`]s.
