@@ -250,7 +250,7 @@ fn build_server_finished_spec(hs_exec: ExecId) -> Result<Arc<ExecSpec>, BuildErr
 
 /// Most AES blocks in one keystream execution: bounds each execution's circuit and garbled
 /// tables (≈ 5,120 AND gates and 165 KB of tables per block) whatever the record sizes.
-pub const MAX_BLOCKS_PER_EXECUTION: usize = 64;
+pub const MAX_BLOCKS_PER_EXECUTION: usize = 32;
 
 /// A record to encrypt or decrypt in counter mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -433,7 +433,7 @@ pub fn ctr_spec(hs_exec: ExecId, key: usize, shape: CtrShape) -> Result<Arc<Exec
     use std::sync::Mutex;
     type Cache = Mutex<HashMap<(ExecId, usize, CtrShape), Arc<ExecSpec>>>;
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
-    /// Shapes kept (each circuit is ≈ 25 MB at 64 blocks); beyond this the cache is
+    /// Shapes kept (each circuit is ≈ 13 MB at 32 blocks); beyond this the cache is
     /// cleared. A node sees few distinct shapes: full batches and a few tails.
     const MAX_CACHED: usize = 8;
     let cache = CACHE.get_or_init(Default::default);
