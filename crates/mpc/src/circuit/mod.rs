@@ -12,11 +12,12 @@ pub mod sha256;
 
 use std::fmt;
 
-/// Index of a wire in a [`Circuit`]. Wires `0..num_inputs` are the inputs.
+/// Index of a wire slot in a [`Circuit`]. Slots `0..num_inputs` hold the inputs; a finished
+/// circuit reuses the slot of a wire nobody reads any more for a later gate's output.
 pub type WireId = u32;
 
-/// A gate of a finished circuit. Every gate writes a fresh wire `out`; gates are stored in
-/// topological order. `a` and `b` are input wires, `out` the wire written.
+/// A gate of a finished circuit: it reads slots `a` and `b` and writes slot `out`, which is
+/// never one of its own inputs; gates are stored in evaluation order.
 #[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Gate {
@@ -81,7 +82,8 @@ impl Circuit {
     pub fn num_outputs(&self) -> usize {
         self.outputs.len()
     }
-    /// Number of wires (inputs plus one per gate).
+    /// Number of wire slots (the label storage garbling and evaluation need; wires share slots
+    /// once dead, so this is far below inputs plus gates).
     pub fn num_wires(&self) -> usize {
         self.num_wires as usize
     }
@@ -315,15 +317,103 @@ impl Builder {
             return Err(CircuitError::TooLarge);
         }
         let gates = levelize(self.gates, self.next_wire as usize);
+        let (gates, num_wires) = allocate_slots(gates, self.num_inputs, self.next_wire, &mut out);
         Ok(Circuit {
             num_inputs: self.num_inputs,
-            num_wires: self.next_wire,
+            num_wires,
             gates,
             outputs: out,
             and_count: self.and_count,
             const_count,
         })
     }
+}
+
+/// Renames wires to reusable slots: a gate's output takes a slot freed by a wire nobody reads
+/// any more, so garbling and evaluation need label storage for the live wires only, not for
+/// every wire ever computed (for SHA-256 and AES circuits that is a small fraction). Inputs
+/// keep slots `0..num_inputs`; circuit outputs are never overwritten. A gate's output never
+/// shares a slot with its own inputs (inputs are freed after the output is placed), and AND
+/// tweaks count AND gates, not wires, so renaming changes nothing cryptographic.
+/// Returns the renamed gates and the number of slots; rewrites `outputs`.
+fn allocate_slots(
+    mut gates: Vec<Gate>,
+    num_inputs: u32,
+    num_wires: u32,
+    outputs: &mut [WireId],
+) -> (Vec<Gate>, u32) {
+    const NEVER: u32 = u32::MAX;
+    let n = num_wires as usize;
+    // Index of the last gate reading each wire.
+    let mut last = vec![NEVER; n];
+    for (i, g) in gates.iter().enumerate() {
+        let i = i as u32;
+        match *g {
+            Gate::Xor { a, b, .. } | Gate::And { a, b, .. } => {
+                last[a as usize] = i;
+                last[b as usize] = i;
+            }
+            Gate::Not { a, .. } => last[a as usize] = i,
+            Gate::Const { .. } => {}
+        }
+    }
+    let mut keep = vec![false; n];
+    for &o in outputs.iter() {
+        keep[o as usize] = true;
+    }
+    let mut slot = vec![NEVER; n];
+    for (w, s) in slot.iter_mut().enumerate().take(num_inputs as usize) {
+        *s = w as u32;
+    }
+    let mut next = num_inputs;
+    let mut free: Vec<u32> = Vec::new();
+    for (i, g) in gates.iter_mut().enumerate() {
+        let i = i as u32;
+        let (reads, out): ([Option<WireId>; 2], WireId) = match *g {
+            Gate::Xor { a, b, out } | Gate::And { a, b, out } => ([Some(a), Some(b)], out),
+            Gate::Not { a, out } => ([Some(a), None], out),
+            Gate::Const { out, .. } => ([None, None], out),
+        };
+        let s = free.pop().unwrap_or_else(|| {
+            next += 1;
+            next - 1
+        });
+        slot[out as usize] = s;
+        *g = match *g {
+            Gate::Xor { a, b, .. } => Gate::Xor {
+                a: slot[a as usize],
+                b: slot[b as usize],
+                out: s,
+            },
+            Gate::And { a, b, .. } => Gate::And {
+                a: slot[a as usize],
+                b: slot[b as usize],
+                out: s,
+            },
+            Gate::Not { a, .. } => Gate::Not {
+                a: slot[a as usize],
+                out: s,
+            },
+            Gate::Const { value, .. } => Gate::Const { value, out: s },
+        };
+        // Free inputs read for the last time (once, even if both operands are the same wire).
+        for (k, r) in reads.iter().enumerate() {
+            if let Some(r) = *r {
+                let dup = k == 1 && reads[0] == Some(r);
+                if !dup && last[r as usize] == i && !keep[r as usize] {
+                    free.push(slot[r as usize]);
+                }
+            }
+        }
+        // An output nobody reads frees its slot at once.
+        if last[out as usize] == NEVER && !keep[out as usize] {
+            free.push(s);
+        }
+    }
+    for o in outputs.iter_mut() {
+        *o = slot[*o as usize];
+    }
+    (gates, next)
 }
 
 /// Reorders gates by AND depth: all AND gates of depth d (whose inputs are ready after depth
@@ -410,6 +500,29 @@ pub fn bits_to_bytes(bits: &[bool]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wires_share_slots() {
+        // Label storage is for live wires only: far fewer slots than gates.
+        for c in [sha256::compression_circuit(), aes::aes128_circuit()] {
+            assert!(
+                c.num_wires() * 4 < c.gates().len(),
+                "{} slots for {} gates",
+                c.num_wires(),
+                c.gates().len()
+            );
+        }
+        // A gate never writes a slot it reads. (That outputs are never overwritten shows in
+        // the evaluation tests against the sha2 and aes crates.)
+        let c = sha256::compression_circuit();
+        for g in c.gates() {
+            match *g {
+                Gate::Xor { a, b, out } | Gate::And { a, b, out } => assert!(a != out && b != out),
+                Gate::Not { a, out } => assert!(a != out),
+                Gate::Const { .. } => {}
+            }
+        }
+    }
 
     #[test]
     fn instantiate_matches_the_gadget() {
