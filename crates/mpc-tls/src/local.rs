@@ -48,12 +48,12 @@ impl LocalConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     /// Could not reach the provider.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {error}")]
     Connect {
         /// Address.
         addr: SocketAddr,
         /// Cause.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The client failed (a node's reason is inside when a node stopped).
     #[error(transparent)]
@@ -102,7 +102,7 @@ pub async fn fetch_recorded(
 ) -> Result<LocalOutput, LocalError> {
     let tcp = TcpStream::connect(addr)
         .await
-        .map_err(|source| LocalError::Connect { addr, source })?;
+        .map_err(|error| LocalError::Connect { addr, error })?;
     let _ = tcp.set_nodelay(true);
     let (mut client_links, node_links) = links();
     let mut tasks = Vec::new();
@@ -154,4 +154,22 @@ pub async fn fetch_recorded(
         return Err(e);
     }
     Ok(LocalOutput { client, nodes })
+}
+
+/// An error and its causes on one line for a command-line user, skipping a cause that its
+/// parent's message already quotes.
+pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        let m = err.to_string();
+        if !out.contains(&m) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&m);
+        }
+        next = err.source();
+    }
+    out
 }
