@@ -349,7 +349,8 @@ where
                         if let Some(all) = req_ks.take() {
                             stats.handshake = start.elapsed();
                             let ks = unmask(&req_pads, all, req_bits)?;
-                            request_cts = apply_keystream(&chunks, &ks);
+                            request_cts = apply_keystream(&chunks, &ks)
+                                .ok_or(ClientError::Disagree("the request keystream's length"))?;
                             links.broadcast(&ToNode::RequestCiphertext(request_cts.clone()))?;
                             phase = Phase::Data;
                         }
@@ -393,7 +394,9 @@ where
                             let [a, b, c] = all;
                             let ks = unmask(pads, [a.0, b.0, c.0], *width)?;
                             let cts: Vec<&[u8]> = response_cts.iter().map(Vec::as_slice).collect();
-                            let plain = apply_keystream(&cts, &ks).concat();
+                            let plain = apply_keystream(&cts, &ks)
+                                .ok_or(ClientError::Disagree("the response keystream's length"))?
+                                .concat();
                             stats.total = start.elapsed();
                             stats.bytes_up = links.sent();
                             stats.bytes_down = links.received();
@@ -417,17 +420,16 @@ fn block_bits(lens: impl Iterator<Item = usize>) -> usize {
 }
 
 /// XORs each record with its keystream: record i takes the next ⌈len/16⌉ blocks and uses
-/// their first `len` bytes.
-fn apply_keystream(records: &[&[u8]], ks: &[u8]) -> Vec<Vec<u8>> {
+/// their first `len` bytes. `None` if the keystream is too short (never silently truncated).
+fn apply_keystream(records: &[&[u8]], ks: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut at = 0;
-    records
-        .iter()
-        .map(|r| {
-            let k = ks.get(at..).unwrap_or_default();
-            at += blocks_for(r.len()) * 16;
-            r.iter().zip(k).map(|(a, b)| a ^ b).collect()
-        })
-        .collect()
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let k = ks.get(at..at + r.len())?;
+        at += blocks_for(r.len()) * 16;
+        out.push(r.iter().zip(k).map(|(a, b)| a ^ b).collect());
+    }
+    Some(out)
 }
 
 fn waiting_for(p: Phase) -> &'static str {
