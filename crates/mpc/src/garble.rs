@@ -115,11 +115,10 @@ pub fn garble(
         *slot = l.0;
     }
     tables.reserve(table_len(circuit));
-    let gates = circuit.gates();
     let mut j = 0u64;
     let mut i = 0;
-    while i < gates.len() {
-        match gates[i] {
+    while let Some(gate) = circuit.gate(i) {
+        match gate {
             Gate::Xor { a, b, out } => w[out as usize] = w[a as usize] ^ w[b as usize],
             Gate::Not { a, out } => w[out as usize] = w[a as usize] ^ d,
             Gate::Const { value, out } => {
@@ -129,11 +128,11 @@ pub fn garble(
             }
             Gate::And { a, b, out } => {
                 // Two independent AND gates fill one 8-block AES pipeline.
-                if let Some(&Gate::And {
+                if let Some(Gate::And {
                     a: a2,
                     b: b2,
                     out: out2,
-                }) = gates.get(i + 1)
+                }) = circuit.gate(i + 1)
                 {
                     if a2 != out && b2 != out {
                         let (x, y) = (w[a as usize], w[b as usize]);
@@ -224,12 +223,11 @@ pub fn evaluate(
         b.copy_from_slice(&tables[pos..pos + 16]);
         u128::from_le_bytes(b)
     };
-    let gates = circuit.gates();
     let mut pos = 0usize;
     let mut j = 0u64;
     let mut i = 0;
-    while i < gates.len() {
-        match gates[i] {
+    while let Some(gate) = circuit.gate(i) {
+        match gate {
             Gate::Xor { a, b, out } => w[out as usize] = w[a as usize] ^ w[b as usize],
             Gate::Not { a, out } => w[out as usize] = w[a as usize],
             Gate::Const { out, .. } => {
@@ -241,7 +239,7 @@ pub fn evaluate(
                 let mut batch = [(0u32, 0u32, 0u32); EVAL_BATCH];
                 let mut n = 0;
                 while n < EVAL_BATCH {
-                    let Some(&Gate::And { a, b, out }) = gates.get(i + n) else {
+                    let Some(Gate::And { a, b, out }) = circuit.gate(i + n) else {
                         break;
                     };
                     if batch[..n].iter().any(|&(_, _, o)| o == a || o == b) {

@@ -194,9 +194,14 @@ fn fingerprint(c: &Circuit, inputs: &[InputGroup], outputs: &[OutputGroup]) -> [
     let mut h = blake3::Hasher::new_derive_key("tessera mpc exec spec v1");
     h.update(&(c.num_inputs() as u64).to_le_bytes());
     h.update(&(c.num_wires() as u64).to_le_bytes());
-    let mut buf = Vec::with_capacity(c.gates().len() * 9);
+    // Hashed in pieces: a buffer for the whole circuit would be bigger than the circuit.
+    let mut buf = Vec::with_capacity(1 << 16);
     for g in c.gates() {
-        let (k, a, b, o) = match *g {
+        if buf.len() + 13 > buf.capacity() {
+            h.update(&buf);
+            buf.clear();
+        }
+        let (k, a, b, o) = match g {
             Gate::Xor { a, b, out } => (0u8, a, b, out),
             Gate::And { a, b, out } => (1, a, b, out),
             Gate::Not { a, out } => (2, a, 0, out),

@@ -434,7 +434,7 @@ mod tests {
         assert_eq!(c.and_count(), SBOX_AND_COUNT);
         assert_eq!(c.and_count(), 32);
         // 83 XOR/XNOR gates (the 4 XNORs add 4 NOT gates here) and 32 AND: 115 gates.
-        assert_eq!(c.gates().len(), 115 + 4);
+        assert_eq!(c.num_gates(), 115 + 4);
         for v in 0..=255u8 {
             assert_eq!(
                 c.evaluate_bytes(&[v]).unwrap(),

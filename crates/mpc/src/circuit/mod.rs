@@ -37,7 +37,7 @@ pub enum Gate {
 pub struct Circuit {
     num_inputs: u32,
     num_wires: u32,
-    gates: Vec<Gate>,
+    gates: Vec<Packed>,
     outputs: Vec<WireId>,
     and_count: usize,
     const_count: usize,
@@ -87,9 +87,20 @@ impl Circuit {
     pub fn num_wires(&self) -> usize {
         self.num_wires as usize
     }
-    /// The gates in topological order.
-    pub fn gates(&self) -> &[Gate] {
-        &self.gates
+    /// The gates in evaluation order.
+    pub fn gates(&self) -> impl ExactSizeIterator<Item = Gate> + '_ {
+        self.gates.iter().map(|p| p.unpack())
+    }
+
+    /// Gate `i` in evaluation order.
+    #[inline(always)]
+    pub fn gate(&self, i: usize) -> Option<Gate> {
+        self.gates.get(i).map(|p| p.unpack())
+    }
+
+    /// Number of gates.
+    pub fn num_gates(&self) -> usize {
+        self.gates.len()
     }
     /// The output wires, in output order.
     pub fn outputs(&self) -> &[WireId] {
@@ -105,8 +116,7 @@ impl Circuit {
     }
     /// Number of XOR and NOT gates (free under free-XOR).
     pub fn free_count(&self) -> usize {
-        self.gates
-            .iter()
+        self.gates()
             .filter(|g| matches!(g, Gate::Xor { .. } | Gate::Not { .. }))
             .count()
     }
@@ -121,8 +131,8 @@ impl Circuit {
         }
         let mut w = vec![false; self.num_wires()];
         w[..inputs.len()].copy_from_slice(inputs);
-        for g in &self.gates {
-            match *g {
+        for g in self.gates() {
+            match g {
                 Gate::Xor { a, b, out } => w[out as usize] = w[a as usize] ^ w[b as usize],
                 Gate::And { a, b, out } => w[out as usize] = w[a as usize] & w[b as usize],
                 Gate::Not { a, out } => w[out as usize] = !w[a as usize],
@@ -277,8 +287,8 @@ impl Builder {
         }
         let mut map = vec![Bit::Const(false); c.num_wires as usize];
         map[..inputs.len()].copy_from_slice(inputs);
-        for g in &c.gates {
-            match *g {
+        for g in c.gates() {
+            match g {
                 Gate::Xor { a, b, out } => {
                     map[out as usize] = self.xor(map[a as usize], map[b as usize])
                 }
@@ -318,6 +328,10 @@ impl Builder {
         }
         let gates = levelize(self.gates, self.next_wire as usize);
         let (gates, num_wires) = allocate_slots(gates, self.num_inputs, self.next_wire, &mut out);
+        if num_wires > SLOT_MASK {
+            return Err(CircuitError::TooLarge);
+        }
+        let gates = gates.into_iter().map(Packed::pack).collect();
         Ok(Circuit {
             num_inputs: self.num_inputs,
             num_wires,
@@ -326,6 +340,37 @@ impl Builder {
             and_count: self.and_count,
             const_count,
         })
+    }
+}
+
+/// Slots fit in 30 bits; the top two bits of a packed gate's third word hold its kind.
+const SLOT_MASK: u32 = (1 << 30) - 1;
+
+/// A gate in 12 bytes (the enum takes 16): circuits are the largest thing a node keeps in
+/// memory, and most of their gates are XORs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Packed([u32; 3]);
+
+impl Packed {
+    fn pack(g: Gate) -> Packed {
+        Packed(match g {
+            Gate::Xor { a, b, out } => [a, b, out],
+            Gate::And { a, b, out } => [a, b, out | 1 << 30],
+            Gate::Not { a, out } => [a, 0, out | 2 << 30],
+            Gate::Const { value, out } => [u32::from(value), 0, out | 3 << 30],
+        })
+    }
+
+    #[inline(always)]
+    fn unpack(self) -> Gate {
+        let [a, b, w] = self.0;
+        let out = w & SLOT_MASK;
+        match w >> 30 {
+            0 => Gate::Xor { a, b, out },
+            1 => Gate::And { a, b, out },
+            2 => Gate::Not { a, out },
+            _ => Gate::Const { value: a != 0, out },
+        }
     }
 }
 
@@ -502,21 +547,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn packed_gates_roundtrip() {
+        let m = SLOT_MASK;
+        for g in [
+            Gate::Xor { a: 0, b: m, out: m },
+            Gate::And { a: m, b: 1, out: 0 },
+            Gate::Not { a: 7, out: m },
+            Gate::Const { value: true, out: m },
+            Gate::Const { value: false, out: 3 },
+        ] {
+            assert_eq!(Packed::pack(g).unpack(), g);
+        }
+        assert_eq!(std::mem::size_of::<Packed>(), 12);
+    }
+
+    #[test]
     fn wires_share_slots() {
         // Label storage is for live wires only: far fewer slots than gates.
         for c in [sha256::compression_circuit(), aes::aes128_circuit()] {
             assert!(
-                c.num_wires() * 4 < c.gates().len(),
+                c.num_wires() * 4 < c.num_gates(),
                 "{} slots for {} gates",
                 c.num_wires(),
-                c.gates().len()
+                c.num_gates()
             );
         }
         // A gate never writes a slot it reads. (That outputs are never overwritten shows in
         // the evaluation tests against the sha2 and aes crates.)
         let c = sha256::compression_circuit();
         for g in c.gates() {
-            match *g {
+            match g {
                 Gate::Xor { a, b, out } | Gate::And { a, b, out } => assert!(a != out && b != out),
                 Gate::Not { a, out } => assert!(a != out),
                 Gate::Const { .. } => {}
