@@ -326,16 +326,21 @@ impl Builder {
         if self.next_wire == u32::MAX {
             return Err(CircuitError::TooLarge);
         }
+        // The builder's vector grew by doubling; give the slack back before levelize copies it.
+        self.gates.shrink_to_fit();
         let gates = levelize(self.gates, self.next_wire as usize);
         let (gates, num_wires) = allocate_slots(gates, self.num_inputs, self.next_wire, &mut out);
         if num_wires > SLOT_MASK {
             return Err(CircuitError::TooLarge);
         }
-        let gates = gates.into_iter().map(Packed::pack).collect();
+        // A fresh allocation: collecting in place would keep the 16-byte-per-gate buffer.
+        let mut packed = Vec::with_capacity(gates.len());
+        packed.extend(gates.iter().map(|&g| Packed::pack(g)));
+        drop(gates);
         Ok(Circuit {
             num_inputs: self.num_inputs,
             num_wires,
-            gates,
+            gates: packed,
             outputs: out,
             and_count: self.and_count,
             const_count,
