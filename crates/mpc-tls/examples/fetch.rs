@@ -35,14 +35,7 @@ struct Args {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> std::process::ExitCode {
-    match run(Args::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            // One line, whatever RUST_BACKTRACE says.
-            eprintln!("error: {}", mpc_tls::local::error_line(e.as_ref()));
-            std::process::ExitCode::FAILURE
-        }
-    }
+    mpc_tls::local::exit_code(run(Args::parse()).await)
 }
 
 async fn run(a: Args) -> anyhow::Result<()> {

@@ -107,13 +107,7 @@ fn counter_block(iv: &[Bit], explicit: &[Bit], ctr: u32) -> Vec<Bit> {
 /// bits each), then two copies (parties 0 and 1) of [`HS_PUBLIC_BITS`]. Outputs: see
 /// [`hs_out`]. The client's first record (its Finished) uses explicit nonce 0.
 pub fn handshake_spec() -> Result<Arc<ExecSpec>, BuildError> {
-    // The circuit is the same for every session: build it once per process.
-    static SPEC: std::sync::OnceLock<Arc<ExecSpec>> = std::sync::OnceLock::new();
-    if let Some(s) = SPEC.get() {
-        return Ok(s.clone());
-    }
-    let s = build_handshake_spec()?;
-    Ok(SPEC.get_or_init(|| s).clone())
+    cached(SpecKey::Handshake, build_handshake_spec)
 }
 
 fn build_handshake_spec() -> Result<Arc<ExecSpec>, BuildError> {
@@ -189,15 +183,9 @@ fn build_handshake_spec() -> Result<Arc<ExecSpec>, BuildError> {
 /// of [`SF_PUBLIC_BITS`]. Outputs: All [mismatch, server verify_data (96), keystream block
 /// (128)]; Shares [tag mask (128)].
 pub fn server_finished_spec(hs_exec: ExecId) -> Result<Arc<ExecSpec>, BuildError> {
-    static SPEC: std::sync::OnceLock<Arc<ExecSpec>> = std::sync::OnceLock::new();
-    if let Some(s) = SPEC.get().filter(|_| hs_exec == 0) {
-        return Ok(s.clone());
-    }
-    let s = build_server_finished_spec(hs_exec)?;
-    if hs_exec == 0 {
-        return Ok(SPEC.get_or_init(|| s).clone());
-    }
-    Ok(s)
+    cached(SpecKey::ServerFinished(hs_exec), || {
+        build_server_finished_spec(hs_exec)
+    })
 }
 
 fn build_server_finished_spec(hs_exec: ExecId) -> Result<Arc<ExecSpec>, BuildError> {
@@ -429,24 +417,44 @@ impl CtrShape {
 /// two copies (parties 0 and 1) of every block's [`SUFFIX_BITS`] public input. Outputs as
 /// [`CtrShape::layout`]. Built once per shape per process.
 pub fn ctr_spec(hs_exec: ExecId, key: usize, shape: CtrShape) -> Result<Arc<ExecSpec>, BuildError> {
+    cached(SpecKey::Ctr(hs_exec, key, shape), || {
+        build_ctr_spec(hs_exec, key, shape)
+    })
+}
+
+/// What a cached execution spec was built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SpecKey {
+    Handshake,
+    ServerFinished(ExecId),
+    Ctr(ExecId, usize, CtrShape),
+}
+
+/// Keystream shapes kept (each circuit is ≈ 10 MB at 32 blocks); beyond this they are
+/// dropped. A node sees few distinct shapes: full batches and a few tails.
+const MAX_CACHED_SHAPES: usize = 8;
+
+/// The spec for `key`, built once per process: circuits are the same for every session, and
+/// building them costs more than garbling them.
+fn cached(
+    key: SpecKey,
+    build: impl FnOnce() -> Result<Arc<ExecSpec>, BuildError>,
+) -> Result<Arc<ExecSpec>, BuildError> {
     use std::collections::HashMap;
     use std::sync::Mutex;
-    type Cache = Mutex<HashMap<(ExecId, usize, CtrShape), Arc<ExecSpec>>>;
-    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
-    /// Shapes kept (each circuit is ≈ 13 MB at 32 blocks); beyond this the cache is
-    /// cleared. A node sees few distinct shapes: full batches and a few tails.
-    const MAX_CACHED: usize = 8;
+    static CACHE: std::sync::OnceLock<Mutex<HashMap<SpecKey, Arc<ExecSpec>>>> =
+        std::sync::OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    let k = (hs_exec, key, shape);
-    if let Some(s) = cache.lock().ok().and_then(|c| c.get(&k).cloned()) {
+    if let Some(s) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(s);
     }
-    let spec = build_ctr_spec(hs_exec, key, shape)?;
+    let spec = build()?;
     if let Ok(mut c) = cache.lock() {
-        if c.len() >= MAX_CACHED {
-            c.clear();
+        let is_ctr = |k: &SpecKey| matches!(k, SpecKey::Ctr(..));
+        if is_ctr(&key) && c.keys().filter(|k| is_ctr(k)).count() >= MAX_CACHED_SHAPES {
+            c.retain(|k, _| !is_ctr(k));
         }
-        c.insert(k, spec.clone());
+        c.insert(key, spec.clone());
     }
     Ok(spec)
 }

@@ -10,9 +10,9 @@ use crate::codec::{
     self, hs, Alert, CipherSuite, CodecError, ServerHello, ServerKeyExchange, TLS12,
 };
 
-/// Why the server's flight was refused.
+/// Why something the server sent was refused (in the handshake or after it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HandshakeError {
+pub enum ServerError {
     /// A malformed message.
     #[error("malformed message from the server: {0}")]
     Codec(#[from] CodecError),
@@ -125,18 +125,18 @@ impl ServerFlight {
     }
 
     /// An alert from the server: always an error, typed by when it came.
-    pub fn on_alert(&mut self, alert: Alert) -> HandshakeError {
+    pub fn on_alert(&mut self, alert: Alert) -> ServerError {
         let first = matches!(self.state, State::ExpectServerHello);
         self.state = State::Failed;
         match alert.description {
-            70 if first => HandshakeError::Version {
+            70 if first => ServerError::Version {
                 negotiated: "no version in common (the server refused TLS 1.2 with a protocol_version alert; it may speak TLS 1.3 only)".into(),
             },
-            40 | 71 if first => HandshakeError::NoCommonSuite {
+            40 | 71 if first => ServerError::NoCommonSuite {
                 alert,
                 supported: supported_suites(),
             },
-            _ => HandshakeError::ServerAlert {
+            _ => ServerError::ServerAlert {
                 alert,
                 stage: "the handshake",
             },
@@ -145,7 +145,7 @@ impl ServerFlight {
 
     /// Feeds one whole handshake message (header included). Returns the flight once
     /// ServerHelloDone arrives; any error is final.
-    pub fn on_message(&mut self, m: &[u8]) -> Result<Option<Flight>, HandshakeError> {
+    pub fn on_message(&mut self, m: &[u8]) -> Result<Option<Flight>, ServerError> {
         let r = self.step(m);
         if r.is_err() {
             self.state = State::Failed;
@@ -153,80 +153,79 @@ impl ServerFlight {
         r
     }
 
-    fn step(&mut self, m: &[u8]) -> Result<Option<Flight>, HandshakeError> {
+    fn step(&mut self, m: &[u8]) -> Result<Option<Flight>, ServerError> {
         let (&typ, body) = m
             .split_first()
             .filter(|_| m.len() >= 4)
             .ok_or(CodecError::Truncated("handshake message"))?;
         let body = &body[3..];
         let expected = |what: &str| {
-            HandshakeError::Unexpected(format!("handshake message {typ} instead of {what}"))
+            ServerError::Unexpected(format!("handshake message {typ} instead of {what}"))
         };
         let state = std::mem::replace(&mut self.state, State::Failed);
-        self.state = match state {
-            State::ExpectServerHello => {
-                if typ != hs::SERVER_HELLO {
-                    return Err(expected("ServerHello"));
+        self.state =
+            match state {
+                State::ExpectServerHello => {
+                    if typ != hs::SERVER_HELLO {
+                        return Err(expected("ServerHello"));
+                    }
+                    let hello = codec::parse_server_hello(body)?;
+                    if let Some(v) = hello.selected_version.filter(|&v| v != TLS12) {
+                        return Err(ServerError::Version {
+                            negotiated: version_name(v),
+                        });
+                    }
+                    if hello.version != TLS12 {
+                        return Err(ServerError::Version {
+                            negotiated: version_name(hello.version),
+                        });
+                    }
+                    let suite =
+                        CipherSuite::from_code(hello.suite).ok_or_else(|| ServerError::Suite {
+                            chosen: hello.suite,
+                            supported: supported_suites(),
+                        })?;
+                    if !hello.extended_master_secret {
+                        return Err(ServerError::NoExtendedMasterSecret);
+                    }
+                    State::ExpectCertificate(hello, suite)
                 }
-                let hello = codec::parse_server_hello(body)?;
-                if let Some(v) = hello.selected_version.filter(|&v| v != TLS12) {
-                    return Err(HandshakeError::Version {
-                        negotiated: version_name(v),
-                    });
+                State::ExpectCertificate(hello, suite) => {
+                    if typ != hs::CERTIFICATE {
+                        return Err(expected("Certificate"));
+                    }
+                    State::ExpectKeyExchange(hello, suite, codec::parse_certificate(body)?)
                 }
-                if hello.version != TLS12 {
-                    return Err(HandshakeError::Version {
-                        negotiated: version_name(hello.version),
-                    });
+                State::ExpectKeyExchange(hello, suite, certs) => {
+                    if typ != hs::SERVER_KEY_EXCHANGE {
+                        return Err(expected("ServerKeyExchange"));
+                    }
+                    let ske = codec::parse_server_key_exchange(body)?;
+                    State::ExpectHelloDone(Flight {
+                        hello,
+                        suite,
+                        certs,
+                        ske,
+                    })
                 }
-                let suite =
-                    CipherSuite::from_code(hello.suite).ok_or_else(|| HandshakeError::Suite {
-                        chosen: hello.suite,
-                        supported: supported_suites(),
-                    })?;
-                if !hello.extended_master_secret {
-                    return Err(HandshakeError::NoExtendedMasterSecret);
-                }
-                State::ExpectCertificate(hello, suite)
-            }
-            State::ExpectCertificate(hello, suite) => {
-                if typ != hs::CERTIFICATE {
-                    return Err(expected("Certificate"));
-                }
-                State::ExpectKeyExchange(hello, suite, codec::parse_certificate(body)?)
-            }
-            State::ExpectKeyExchange(hello, suite, certs) => {
-                if typ != hs::SERVER_KEY_EXCHANGE {
-                    return Err(expected("ServerKeyExchange"));
-                }
-                let ske = codec::parse_server_key_exchange(body)?;
-                State::ExpectHelloDone(Flight {
-                    hello,
-                    suite,
-                    certs,
-                    ske,
-                })
-            }
-            State::ExpectHelloDone(flight) => {
-                match typ {
+                State::ExpectHelloDone(flight) => match typ {
                     hs::SERVER_HELLO_DONE if body.is_empty() => {
                         self.transcript.update(m);
                         self.state = State::Done;
                         return Ok(Some(flight));
                     }
-                    hs::CERTIFICATE_REQUEST => return Err(HandshakeError::Unexpected(
+                    hs::CERTIFICATE_REQUEST => return Err(ServerError::Unexpected(
                         "the server asks for a client certificate, which Tessera does not support"
                             .into(),
                     )),
                     _ => return Err(expected("ServerHelloDone")),
+                },
+                State::Done | State::Failed => {
+                    return Err(ServerError::Unexpected(
+                        "a handshake message after ServerHelloDone".into(),
+                    ))
                 }
-            }
-            State::Done | State::Failed => {
-                return Err(HandshakeError::Unexpected(
-                    "a handshake message after ServerHelloDone".into(),
-                ))
-            }
-        };
+            };
         self.transcript.update(m);
         Ok(None)
     }
@@ -291,19 +290,19 @@ mod tests {
         let mut m = ServerFlight::new(&[]);
         assert!(matches!(
             m.on_message(&certificate()),
-            Err(HandshakeError::Unexpected(_))
+            Err(ServerError::Unexpected(_))
         ));
         // Failed machines stay failed.
         assert!(m.on_message(&server_hello(0xC02B, true)).is_err());
         let mut m = ServerFlight::new(&[]);
         assert!(matches!(
             m.on_message(&server_hello(0xC030, true)),
-            Err(HandshakeError::Suite { chosen: 0xC030, .. })
+            Err(ServerError::Suite { chosen: 0xC030, .. })
         ));
         let mut m = ServerFlight::new(&[]);
         assert!(matches!(
             m.on_message(&server_hello(0xC02F, false)),
-            Err(HandshakeError::NoExtendedMasterSecret)
+            Err(ServerError::NoExtendedMasterSecret)
         ));
         let mut m = ServerFlight::new(&[]);
         m.on_message(&server_hello(0xC02F, true)).unwrap();
@@ -324,7 +323,7 @@ mod tests {
                 level: 2,
                 description: 40
             }),
-            HandshakeError::NoCommonSuite { .. }
+            ServerError::NoCommonSuite { .. }
         ));
     }
 }

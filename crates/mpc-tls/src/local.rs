@@ -120,9 +120,8 @@ pub async fn fetch_recorded(
             faults: cfg.faults[i],
         };
         tasks.push(tokio::spawn(async move {
-            let mut rng = rand_chacha::ChaCha20Rng::from_rng(OsRng).map_err(|_| {
-                NodeError::Unexpected("the operating system's random source failed".into())
-            })?;
+            let mut rng =
+                rand_chacha::ChaCha20Rng::from_rng(OsRng).map_err(|_| NodeError::Random)?;
             run_node(i as u8, ncfg, t, link, &mut rng).await
         }));
     }
@@ -154,6 +153,21 @@ pub async fn fetch_recorded(
         return Err(e);
     }
     Ok(LocalOutput { client, nodes })
+}
+
+/// A command-line program's exit: success, or the error on one line (whatever
+/// `RUST_BACKTRACE` says) and a failure code.
+pub fn exit_code<E>(r: Result<(), E>) -> std::process::ExitCode
+where
+    E: AsRef<dyn std::error::Error + Send + Sync + 'static>,
+{
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_line(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// An error and its causes on one line for a command-line user, skipping a cause that its

@@ -49,7 +49,7 @@ use crate::circuits::{
 use crate::codec::{
     self, blocks_for, gcm_aad, split_gcm, Alert, CodecError, ContentType, MAX_FRAGMENT,
 };
-use crate::handshake::{Flight, HandshakeError, ServerFlight};
+use crate::handshake::{Flight, ServerError, ServerFlight};
 use crate::net::{ch, Channel, Link, LinkError};
 use crate::proto::{
     hash_record, pack_bits, unpack_bits, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS,
@@ -93,26 +93,15 @@ pub enum NodeError {
     /// The multi-party computation aborted (a node deviated, aborted or went silent).
     #[error("MPC failed: {0}")]
     Mpc(#[from] SessionError),
-    /// The server's flight was refused.
+    /// The server sent something malformed, out of order or unsupported, or an alert.
     #[error(transparent)]
-    Handshake(#[from] HandshakeError),
-    /// The server sent something malformed.
-    #[error("malformed message from the server: {0}")]
-    Codec(#[from] CodecError),
-    /// The server sent an alert.
-    #[error("the server sent a {alert} during {stage}")]
-    ServerAlert {
-        /// The alert.
-        alert: Alert,
-        /// What we were doing.
-        stage: &'static str,
-    },
+    Server(#[from] ServerError),
     /// The server's certificate or key exchange was refused.
     #[error(transparent)]
     Cert(#[from] CertError),
-    /// The server did something the protocol does not allow here.
-    #[error("unexpected from the server: {0}")]
-    Unexpected(String),
+    /// The operating system's random source failed.
+    #[error("the operating system's random source failed")]
+    Random,
     /// A record's tag did not verify.
     #[error("the tag of {0} does not verify: the relayed bytes were altered")]
     BadTag(String),
@@ -163,6 +152,17 @@ pub struct NodeTimings {
     pub response_exec: Duration,
 }
 
+impl From<CodecError> for NodeError {
+    fn from(e: CodecError) -> Self {
+        NodeError::Server(e.into())
+    }
+}
+
+/// The server did something the protocol does not allow here.
+fn unexpected(what: impl Into<String>) -> NodeError {
+    NodeError::Server(ServerError::Unexpected(what.into()))
+}
+
 /// What a node ends with.
 #[derive(Debug, Clone)]
 pub struct NodeReport {
@@ -203,7 +203,8 @@ fn peers(id: PartyId) -> [PartyId; 2] {
 
 impl<T: Transport> Ctx<T> {
     async fn exchange(&mut self, m: &Ctl) -> Result<BTreeMap<PartyId, Ctl>, NodeError> {
-        let bytes = postcard::to_stdvec(m).map_err(|_| NodeError::Client("encoding".into()))?;
+        let bytes =
+            postcard::to_stdvec(m).map_err(|_| mpc_usage("cannot encode a control message"))?;
         for p in peers(self.id) {
             self.ctl
                 .send(p, bytes.clone())
@@ -425,16 +426,8 @@ async fn server_flight<T: Transport>(
                 }
             }
             Some(ServerEvent::Alert(a)) => return Err(machine.on_alert(a).into()),
-            Some(other) => {
-                return Err(NodeError::Unexpected(format!(
-                    "{other:?} during the handshake"
-                )))
-            }
-            None => {
-                return Err(NodeError::Unexpected(
-                    "connection closed during the handshake".into(),
-                ))
-            }
+            Some(other) => return Err(unexpected(format!("{other:?} during the handshake"))),
+            None => return Err(unexpected("connection closed during the handshake")),
         }
     }
 }
@@ -622,7 +615,7 @@ where
         .ok()
         .and_then(|e| Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&e)))
         .filter(|p| !bool::from(p.is_identity()))
-        .ok_or_else(|| NodeError::Unexpected("invalid server ECDH public key".into()))?;
+        .ok_or_else(|| unexpected("invalid server ECDH public key"))?;
 
     // 3. Pre-master-secret shares, keys, client Finished.
     let my_ecdh = (ProjectivePoint::from(server_point) * *scalar).to_affine();
@@ -631,7 +624,7 @@ where
     let mut ectf_chan = cx.base.channel(ch::ECTF);
     let pms = run_arith(&mut ectf_chan, &mut em, cx.cfg.timeout)
         .await?
-        .map_err(|e| NodeError::Unexpected(format!("ECDH: {e}")))?;
+        .map_err(|e| unexpected(format!("ECDH: {e}")))?;
     tm.ectf = t0.elapsed();
     let cke = codec::client_key_exchange(&client_pub_bytes);
     transcript.update(&cke);
@@ -695,13 +688,14 @@ where
     match cx.next_event(&mut closed).await? {
         Some(ServerEvent::ChangeCipherSpec) => {}
         Some(ServerEvent::Alert(alert)) => {
-            return Err(NodeError::ServerAlert {
+            return Err(ServerError::ServerAlert {
                 alert,
                 stage: "the handshake (after our Finished)",
-            })
+            }
+            .into())
         }
         other => {
-            return Err(NodeError::Unexpected(format!(
+            return Err(unexpected(format!(
                 "{} instead of ChangeCipherSpec",
                 describe(&other)
             )))
@@ -716,12 +710,12 @@ where
             typ: ContentType::Alert,
             ..
         }) => {
-            return Err(NodeError::Unexpected(
-                "an encrypted alert instead of the server's Finished".into(),
+            return Err(unexpected(
+                "an encrypted alert instead of the server's Finished",
             ))
         }
         other => {
-            return Err(NodeError::Unexpected(format!(
+            return Err(unexpected(format!(
                 "{} instead of the server's Finished",
                 describe(&other)
             )))
@@ -852,16 +846,14 @@ where
                 match typ {
                     ContentType::ApplicationData | ContentType::Alert => {}
                     t => {
-                        return Err(NodeError::Unexpected(format!(
+                        return Err(unexpected(format!(
                             "a {t:?} record after the handshake (renegotiation is not supported)"
                         )))
                     }
                 }
                 let f = split_gcm(&payload)?;
                 if typ == ContentType::Alert && f.ciphertext.len() != 2 {
-                    return Err(NodeError::Unexpected(
-                        "an alert record that is not 2 bytes".into(),
-                    ));
+                    return Err(unexpected("an alert record that is not 2 bytes"));
                 }
                 relay_hash.update([typ.byte()]);
                 relay_hash.update((payload.len() as u32).to_be_bytes());
@@ -870,7 +862,7 @@ where
                 records.push((typ, payload));
                 app_records += usize::from(!is_alert);
                 if app_records > MAX_RESPONSE_RECORDS {
-                    return Err(NodeError::Unexpected(format!(
+                    return Err(unexpected(format!(
                         "more than {MAX_RESPONSE_RECORDS} response records"
                     )));
                 }
@@ -878,11 +870,7 @@ where
                     break;
                 }
             }
-            Some(other) => {
-                return Err(NodeError::Unexpected(format!(
-                    "{other:?} after the handshake"
-                )))
-            }
+            Some(other) => return Err(unexpected(format!("{other:?} after the handshake"))),
             None => break,
         }
     }
@@ -901,8 +889,8 @@ where
     }
     let (eof, response_pad) = closed.unwrap_or_default();
     if cx.stream.next_event()?.is_some() || cx.stream.has_partial() {
-        return Err(NodeError::Unexpected(
-            "bytes after the server's closing alert, or a truncated record".into(),
+        return Err(unexpected(
+            "bytes after the server's closing alert, or a truncated record",
         ));
     }
     cx.agree("the response records", relay_hash.finalize().into(), true)
@@ -1003,10 +991,11 @@ where
         tm.response_exec += t0.elapsed();
     }
     if let Some(a) = alert.filter(|a| !a.is_close_notify()) {
-        return Err(NodeError::ServerAlert {
+        return Err(ServerError::ServerAlert {
             alert: a,
             stage: "the response",
-        });
+        }
+        .into());
     }
     let transcript = Transcript {
         server_name,

@@ -27,8 +27,6 @@ pub enum ProviderError {
 pub struct Pki {
     /// The CA certificate, PEM.
     pub ca_pem: String,
-    /// The CA certificate, DER.
-    pub ca_der: Vec<u8>,
     /// The leaf certificate, DER.
     pub leaf_der: Vec<u8>,
     /// The leaf key, PKCS#8 DER.
@@ -60,7 +58,6 @@ pub fn pki(names: &[&str]) -> Result<Pki, ProviderError> {
     let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key)?;
     Ok(Pki {
         ca_pem: ca.pem(),
-        ca_der: ca.der().to_vec(),
         leaf_der: leaf.der().to_vec(),
         leaf_key_der: leaf_key.serialize_der(),
         leaf_pem: leaf.pem(),

@@ -49,7 +49,6 @@ pub struct ServerStream {
     records: RecordReader,
     handshake: HandshakeReader,
     encrypted: bool,
-    total: u64,
 }
 
 impl ServerStream {
@@ -60,13 +59,7 @@ impl ServerStream {
 
     /// Appends bytes read from the server.
     pub fn push(&mut self, bytes: &[u8]) {
-        self.total += bytes.len() as u64;
         self.records.push(bytes);
-    }
-
-    /// Bytes pushed so far.
-    pub fn total(&self) -> u64 {
-        self.total
     }
 
     /// Whether bytes are buffered that do not yet form a whole record or message.

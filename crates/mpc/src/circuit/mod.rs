@@ -558,8 +558,14 @@ mod tests {
             Gate::Xor { a: 0, b: m, out: m },
             Gate::And { a: m, b: 1, out: 0 },
             Gate::Not { a: 7, out: m },
-            Gate::Const { value: true, out: m },
-            Gate::Const { value: false, out: 3 },
+            Gate::Const {
+                value: true,
+                out: m,
+            },
+            Gate::Const {
+                value: false,
+                out: 3,
+            },
         ] {
             assert_eq!(Packed::pack(g).unpack(), g);
         }
