@@ -184,6 +184,8 @@ pub struct Link {
     sent: u64,
     received: u64,
     tap: Option<Recording>,
+    /// The task writing to the stream, for a link over one.
+    writer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Link {
@@ -230,6 +232,7 @@ pub fn links() -> (ClientLinks, [Link; 3]) {
             sent: 0,
             received: 0,
             tap: None,
+            writer: None,
         });
     }
     let mut txs = txs.into_iter();
@@ -248,12 +251,77 @@ pub fn links() -> (ClientLinks, [Link; 3]) {
             sent: 0,
             received: 0,
             tap: None,
+            writer: None,
         })
     });
     (client, nodes)
 }
 
+/// Bridges a byte stream to a pair of message queues: a task writes each queued message as
+/// one frame ([`mpc::transport::write_frame`]) and a task reads frames into the other queue.
+/// Either task ends (closing its queue) when the stream or the other side goes away.
+fn bridge<S, M: Send + 'static>(
+    stream: S,
+    peer: PartyId,
+    mut out: mpsc::UnboundedReceiver<M>,
+    bytes: fn(&M) -> &[u8],
+    inbound: impl Fn(Vec<u8>) -> bool + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut r, mut w) = tokio::io::split(stream);
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out.recv().await {
+            if mpc::transport::write_frame(&mut w, peer, bytes(&m))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut w).await;
+    });
+    tokio::spawn(async move {
+        while let Ok(Some(m)) = mpc::transport::read_frame(&mut r, peer).await {
+            if !inbound(m) {
+                return;
+            }
+        }
+    });
+    writer
+}
+
 impl Link {
+    /// Node `node`'s link with the client over a byte stream (TCP, a QUIC bi-stream), one
+    /// frame per message. Must be called inside a tokio runtime.
+    pub fn over_stream<S>(node: PartyId, stream: S) -> Self
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        let (up_tx, up_rx) = mpsc::unbounded_channel::<(PartyId, Vec<u8>)>();
+        let (down_tx, down_rx) = mpsc::unbounded_channel();
+        // Stream errors name the peer by party id; the client has none, so it gets the
+        // first id past the nodes'.
+        let client = mpc::spec::PARTIES as PartyId;
+        let writer = bridge(
+            stream,
+            client,
+            up_rx,
+            |m| &m.1,
+            move |m| down_tx.send(m).is_ok(),
+        );
+        Link {
+            node,
+            tx: up_tx,
+            rx: down_rx,
+            sent: 0,
+            received: 0,
+            tap: None,
+            writer: Some(writer),
+        }
+    }
+
     /// Records every byte this end sends and receives into `tap`.
     pub fn with_tap(mut self, tap: Recording) -> Self {
         self.tap = Some(tap);
@@ -297,9 +365,49 @@ impl Link {
     pub fn received(&self) -> u64 {
         self.received
     }
+
+    /// Closes the sending side and, for a link over a stream, waits until everything sent
+    /// has been written to it (a process that exits right after its last message must not
+    /// lose it). Later sends fail with [`LinkError::Closed`].
+    pub async fn close(&mut self) {
+        self.tx = mpsc::unbounded_channel().0;
+        if let Some(w) = self.writer.take() {
+            let _ = w.await;
+        }
+    }
 }
 
 impl ClientLinks {
+    /// The client's links over one byte stream per node (index = node id), one frame per
+    /// message. Must be called inside a tokio runtime.
+    pub fn over_streams<S>(streams: [S; 3]) -> Self
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        let (up_tx, up_rx) = mpsc::unbounded_channel();
+        let mut senders = Vec::new();
+        for (node, s) in streams.into_iter().enumerate() {
+            let node = node as PartyId;
+            let (tx, rx) = mpsc::unbounded_channel();
+            let up = up_tx.clone();
+            bridge(s, node, rx, Vec::as_slice, move |m| {
+                up.send((node, m)).is_ok()
+            });
+            senders.push(tx);
+        }
+        let mut senders = senders.into_iter();
+        ClientLinks {
+            txs: std::array::from_fn(|_| {
+                senders
+                    .next()
+                    .unwrap_or_else(|| mpsc::unbounded_channel().0)
+            }),
+            rx: up_rx,
+            sent: 0,
+            received: 0,
+        }
+    }
+
     /// Sends one message to node `node`.
     pub fn send<M: Serialize>(&mut self, node: PartyId, m: &M) -> Result<(), LinkError> {
         let bytes = postcard::to_stdvec(m).map_err(|_| LinkError::Decode("client"))?;

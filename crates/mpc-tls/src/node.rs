@@ -195,6 +195,9 @@ struct Ctx<T: Transport> {
     ctl: Channel<T>,
     link: Link,
     stream: ServerStream,
+    /// Control messages a peer sent for the next step before this node finished the current
+    /// one (it had all it needed for the current step and went on). At most one per peer.
+    early: Vec<(PartyId, Ctl)>,
 }
 
 fn peers(id: PartyId) -> [PartyId; 2] {
@@ -212,6 +215,9 @@ impl<T: Transport> Ctx<T> {
                 .map_err(SessionError::from)?;
         }
         let mut got = BTreeMap::new();
+        for (from, m) in std::mem::take(&mut self.early) {
+            got.insert(from, m);
+        }
         while got.len() < 2 {
             let (from, b) = tokio::time::timeout(self.cfg.timeout, self.ctl.recv())
                 .await
@@ -224,11 +230,16 @@ impl<T: Transport> Ctx<T> {
             if let Ctl::Abort(reason) = m {
                 return Err(NodeError::PeerAborted { node: from, reason });
             }
-            if got.insert(from, m).is_some() {
+            if !got.contains_key(&from) {
+                got.insert(from, m);
+            } else if self.early.iter().any(|(p, _)| *p == from) {
+                // A peer cannot be two steps ahead: it needs this node's message for each.
                 return Err(NodeError::PeerAborted {
                     node: from,
-                    reason: "two control messages in one step".into(),
+                    reason: "control messages for two steps ahead".into(),
                 });
+            } else {
+                self.early.push((from, m));
             }
         }
         Ok(got)
@@ -396,6 +407,7 @@ where
         base,
         link,
         stream: ServerStream::new(),
+        early: Vec::new(),
     };
     let r = session(&mut cx, rng).await;
     if let Err(e) = &r {
@@ -409,6 +421,7 @@ where
             }
         }
     }
+    let _ = tokio::time::timeout(cx.cfg.timeout, cx.link.close()).await;
     r
 }
 

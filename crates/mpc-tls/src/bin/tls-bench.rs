@@ -1,15 +1,32 @@
-//! `tls-bench`: whole MPC-TLS sessions (three in-process nodes, a client, a real TCP
-//! connection) against a local rustls provider; prints one JSON object with the medians.
+//! `tls-bench`: whole MPC-TLS sessions (three nodes, a client, a real TCP connection)
+//! against a local rustls provider; prints one JSON object with the medians.
 //!
 //! `cargo run --release -p mpc-tls --bin tls-bench -- --request 1024 --response 4096 --runs 5`
+//!
+//! By default the nodes run in this process over in-memory transports. With
+//! `--node-processes` each node is a child process (this binary again) that talks to the
+//! other nodes and to the client over TCP on loopback, so each node's peak memory can be
+//! measured on its own.
 
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::Parser;
+use mpc::spec::PartyId;
+use mpc::transport::StreamTransport;
+use mpc_tls::client::{run_client, ClientOutput};
 use mpc_tls::local::{fetch, LocalConfig};
+use mpc_tls::net::{ClientLinks, Link};
+use mpc_tls::node::{run_node, NodeConfig};
 use mpc_tls::provider::{http_request, http_response, pki, rustls_server, Behaviour};
 use mpc_tls::verify::Roots;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Parser)]
 #[command(about = "Benchmark MPC-TLS sessions against a local rustls provider")]
@@ -26,6 +43,13 @@ struct Args {
     /// Receive timeout for every party, seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// Run each node in its own process, over TCP on loopback, and report each node's peak
+    /// memory.
+    #[arg(long)]
+    node_processes: bool,
+    /// Internal: be node PARTY of a `--node-processes` benchmark (set by the parent).
+    #[arg(long, hide = true)]
+    as_node: Option<PartyId>,
 }
 
 /// One run: handshake ms, total ms, gap ms, AND gates, node bytes, client up, client down.
@@ -44,6 +68,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// This process's peak resident set (VmHWM), MiB.
 fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -53,7 +78,60 @@ fn peak_rss_mib() -> Option<f64> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> std::process::ExitCode {
-    mpc_tls::local::exit_code(run(Args::parse()).await)
+    let a = Args::parse();
+    match a.as_node {
+        Some(party) => mpc_tls::local::exit_code(node_process(party, a).await),
+        None => mpc_tls::local::exit_code(run(a).await),
+    }
+}
+
+/// What the parent tells each node process once all of them listen.
+#[derive(Serialize, Deserialize)]
+struct NodeSetup {
+    /// Each node's listening address for the other nodes.
+    mesh: Vec<SocketAddr>,
+    /// Where the client accepts the nodes' links.
+    client: SocketAddr,
+    /// The provider's root, PEM.
+    ca_pem: String,
+    /// Certificate-check time.
+    time: u64,
+}
+
+/// What a node process reports when it is done.
+#[derive(Serialize, Deserialize)]
+struct NodeResult {
+    party: PartyId,
+    peak_rss_mib: Option<f64>,
+    and_gates: Vec<usize>,
+    node_bytes_sent: Vec<u64>,
+}
+
+/// A child process running one node; its stdout carries the protocol above.
+struct NodeChild {
+    child: Child,
+    out: std::io::BufReader<ChildStdout>,
+}
+
+impl Drop for NodeChild {
+    fn drop(&mut self) {
+        // A node that is still running when the benchmark gives up must not outlive it.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl NodeChild {
+    fn line(&mut self) -> anyhow::Result<String> {
+        let mut l = String::new();
+        self.out.read_line(&mut l)?;
+        if l.is_empty() {
+            bail!("a node process exited early (its error is above)");
+        }
+        Ok(l)
+    }
 }
 
 async fn run(a: Args) -> anyhow::Result<()> {
@@ -71,28 +149,87 @@ async fn run(a: Args) -> anyhow::Result<()> {
     cfg.timeout = Duration::from_secs(a.timeout);
     let req = http_request(name, "/", a.request);
     let want = http_response(b);
+
+    let mut procs = None;
+    if a.node_processes {
+        let exe = std::env::current_exe().context("cannot find this program to start nodes")?;
+        let mut children = Vec::new();
+        for party in 0..3u8 {
+            let mut child = Command::new(&exe)
+                .args(["--as-node", &party.to_string()])
+                .args(["--runs", &a.runs.to_string()])
+                .args(["--timeout", &a.timeout.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .context("cannot start a node process")?;
+            let out = child
+                .stdout
+                .take()
+                .ok_or_else(|| anyhow!("node stdout missing"))?;
+            children.push(NodeChild {
+                child,
+                out: std::io::BufReader::new(out),
+            });
+        }
+        let mut mesh = Vec::new();
+        for c in &mut children {
+            mesh.push(c.line()?.trim().parse::<SocketAddr>()?);
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let setup = serde_json::to_string(&NodeSetup {
+            mesh,
+            client: listener.local_addr()?,
+            ca_pem: p.ca_pem.clone(),
+            time: cfg.time,
+        })?;
+        for c in &mut children {
+            let stdin = c
+                .child
+                .stdin
+                .as_mut()
+                .ok_or_else(|| anyhow!("node stdin missing"))?;
+            writeln!(stdin, "{setup}")?;
+            stdin.flush()?;
+        }
+        procs = Some((children, listener));
+    }
+
     let mut rows = Vec::new();
     let mut first = None;
     for i in 0..=a.runs {
-        let out = fetch(&cfg, name, addr, &req)
-            .await
-            .context("session failed")?;
-        if out.client.response[..] != want[..] {
+        let (client, and_gates, node_bytes) = match &procs {
+            None => {
+                let out = fetch(&cfg, name, addr, &req)
+                    .await
+                    .context("session failed")?;
+                if let Some(n) = out.nodes.first() {
+                    eprintln!("run {i}: node 0 {:?}", n.timings);
+                }
+                let gates = out.nodes.first().map_or(0, |n| n.and_gates);
+                let bytes = out.nodes.iter().map(|n| n.node_bytes_sent).sum::<u64>();
+                (out.client, gates, bytes)
+            }
+            Some((_, listener)) => (
+                remote_session(listener, &cfg, name, addr, &req).await?,
+                0,
+                0,
+            ),
+        };
+        if client.response[..] != want[..] {
             bail!("run {i}: the decrypted response differs from what the provider sent");
         }
-        let s = out.client.stats;
+        let s = client.stats;
         let row = (
             s.handshake.as_secs_f64() * 1e3,
             s.total.as_secs_f64() * 1e3,
             s.server_visible_gap.as_secs_f64() * 1e3,
-            out.nodes.first().map_or(0, |n| n.and_gates),
-            out.nodes.iter().map(|n| n.node_bytes_sent).sum::<u64>(),
+            and_gates,
+            node_bytes,
             s.bytes_up,
             s.bytes_down,
         );
-        if let Some(n) = out.nodes.first() {
-            eprintln!("run {i}: node 0 {:?}", n.timings);
-        }
         eprintln!(
             "run {i}: total {:.1} ms, handshake {:.1} ms, gap {:.1} ms",
             row.1, row.0, row.2
@@ -104,6 +241,31 @@ async fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     drop(server);
+
+    let mut per_node = serde_json::Value::Null;
+    if let Some((mut children, _)) = procs {
+        let mut peaks = Vec::new();
+        for c in &mut children {
+            let r: NodeResult = serde_json::from_str(&c.line()?)?;
+            // Measured runs only: the first is the warm-up.
+            for (row, (g, b)) in rows
+                .iter_mut()
+                .zip(r.and_gates.iter().zip(&r.node_bytes_sent).skip(1))
+            {
+                if r.party == 0 {
+                    row.3 = *g;
+                }
+                row.4 += b;
+            }
+            peaks.push(r.peak_rss_mib);
+            let status = c.child.wait()?;
+            if !status.success() {
+                bail!("node process {} failed: {status}", r.party);
+            }
+        }
+        per_node = serde_json::json!(peaks);
+    }
+
     let col = |f: fn(&Row) -> f64| median(rows.iter().map(f).collect());
     let json = serde_json::json!({
         "request": a.request,
@@ -117,9 +279,118 @@ async fn run(a: Args) -> anyhow::Result<()> {
         "client_bytes_up": col(|r| r.5 as f64) as u64,
         "client_bytes_down": col(|r| r.6 as f64) as u64,
         "first_run_total_ms": first,
-        "peak_rss_mib_whole_process": peak_rss_mib(),
-        "tee": "none (in-process nodes)",
+        "node_processes": a.node_processes,
+        "peak_rss_mib_per_node": per_node,
+        "peak_rss_mib_this_process": peak_rss_mib(),
+        "tee": "none (nodes without attestation)",
     });
     println!("{json}");
+    Ok(())
+}
+
+/// The client's side of one session with node processes: accept each node's link (it
+/// announces its party id in its first byte), then run the client.
+async fn remote_session(
+    listener: &TcpListener,
+    cfg: &LocalConfig,
+    name: &str,
+    addr: SocketAddr,
+    req: &[u8],
+) -> anyhow::Result<ClientOutput> {
+    let mut streams: [Option<TcpStream>; 3] = Default::default();
+    for _ in 0..3 {
+        let (mut s, _) = tokio::time::timeout(cfg.timeout, listener.accept())
+            .await
+            .context("a node did not connect in time")??;
+        let id = s.read_u8().await? as usize;
+        let slot = streams
+            .get_mut(id)
+            .ok_or_else(|| anyhow!("a node announced party {id}"))?;
+        if slot.is_some() {
+            bail!("two nodes announced party {id}");
+        }
+        let _ = s.set_nodelay(true);
+        *slot = Some(s);
+    }
+    let [Some(a), Some(b), Some(c)] = streams else {
+        bail!("a node link is missing");
+    };
+    let mut links = ClientLinks::over_streams([a, b, c]);
+    let tcp = TcpStream::connect(addr).await?;
+    let _ = tcp.set_nodelay(true);
+    let out = run_client(
+        name,
+        tcp,
+        &mut links,
+        req,
+        cfg.timeout,
+        &mut rand::rngs::OsRng,
+    )
+    .await
+    .context("session failed")?;
+    Ok(out)
+}
+
+/// A node process: listen for the other nodes, learn the setup from stdin, then run
+/// `runs + 1` sessions, each over fresh TCP connections, and report.
+async fn node_process(party: PartyId, a: Args) -> anyhow::Result<()> {
+    if party > 2 {
+        bail!("--as-node takes 0, 1 or 2");
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let setup: NodeSetup = serde_json::from_str(&line).context("bad setup from the parent")?;
+    let cfg = NodeConfig {
+        roots: Roots::from_pem(&setup.ca_pem)?,
+        time: setup.time,
+        timeout: Duration::from_secs(a.timeout),
+        faults: Default::default(),
+    };
+    let mut result = NodeResult {
+        party,
+        peak_rss_mib: None,
+        and_gates: Vec::new(),
+        node_bytes_sent: Vec::new(),
+    };
+    for _ in 0..=a.runs {
+        let mut peers = Vec::new();
+        for (j, addr) in setup.mesh.iter().enumerate().take(party as usize) {
+            let mut s = TcpStream::connect(addr).await?;
+            s.write_u8(party).await?;
+            peers.push((j as PartyId, s));
+        }
+        for _ in party + 1..3 {
+            let (mut s, _) = tokio::time::timeout(cfg.timeout, listener.accept())
+                .await
+                .context("a node did not connect in time")??;
+            let j = s.read_u8().await?;
+            if j <= party || j > 2 {
+                bail!("a node announced party {j}");
+            }
+            peers.push((j, s));
+        }
+        let peers = peers
+            .into_iter()
+            .map(|(j, s)| {
+                let _ = s.set_nodelay(true);
+                let (r, w) = s.into_split();
+                (j, r, w)
+            })
+            .collect();
+        let transport = StreamTransport::new(party, peers)?;
+        let mut c = TcpStream::connect(setup.client).await?;
+        c.write_u8(party).await?;
+        let _ = c.set_nodelay(true);
+        let link = Link::over_stream(party, c);
+        let mut rng = rand_chacha::ChaCha20Rng::from_rng(rand::rngs::OsRng)?;
+        let report = run_node(party, cfg.clone(), transport, link, &mut rng).await?;
+        result.and_gates.push(report.and_gates);
+        result.node_bytes_sent.push(report.node_bytes_sent);
+    }
+    result.peak_rss_mib = peak_rss_mib();
+    println!("{}", serde_json::to_string(&result)?);
     Ok(())
 }
