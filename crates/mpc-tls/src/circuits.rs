@@ -301,8 +301,10 @@ pub fn plan_batches(records: &[CtrRecord]) -> Vec<Vec<Segment>> {
 }
 
 /// The shape of a keystream execution: how many AES blocks of each kind, in this order:
-/// tag masks (to XOR shares), client keystream (to the client, masked), public keystream
-/// (alerts, revealed to the nodes). Executions of one shape share one circuit.
+/// public keystream (alerts, revealed to the nodes), tag masks (to XOR shares), client
+/// keystream (to the client, masked). The circuit depends only on the number of blocks (its
+/// outputs are the blocks in order; the shape only groups them), so executions of any shape
+/// with the same block count share one circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CtrShape {
     /// Tag-mask blocks (counter 1).
@@ -330,8 +332,8 @@ pub struct CtrBlock {
     pub ctr: u32,
 }
 
-/// The blocks of a batch in the execution's canonical order (masks, client keystream,
-/// public keystream) and its shape. Keystream is computed in whole blocks; the last block
+/// The blocks of a batch in the execution's canonical order (public keystream, masks, client
+/// keystream) and its shape. Keystream is computed in whole blocks; the last block
 /// of a record is cut to the record's length only by whoever uses it (the bytes past the
 /// end are keystream under that record's nonce that nothing ever uses).
 pub fn batch_blocks(records: &[CtrRecord], segments: &[Segment]) -> (Vec<CtrBlock>, CtrShape) {
@@ -363,9 +365,9 @@ pub fn batch_blocks(records: &[CtrRecord], segments: &[Segment]) -> (Vec<CtrBloc
         client: client.len(),
         public: public.len(),
     };
-    masks.extend(client);
-    masks.extend(public);
-    (masks, shape)
+    public.extend(masks);
+    public.extend(client);
+    (public, shape)
 }
 
 /// Bits of one block's public input: explicit nonce (8 bytes) then counter (4 bytes).
@@ -381,7 +383,8 @@ pub fn suffix_bytes(blocks: &[CtrBlock], explicit: impl Fn(usize) -> [u8; 8]) ->
     out
 }
 
-/// Output groups of a keystream execution of some shape.
+/// Output groups of a keystream execution of some shape; the circuit's outputs are the
+/// mismatch bit, then every block in the canonical order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CtrLayout {
     /// The All group: [mismatch bit, public keystream blocks].
@@ -430,9 +433,12 @@ enum SpecKey {
     Ctr(ExecId, usize, CtrShape),
 }
 
-/// Keystream shapes kept (each circuit is ≈ 10 MB at 32 blocks); beyond this they are
-/// dropped. A node sees few distinct shapes: full batches and a few tails.
-const MAX_CACHED_SHAPES: usize = 8;
+/// Keystream specs kept; beyond this they are dropped. Specs are small: they share circuits.
+const MAX_CACHED_SHAPES: usize = 16;
+
+/// Keystream circuits kept (one per block count; ≈ 11 MB at 32 blocks); beyond this the
+/// smallest are dropped. A node sees few block counts: full batches and a few tails.
+const MAX_CACHED_CTR_CIRCUITS: usize = 4;
 
 /// The spec for `key`, built once per process: circuits are the same for every session, and
 /// building them costs more than garbling them.
@@ -470,42 +476,24 @@ fn build_ctr_spec(
             "a keystream execution of {n} blocks"
         )));
     }
-    let mut b = Builder::new();
-    let tk = b.inputs(TRAFFIC_KEY_BITS);
-    let w = n * SUFFIX_BITS;
-    let pa = b.inputs(w);
-    let pb = b.inputs(w);
-    let mismatch = differ(&mut b, &pa, &pb)?;
-    let (rk, iv) = tk.split_at(EXPANDED_KEY_BITS);
-    let mut out: Vec<Bit> = Vec::with_capacity(n * 128);
-    for suffix in pa.chunks_exact(SUFFIX_BITS) {
-        let mut block = iv.to_vec();
-        block.extend_from_slice(suffix);
-        out.extend(aes_block(&mut b, rk, &block)?);
-    }
-    let (masks, rest) = out.split_at(shape.masks * 128);
-    let (client, public) = rest.split_at(shape.client * 128);
-    let mut outputs = vec![mismatch];
-    outputs.extend_from_slice(public);
+    let circuit = ctr_circuit(n)?;
     let mut outs = vec![OutputGroup {
-        width: 1 + public.len(),
+        width: 1 + shape.public * 128,
         to: OutputTo::All,
     }];
-    if !masks.is_empty() {
+    if shape.masks > 0 {
         outs.push(OutputGroup {
-            width: masks.len(),
+            width: shape.masks * 128,
             to: OutputTo::Shares,
         });
-        outputs.extend_from_slice(masks);
     }
-    if !client.is_empty() {
+    if shape.client > 0 {
         outs.push(OutputGroup {
-            width: client.len(),
+            width: shape.client * 128,
             to: OutputTo::Client,
         });
-        outputs.extend_from_slice(client);
     }
-    let circuit = b.finish(&outputs)?;
+    let w = n * SUFFIX_BITS;
     let mut groups = vec![InputGroup {
         width: TRAFFIC_KEY_BITS,
         source: InputSource::Kept {
@@ -514,7 +502,45 @@ fn build_ctr_spec(
         },
     }];
     groups.extend(public_groups(w));
-    Ok(Arc::new(ExecSpec::new(Arc::new(circuit), groups, outs)?))
+    Ok(Arc::new(ExecSpec::new(circuit, groups, outs)?))
+}
+
+/// The keystream circuit of `n` blocks: inputs traffic key, then two copies of the blocks'
+/// public inputs; outputs the mismatch bit, then the `n` keystream blocks. Built once per
+/// block count and process.
+fn ctr_circuit(n: usize) -> Result<Arc<mpc::circuit::Circuit>, BuildError> {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    static CACHE: Mutex<BTreeMap<usize, Arc<mpc::circuit::Circuit>>> = Mutex::new(BTreeMap::new());
+    if let Some(c) = CACHE.lock().ok().and_then(|c| c.get(&n).cloned()) {
+        return Ok(c);
+    }
+    let mut b = Builder::new();
+    let tk = b.inputs(TRAFFIC_KEY_BITS);
+    let w = n * SUFFIX_BITS;
+    let pa = b.inputs(w);
+    let pb = b.inputs(w);
+    let mismatch = differ(&mut b, &pa, &pb)?;
+    let (rk, iv) = tk.split_at(EXPANDED_KEY_BITS);
+    let mut outputs: Vec<Bit> = Vec::with_capacity(1 + n * 128);
+    outputs.push(mismatch);
+    for suffix in pa.chunks_exact(SUFFIX_BITS) {
+        let mut block = iv.to_vec();
+        block.extend_from_slice(suffix);
+        outputs.extend(aes_block(&mut b, rk, &block)?);
+    }
+    let circuit = Arc::new(b.finish(&outputs)?);
+    if let Ok(mut c) = CACHE.lock() {
+        // Keep the largest: full batches recur in every session, tails vary.
+        while c.len() >= MAX_CACHED_CTR_CIRCUITS {
+            let Some(&smallest) = c.keys().next() else {
+                break;
+            };
+            c.remove(&smallest);
+        }
+        c.insert(n, circuit.clone());
+    }
+    Ok(circuit)
 }
 
 #[cfg(test)]

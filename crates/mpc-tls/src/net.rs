@@ -122,6 +122,11 @@ impl<T: Transport> Transport for Channel<T> {
     fn stats(&self) -> TrafficStats {
         self.stats.lock().map(|s| *s).unwrap_or_default()
     }
+
+    /// Closes the shared transport (for every channel).
+    async fn close(&mut self, linger: std::time::Duration) {
+        self.mux.lock().await.inner.close(linger).await
+    }
 }
 
 /// A recording of everything a party sent and received, for tests that scan it.
@@ -161,6 +166,9 @@ impl<T: Transport> Transport for Tap<T> {
     }
     fn stats(&self) -> TrafficStats {
         self.inner.stats()
+    }
+    async fn close(&mut self, linger: std::time::Duration) {
+        self.inner.close(linger).await
     }
 }
 
@@ -440,5 +448,104 @@ impl ClientLinks {
     /// Bytes received from the nodes so far.
     pub fn received(&self) -> u64 {
         self.received
+    }
+}
+
+/// TCP plumbing for running the nodes as separate processes on one host (`tls-bench
+/// --node-processes`, the tests). The connections are neither encrypted nor authenticated:
+/// this is for loopback; the deployment puts the same streams inside attested QUIC.
+pub mod tcp {
+    use std::io;
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use mpc::spec::PartyId;
+    use mpc::transport::StreamTransport;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::tcp::OwnedWriteHalf;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::{ClientLinks, Link};
+
+    fn bad(what: String) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, what)
+    }
+
+    async fn accept_one(listener: &TcpListener, timeout: Duration) -> io::Result<(u8, TcpStream)> {
+        let (mut s, _) = tokio::time::timeout(timeout, listener.accept())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no connection in time"))??;
+        let id = tokio::time::timeout(timeout, s.read_u8())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no id in time"))??;
+        let _ = s.set_nodelay(true);
+        Ok((id, s))
+    }
+
+    async fn dial(addr: SocketAddr, id: u8) -> io::Result<TcpStream> {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_u8(id).await?;
+        let _ = s.set_nodelay(true);
+        Ok(s)
+    }
+
+    /// Node `party`'s connections to the other two nodes for one session: it dials the
+    /// nodes with lower ids (at `nodes[id]`) and accepts the ones with higher ids on
+    /// `listener`. Each connection starts with the dialer's id.
+    pub async fn mesh(
+        party: PartyId,
+        listener: &TcpListener,
+        nodes: &[SocketAddr; 3],
+        timeout: Duration,
+    ) -> io::Result<StreamTransport<OwnedWriteHalf>> {
+        if party > 2 {
+            return Err(bad(format!("there is no node {party}")));
+        }
+        let mut peers = Vec::new();
+        for (j, addr) in nodes.iter().enumerate().take(party as usize) {
+            peers.push((j as PartyId, dial(*addr, party).await?));
+        }
+        for _ in party + 1..3 {
+            let (j, s) = accept_one(listener, timeout).await?;
+            if j <= party || j > 2 || peers.iter().any(|(p, _)| *p == j) {
+                return Err(bad(format!(
+                    "node {party} was dialled by a peer claiming to be node {j}"
+                )));
+            }
+            peers.push((j, s));
+        }
+        let peers = peers
+            .into_iter()
+            .map(|(j, s)| {
+                let (r, w) = s.into_split();
+                (j, r, w)
+            })
+            .collect();
+        StreamTransport::new(party, peers).map_err(io::Error::other)
+    }
+
+    /// Node `party`'s link to the client listening at `client`.
+    pub async fn node_link(party: PartyId, client: SocketAddr) -> io::Result<Link> {
+        Ok(Link::over_stream(party, dial(client, party).await?))
+    }
+
+    /// The client's links: one connection from each node on `listener`, each announcing its
+    /// id.
+    pub async fn client_links(
+        listener: &TcpListener,
+        timeout: Duration,
+    ) -> io::Result<ClientLinks> {
+        let mut streams: [Option<TcpStream>; 3] = Default::default();
+        for _ in 0..3 {
+            let (id, s) = accept_one(listener, timeout).await?;
+            match streams.get_mut(id as usize) {
+                Some(slot @ None) => *slot = Some(s),
+                _ => return Err(bad(format!("a second or unknown node {id} connected"))),
+            }
+        }
+        let [Some(a), Some(b), Some(c)] = streams else {
+            return Err(bad("a node link is missing".into()));
+        };
+        Ok(ClientLinks::over_streams([a, b, c]))
     }
 }

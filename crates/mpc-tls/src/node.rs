@@ -230,16 +230,18 @@ impl<T: Transport> Ctx<T> {
             if let Ctl::Abort(reason) = m {
                 return Err(NodeError::PeerAborted { node: from, reason });
             }
-            if !got.contains_key(&from) {
-                got.insert(from, m);
-            } else if self.early.iter().any(|(p, _)| *p == from) {
+            match got.entry(from) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(m);
+                }
                 // A peer cannot be two steps ahead: it needs this node's message for each.
-                return Err(NodeError::PeerAborted {
-                    node: from,
-                    reason: "control messages for two steps ahead".into(),
-                });
-            } else {
-                self.early.push((from, m));
+                _ if self.early.iter().any(|(p, _)| *p == from) => {
+                    return Err(NodeError::PeerAborted {
+                        node: from,
+                        reason: "control messages for two steps ahead".into(),
+                    });
+                }
+                _ => self.early.push((from, m)),
             }
         }
         Ok(got)
@@ -422,6 +424,12 @@ where
         }
     }
     let _ = tokio::time::timeout(cx.cfg.timeout, cx.link.close()).await;
+    // After a failure, wait only briefly for peers (one of them may be the reason).
+    let linger = match r {
+        Ok(_) => cx.cfg.timeout,
+        Err(_) => cx.cfg.timeout.min(Duration::from_secs(2)),
+    };
+    cx.base.close(linger).await;
     r
 }
 
@@ -964,7 +972,10 @@ where
             Some(g) => value(&out, g)?.chunks_exact(128).map(block).collect(),
             None => Vec::new(),
         };
-        let masked_records: Vec<usize> = blocks[..shape.masks].iter().map(|b| b.record).collect();
+        let masked_records: Vec<usize> = blocks[shape.public..shape.public + shape.masks]
+            .iter()
+            .map(|b| b.record)
+            .collect();
         let mut mine = Vec::with_capacity(masks.len());
         for (&r, m) in masked_records.iter().zip(&masks) {
             let typ = if layout[r].alert {
@@ -992,7 +1003,7 @@ where
             }
         }
         // Alert records are 2 bytes: one public keystream block each.
-        let public_blocks = &blocks[shape.masks + shape.client..];
+        let public_blocks = &blocks[..shape.public];
         for (b, ks) in public_blocks.iter().zip(pubout[1..].chunks_exact(128)) {
             let ks = bits_to_bytes(ks);
             let c = frags[b.record].ciphertext;

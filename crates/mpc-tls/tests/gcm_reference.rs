@@ -193,7 +193,11 @@ fn keystream_batches_match_aes_gcm() {
         let out = spec.circuit().evaluate(&input).unwrap();
         let lay = shape.layout();
         assert!(!out[spec.output_range(lay.public)][0]);
-        let mut outs: Vec<Vec<u8>> = Vec::new();
+        // Blocks come in the canonical order: public keystream, masks, client keystream.
+        let mut outs: Vec<Vec<u8>> = bits_to_bytes(&out[spec.output_range(lay.public)][1..])
+            .chunks(16)
+            .map(<[u8]>::to_vec)
+            .collect();
         if let Some(g) = lay.shares {
             outs.extend(
                 bits_to_bytes(&out[spec.output_range(g)])
@@ -208,11 +212,6 @@ fn keystream_batches_match_aes_gcm() {
                     .map(<[u8]>::to_vec),
             );
         }
-        outs.extend(
-            bits_to_bytes(&out[spec.output_range(lay.public)][1..])
-                .chunks(16)
-                .map(<[u8]>::to_vec),
-        );
         for (b, o) in blocks.iter().zip(outs) {
             assert_eq!(o, aes_block(&key, counter(&iv, &explicit[b.record], b.ctr)));
             if b.ctr == 1 {

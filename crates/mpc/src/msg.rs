@@ -280,6 +280,64 @@ impl Msg {
         o
     }
 
+    /// Most header bytes a [`Msg::Garbled`] for `circuit` puts before its tables (tag,
+    /// execution, roots, decode bits, table length), plus one for a transport trailer.
+    pub fn garbled_header_len(circuit: &crate::circuit::Circuit) -> usize {
+        1 + 4 + 64 + 4 + circuit.num_outputs().div_ceil(8) + 4 + 1
+    }
+
+    /// [`Msg::encode`], consuming the message: garbled tables (the only large payload) get
+    /// the header put in front of them in their own buffer instead of being copied.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Msg::Garbled {
+                exec,
+                tables,
+                roots,
+                decode,
+            } => {
+                let mut h = Vec::with_capacity(80 + decode.bytes.len());
+                h.push(T_GARBLED);
+                h.extend_from_slice(&exec.to_le_bytes());
+                h.extend_from_slice(&roots[0]);
+                h.extend_from_slice(&roots[1]);
+                put_bits(&mut h, &decode);
+                h.extend_from_slice(&(tables.len() as u32).to_le_bytes());
+                let mut o = tables;
+                o.splice(0..0, h);
+                o
+            }
+            m => m.encode(),
+        }
+    }
+
+    /// [`Msg::decode`], consuming the buffer: garbled tables stay in it (moved to its front)
+    /// instead of being copied out.
+    pub fn decode_owned(b: Vec<u8>) -> Result<Msg, DecodeError> {
+        if b.first() != Some(&T_GARBLED) {
+            return Msg::decode(&b);
+        }
+        let mut r = Reader { b: &b, pos: 1 };
+        let exec = r.u32()?;
+        let roots = [r.arr32()?, r.arr32()?];
+        let decode = r.bits()?;
+        let n = r.u32()? as usize;
+        let start = r.pos;
+        match start.checked_add(n) {
+            Some(end) if end == b.len() => {}
+            Some(end) if end < b.len() => return Err(DecodeError("trailing bytes")),
+            _ => return Err(DecodeError("truncated")),
+        }
+        let mut tables = b;
+        tables.drain(..start);
+        Ok(Msg::Garbled {
+            exec,
+            tables,
+            roots,
+            decode,
+        })
+    }
+
     /// Strict decoding: any truncation, extension or non-canonical field is an error.
     pub fn decode(b: &[u8]) -> Result<Msg, DecodeError> {
         let mut r = Reader { b, pos: 0 };
@@ -426,6 +484,8 @@ mod tests {
     fn roundtrip() {
         for m in samples() {
             assert_eq!(Msg::decode(&m.encode()).unwrap(), m);
+            assert_eq!(m.clone().into_bytes(), m.encode());
+            assert_eq!(Msg::decode_owned(m.encode()).unwrap(), m);
         }
     }
 
@@ -435,10 +495,12 @@ mod tests {
             let e = m.encode();
             for cut in 0..e.len() {
                 assert!(Msg::decode(&e[..cut]).is_err(), "{} cut at {cut}", m.kind());
+                assert!(Msg::decode_owned(e[..cut].to_vec()).is_err());
             }
             let mut longer = e.clone();
             longer.push(0);
             assert!(Msg::decode(&longer).is_err());
+            assert!(Msg::decode_owned(longer).is_err());
         }
     }
 

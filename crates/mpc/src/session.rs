@@ -161,7 +161,7 @@ impl<T: Transport> Session<T> {
                     return Err(SessionError::Timeout(self.timeout));
                 }
             };
-            if let Err(e) = self.party.handle(from, &bytes) {
+            if let Err(e) = self.party.handle_owned(from, bytes) {
                 self.send_queued().await;
                 return Err(e.into());
             }
@@ -203,7 +203,7 @@ impl<T: Transport> Session<T> {
 
     async fn send_queued_checked(&mut self) -> Result<(), SessionError> {
         while let Some((to, m)) = self.party.poll_transmit() {
-            if let Err(e) = self.transport.send(to, m.encode()).await {
+            if let Err(e) = self.transport.send(to, m.into_bytes()).await {
                 self.party.abort_local("transport failed");
                 self.send_queued().await;
                 return Err(e.into());
@@ -215,7 +215,7 @@ impl<T: Transport> Session<T> {
     /// Best-effort delivery of whatever is queued (abort notices), ignoring transport errors.
     async fn send_queued(&mut self) {
         while let Some((to, m)) = self.party.poll_transmit() {
-            let _ = self.transport.send(to, m.encode()).await;
+            let _ = self.transport.send(to, m.into_bytes()).await;
         }
     }
 }

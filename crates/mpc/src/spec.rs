@@ -5,7 +5,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::circuit::{Circuit, Gate};
+use crate::circuit::Circuit;
 
 /// A party of the three-party protocol: 0 and 1 garble, 2 evaluates.
 pub type PartyId = u8;
@@ -192,30 +192,7 @@ impl ExecSpec {
 
 fn fingerprint(c: &Circuit, inputs: &[InputGroup], outputs: &[OutputGroup]) -> [u8; 32] {
     let mut h = blake3::Hasher::new_derive_key("tessera mpc exec spec v1");
-    h.update(&(c.num_inputs() as u64).to_le_bytes());
-    h.update(&(c.num_wires() as u64).to_le_bytes());
-    // Hashed in pieces: a buffer for the whole circuit would be bigger than the circuit.
-    let mut buf = Vec::with_capacity(1 << 16);
-    for g in c.gates() {
-        if buf.len() + 13 > buf.capacity() {
-            h.update(&buf);
-            buf.clear();
-        }
-        let (k, a, b, o) = match g {
-            Gate::Xor { a, b, out } => (0u8, a, b, out),
-            Gate::And { a, b, out } => (1, a, b, out),
-            Gate::Not { a, out } => (2, a, 0, out),
-            Gate::Const { value, out } => (3, u32::from(value), 0, out),
-        };
-        buf.push(k);
-        buf.extend_from_slice(&a.to_le_bytes());
-        buf.extend_from_slice(&b.to_le_bytes());
-        buf.extend_from_slice(&o.to_le_bytes());
-    }
-    h.update(&buf);
-    for o in c.outputs() {
-        h.update(&o.to_le_bytes());
-    }
+    h.update(c.digest());
     for g in inputs {
         h.update(&(g.width as u64).to_le_bytes());
         match g.source {

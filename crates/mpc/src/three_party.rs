@@ -680,6 +680,17 @@ impl Party {
         self.handle_msg(from, m)
     }
 
+    /// [`Party::handle`] taking the buffer: garbled tables are kept in it, not copied out.
+    pub fn handle_owned(&mut self, from: PartyId, bytes: Vec<u8>) -> Result<(), Error> {
+        self.check_live()?;
+        let m = Msg::decode_owned(bytes).map_err(|e| Abort::Malformed {
+            party: from,
+            what: e.0,
+        });
+        let m = self.guard(m)?;
+        self.handle_msg(from, m)
+    }
+
     /// Handles an already-decoded message from peer `from`.
     pub fn handle_msg(&mut self, from: PartyId, m: Msg) -> Result<(), Error> {
         self.check_live()?;
@@ -917,7 +928,9 @@ impl Party {
         let input_zero: Zeroizing<Vec<Label>> =
             Zeroizing::new(plan.inputs.iter().map(resolve).collect());
         let circuit = x.spec.circuit().clone();
-        let mut tables = Vec::new();
+        // Room for the message header in front, so shipping needs no second buffer.
+        let mut tables =
+            Vec::with_capacity(garble::table_len(&circuit) + Msg::garbled_header_len(&circuit));
         // Sizes come from the plan, which matches the circuit by construction; a mismatch
         // would be a bug here, reported as a local abort rather than a panic.
         let out_zero = garble::garble(&circuit, delta, &input_zero, u64::from(exec), &mut tables)

@@ -14,6 +14,10 @@ use crate::spec::{PartyId, PARTIES};
 pub const MAX_FRAME: usize = 256 << 20;
 /// Bytes of framing per message.
 pub const FRAME_HEADER: usize = 4;
+/// A frame header that carries no payload and says "I have sent everything for this
+/// session" (no real frame can be this long): [`Transport::close`] sends it, so the peers can
+/// tell a finished party's end of stream from a lost one.
+const FINISHED: u32 = u32::MAX;
 
 /// Transport failures.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +82,15 @@ pub trait Transport: Send {
     fn recv(&mut self) -> impl Future<Output = Result<(PartyId, Vec<u8>), TransportError>> + Send;
     /// Bytes moved so far.
     fn stats(&self) -> TrafficStats;
+    /// Ends the session gracefully: everything sent is delivered, then the connections are
+    /// shut down once the peers have closed theirs too (or `linger` has passed). A party
+    /// that simply dropped a connection with unread data in it would make the system reset
+    /// it and discard what the party had sent but a slower peer had not yet read. Nothing to
+    /// do for in-memory transports.
+    fn close(&mut self, linger: std::time::Duration) -> impl Future<Output = ()> + Send {
+        let _ = linger;
+        async {}
+    }
 }
 
 /// Frames a payload: 4-byte big-endian length, then the payload.
@@ -127,18 +140,27 @@ impl FrameDecoder {
     }
 }
 
-/// Reads one frame from a stream; `Ok(None)` on a clean end of stream between frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
-    peer: PartyId,
-) -> Result<Option<Vec<u8>>, TransportError> {
+/// What a stream delivered next.
+enum Read {
+    Frame(Vec<u8>),
+    /// The peer's [`FINISHED`] marker.
+    Finished,
+    /// End of stream between frames.
+    End,
+}
+
+async fn read_next<R: AsyncRead + Unpin>(r: &mut R, peer: PartyId) -> Result<Read, TransportError> {
     let mut h = [0u8; 4];
     match r.read_exact(&mut h).await {
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(Read::End),
         Err(source) => return Err(TransportError::Io { peer, source }),
     }
-    let len = u32::from_be_bytes(h) as usize;
+    let len = u32::from_be_bytes(h);
+    if len == FINISHED {
+        return Ok(Read::Finished);
+    }
+    let len = len as usize;
     if len > MAX_FRAME {
         return Err(TransportError::FrameTooLarge { peer, len });
     }
@@ -146,7 +168,18 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     r.read_exact(&mut buf)
         .await
         .map_err(|source| TransportError::Io { peer, source })?;
-    Ok(Some(buf))
+    Ok(Read::Frame(buf))
+}
+
+/// Reads one frame from a stream; `Ok(None)` on a clean end of stream between frames.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    peer: PartyId,
+) -> Result<Option<Vec<u8>>, TransportError> {
+    match read_next(r, peer).await? {
+        Read::Frame(f) => Ok(Some(f)),
+        Read::Finished | Read::End => Ok(None),
+    }
 }
 
 /// Writes one frame to a stream.
@@ -240,7 +273,11 @@ impl Transport for MemoryTransport {
 pub struct StreamTransport<W> {
     id: PartyId,
     writers: [Option<W>; PARTIES],
-    rx: mpsc::UnboundedReceiver<Result<(PartyId, Vec<u8>), TransportError>>,
+    rx: mpsc::UnboundedReceiver<(PartyId, Result<Read, TransportError>)>,
+    /// Peers that sent [`FINISHED`]: their end of stream is expected, not a failure.
+    finished: [bool; PARTIES],
+    /// Peers whose stream has ended or failed.
+    ended: [bool; PARTIES],
     stats: TrafficStats,
 }
 
@@ -270,20 +307,10 @@ impl<W: AsyncWrite + Unpin + Send> StreamTransport<W> {
             let tx = tx.clone();
             tokio::spawn(async move {
                 loop {
-                    match read_frame(&mut reader, peer).await {
-                        Ok(Some(f)) => {
-                            if tx.send(Ok((peer, f))).is_err() {
-                                return;
-                            }
-                        }
-                        Ok(None) => {
-                            let _ = tx.send(Err(TransportError::Closed(peer)));
-                            return;
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
+                    let r = read_next(&mut reader, peer).await;
+                    let last = matches!(r, Ok(Read::End) | Err(_));
+                    if tx.send((peer, r)).is_err() || last {
+                        return;
                     }
                 }
             });
@@ -292,6 +319,8 @@ impl<W: AsyncWrite + Unpin + Send> StreamTransport<W> {
             id,
             writers,
             rx,
+            finished: [false; PARTIES],
+            ended: [false; PARTIES],
             stats: TrafficStats::default(),
         })
     }
@@ -313,18 +342,61 @@ impl<W: AsyncWrite + Unpin + Send> Transport for StreamTransport<W> {
         Ok(())
     }
 
+    /// The next message from any peer. A peer that finished ([`Transport::close`]) and then
+    /// ended its stream is no error: the others may still have messages to deliver. A
+    /// peer's stream that ends without that marker, or fails, is an error at once.
     async fn recv(&mut self) -> Result<(PartyId, Vec<u8>), TransportError> {
-        let (from, f) = self
-            .rx
-            .recv()
-            .await
-            .ok_or(TransportError::Closed(self.id))??;
-        self.stats.received[from as usize] += (FRAME_HEADER + f.len()) as u64;
-        Ok((from, f))
+        loop {
+            let (from, r) = self
+                .rx
+                .recv()
+                .await
+                .ok_or(TransportError::Closed(self.id))?;
+            let p = from as usize;
+            match r {
+                Ok(Read::Frame(f)) => {
+                    self.stats.received[p] += (FRAME_HEADER + f.len()) as u64;
+                    return Ok((from, f));
+                }
+                Ok(Read::Finished) => self.finished[p] = true,
+                Ok(Read::End) => {
+                    self.ended[p] = true;
+                    if !self.finished[p] {
+                        return Err(TransportError::Closed(from));
+                    }
+                }
+                Err(e) => {
+                    self.ended[p] = true;
+                    return Err(e);
+                }
+            }
+        }
     }
 
     fn stats(&self) -> TrafficStats {
         self.stats
+    }
+
+    async fn close(&mut self, linger: std::time::Duration) {
+        for w in self.writers.iter_mut().flatten() {
+            let _ = w.write_all(&FINISHED.to_be_bytes()).await;
+            let _ = w.flush().await;
+            let _ = w.shutdown().await;
+        }
+        // Drain until every peer's stream has ended: the reader tasks keep reading, so
+        // nothing unread is left in a socket when it is dropped.
+        let deadline = tokio::time::Instant::now() + linger;
+        let connected: Vec<usize> = (0..PARTIES)
+            .filter(|&p| self.writers[p].is_some())
+            .collect();
+        while connected.iter().any(|&p| !self.ended[p]) {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some((from, Ok(Read::End) | Err(_)))) => self.ended[from as usize] = true,
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.writers = Default::default();
     }
 }
 
@@ -360,6 +432,7 @@ pub fn pipe_network(buffer: usize) -> Result<Vec<StreamTransport<PipeWriter>>, T
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn frame_decoder_handles_arbitrary_splits() {
@@ -403,6 +476,55 @@ mod tests {
             a.send(0, vec![]).await,
             Err(TransportError::NoPeer(0))
         ));
+    }
+
+    /// Three transports over TCP on loopback (a dropped TCP write half ends the stream; a
+    /// dropped pipe half does not while its read half lives).
+    async fn tcp_network() -> Vec<StreamTransport<tokio::net::tcp::OwnedWriteHalf>> {
+        let mut ends: Vec<Vec<_>> = vec![vec![], vec![], vec![]];
+        for i in 0..PARTIES as PartyId {
+            for j in (i + 1)..PARTIES as PartyId {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let x = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+                    .await
+                    .unwrap();
+                let (y, _) = l.accept().await.unwrap();
+                let (xr, xw) = x.into_split();
+                let (yr, yw) = y.into_split();
+                ends[i as usize].push((j, xr, xw));
+                ends[j as usize].push((i, yr, yw));
+            }
+        }
+        ends.into_iter()
+            .enumerate()
+            .map(|(i, e)| StreamTransport::new(i as PartyId, e).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_closed_peer_is_no_error_but_a_vanished_one_is() {
+        let mut ts = tcp_network().await;
+        let mut c = ts.pop().unwrap();
+        let mut b = ts.pop().unwrap();
+        let mut a = ts.pop().unwrap();
+        // Party 0 sends its last message and closes: party 2 still waits for party 1.
+        a.send(2, vec![7]).await.unwrap();
+        let closing = tokio::spawn(async move {
+            a.close(Duration::from_secs(5)).await;
+            a
+        });
+        assert_eq!(c.recv().await.unwrap(), (0, vec![7]));
+        b.send(2, vec![8]).await.unwrap();
+        assert_eq!(c.recv().await.unwrap(), (1, vec![8]));
+        // Party 1 vanishes without closing: an error at once, naming it.
+        drop(b);
+        assert!(matches!(c.recv().await, Err(TransportError::Closed(1))));
+        c.close(Duration::from_secs(5)).await;
+        // Party 0's close returns once both peers' streams have ended.
+        tokio::time::timeout(Duration::from_secs(5), closing)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]

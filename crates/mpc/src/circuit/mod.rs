@@ -33,7 +33,7 @@ pub enum Gate {
 }
 
 /// A finished boolean circuit.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Circuit {
     num_inputs: u32,
     num_wires: u32,
@@ -41,7 +41,19 @@ pub struct Circuit {
     outputs: Vec<WireId>,
     and_count: usize,
     const_count: usize,
+    /// [`Circuit::digest`], computed on first use.
+    digest: std::sync::OnceLock<[u8; 32]>,
 }
+
+impl PartialEq for Circuit {
+    fn eq(&self, o: &Circuit) -> bool {
+        // The digest is a cache of the rest.
+        (self.num_inputs, self.num_wires, &self.gates, &self.outputs)
+            == (o.num_inputs, o.num_wires, &o.gates, &o.outputs)
+    }
+}
+
+impl Eq for Circuit {}
 
 impl fmt::Debug for Circuit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -106,6 +118,35 @@ impl Circuit {
     pub fn outputs(&self) -> &[WireId] {
         &self.outputs
     }
+    /// A collision-resistant digest of the circuit (inputs, slots, gates, outputs), computed
+    /// once: specs that share a circuit do not hash it again.
+    pub fn digest(&self) -> &[u8; 32] {
+        self.digest.get_or_init(|| {
+            let mut h = blake3::Hasher::new_derive_key("tessera mpc circuit v1");
+            h.update(&u64::from(self.num_inputs).to_le_bytes());
+            h.update(&u64::from(self.num_wires).to_le_bytes());
+            h.update(&(self.gates.len() as u64).to_le_bytes());
+            // Hashed in pieces: a buffer for the whole circuit would be as big as the circuit.
+            let mut buf = Vec::with_capacity(1 << 16);
+            for p in &self.gates {
+                if buf.len() + 12 > buf.capacity() {
+                    h.update(&buf);
+                    buf.clear();
+                }
+                // The packed form is canonical: the kind in the top bits of the third word.
+                for w in p.0 {
+                    buf.extend_from_slice(&w.to_le_bytes());
+                }
+            }
+            h.update(&buf);
+            h.update(&(self.outputs.len() as u64).to_le_bytes());
+            for o in &self.outputs {
+                h.update(&o.to_le_bytes());
+            }
+            h.finalize().into()
+        })
+    }
+
     /// Number of AND gates: the garbling cost.
     pub fn and_count(&self) -> usize {
         self.and_count
@@ -171,7 +212,10 @@ pub enum Bit {
 pub struct Builder {
     num_inputs: u32,
     next_wire: u32,
-    gates: Vec<Gate>,
+    /// Packed from the start and kept in chunks of [`BUILD_CHUNK`] gates: no doubling slack,
+    /// and [`levelize`] frees each chunk once it has moved its gates.
+    gates: Vec<Vec<Packed>>,
+    num_gates: usize,
     and_count: usize,
     inputs_closed: bool,
 }
@@ -205,8 +249,21 @@ impl Builder {
     fn fresh(&mut self) -> WireId {
         self.inputs_closed = true;
         let w = self.next_wire;
-        self.next_wire += 1;
+        // Past the slot range, finish reports TooLarge; saturating keeps this from wrapping.
+        self.next_wire = self.next_wire.saturating_add(1);
         w
+    }
+
+    fn push(&mut self, g: Gate) {
+        match self.gates.last_mut() {
+            Some(c) if c.len() < BUILD_CHUNK => c.push(Packed::pack(g)),
+            _ => {
+                let mut c = Vec::with_capacity(BUILD_CHUNK);
+                c.push(Packed::pack(g));
+                self.gates.push(c);
+            }
+        }
+        self.num_gates += 1;
     }
 
     /// `a ⊕ b`.
@@ -218,7 +275,7 @@ impl Builder {
             (Bit::Wire(x), Bit::Wire(y)) if x == y => Bit::Const(false),
             (Bit::Wire(x), Bit::Wire(y)) => {
                 let out = self.fresh();
-                self.gates.push(Gate::Xor { a: x, b: y, out });
+                self.push(Gate::Xor { a: x, b: y, out });
                 Bit::Wire(out)
             }
         }
@@ -233,7 +290,7 @@ impl Builder {
             (Bit::Wire(x), Bit::Wire(y)) if x == y => a,
             (Bit::Wire(x), Bit::Wire(y)) => {
                 let out = self.fresh();
-                self.gates.push(Gate::And { a: x, b: y, out });
+                self.push(Gate::And { a: x, b: y, out });
                 self.and_count += 1;
                 Bit::Wire(out)
             }
@@ -246,7 +303,7 @@ impl Builder {
             Bit::Const(x) => Bit::Const(!x),
             Bit::Wire(x) => {
                 let out = self.fresh();
-                self.gates.push(Gate::Not { a: x, out });
+                self.push(Gate::Not { a: x, out });
                 Bit::Wire(out)
             }
         }
@@ -317,43 +374,39 @@ impl Builder {
                 Bit::Wire(w) => out.push(w),
                 Bit::Const(value) => {
                     let w = self.fresh();
-                    self.gates.push(Gate::Const { value, out: w });
+                    self.push(Gate::Const { value, out: w });
                     out.push(w);
                     const_count += 1;
                 }
             }
         }
-        if self.next_wire == u32::MAX {
+        // Wire ids must fit a packed gate's 30-bit fields.
+        if self.next_wire > SLOT_MASK {
             return Err(CircuitError::TooLarge);
         }
-        // The builder's vector grew by doubling; give the slack back before levelize copies it.
-        self.gates.shrink_to_fit();
-        let gates = levelize(self.gates, self.next_wire as usize);
-        let (gates, num_wires) = allocate_slots(gates, self.num_inputs, self.next_wire, &mut out);
-        if num_wires > SLOT_MASK {
-            return Err(CircuitError::TooLarge);
-        }
-        // A fresh allocation: collecting in place would keep the 16-byte-per-gate buffer.
-        let mut packed = Vec::with_capacity(gates.len());
-        packed.extend(gates.iter().map(|&g| Packed::pack(g)));
-        drop(gates);
+        let mut gates = levelize(self.gates, self.num_gates, self.next_wire as usize);
+        let num_wires = allocate_slots(&mut gates, self.num_inputs, self.next_wire, &mut out);
         Ok(Circuit {
             num_inputs: self.num_inputs,
             num_wires,
-            gates: packed,
+            gates,
             outputs: out,
             and_count: self.and_count,
             const_count,
+            digest: Default::default(),
         })
     }
 }
+
+/// Gates per chunk of a [`Builder`] (768 KiB).
+const BUILD_CHUNK: usize = 1 << 16;
 
 /// Slots fit in 30 bits; the top two bits of a packed gate's third word hold its kind.
 const SLOT_MASK: u32 = (1 << 30) - 1;
 
 /// A gate in 12 bytes (the enum takes 16): circuits are the largest thing a node keeps in
 /// memory, and most of their gates are XORs.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Packed([u32; 3]);
 
 impl Packed {
@@ -385,20 +438,20 @@ impl Packed {
 /// keep slots `0..num_inputs`; circuit outputs are never overwritten. A gate's output never
 /// shares a slot with its own inputs (inputs are freed after the output is placed), and AND
 /// tweaks count AND gates, not wires, so renaming changes nothing cryptographic.
-/// Returns the renamed gates and the number of slots; rewrites `outputs`.
+/// Renames in place; returns the number of slots and rewrites `outputs`.
 fn allocate_slots(
-    mut gates: Vec<Gate>,
+    gates: &mut [Packed],
     num_inputs: u32,
     num_wires: u32,
     outputs: &mut [WireId],
-) -> (Vec<Gate>, u32) {
+) -> u32 {
     const NEVER: u32 = u32::MAX;
     let n = num_wires as usize;
     // Index of the last gate reading each wire.
     let mut last = vec![NEVER; n];
     for (i, g) in gates.iter().enumerate() {
         let i = i as u32;
-        match *g {
+        match g.unpack() {
             Gate::Xor { a, b, .. } | Gate::And { a, b, .. } => {
                 last[a as usize] = i;
                 last[b as usize] = i;
@@ -417,9 +470,10 @@ fn allocate_slots(
     }
     let mut next = num_inputs;
     let mut free: Vec<u32> = Vec::new();
-    for (i, g) in gates.iter_mut().enumerate() {
+    for (i, p) in gates.iter_mut().enumerate() {
         let i = i as u32;
-        let (reads, out): ([Option<WireId>; 2], WireId) = match *g {
+        let g = p.unpack();
+        let (reads, out): ([Option<WireId>; 2], WireId) = match g {
             Gate::Xor { a, b, out } | Gate::And { a, b, out } => ([Some(a), Some(b)], out),
             Gate::Not { a, out } => ([Some(a), None], out),
             Gate::Const { out, .. } => ([None, None], out),
@@ -429,7 +483,7 @@ fn allocate_slots(
             next - 1
         });
         slot[out as usize] = s;
-        *g = match *g {
+        *p = Packed::pack(match g {
             Gate::Xor { a, b, .. } => Gate::Xor {
                 a: slot[a as usize],
                 b: slot[b as usize],
@@ -445,7 +499,7 @@ fn allocate_slots(
                 out: s,
             },
             Gate::Const { value, .. } => Gate::Const { value, out: s },
-        };
+        });
         // Free inputs read for the last time (once, even if both operands are the same wire).
         for (k, r) in reads.iter().enumerate() {
             if let Some(r) = *r {
@@ -463,59 +517,57 @@ fn allocate_slots(
     for o in outputs.iter_mut() {
         *o = slot[*o as usize];
     }
-    (gates, next)
+    next
 }
 
 /// Reorders gates by AND depth: all AND gates of depth d (whose inputs are ready after depth
 /// d−1) come before the free gates of depth d, keeping the original relative order otherwise.
 /// The result is still topological, and AND gates of one depth are adjacent and independent,
 /// which lets the garbler and evaluator hash several of them in one pipelined AES batch.
-fn levelize(gates: Vec<Gate>, num_wires: usize) -> Vec<Gate> {
-    // Key of a gate: 2·(AND depth) + (1 if free). A stable counting sort on it: linear time,
-    // and only 4 bytes per gate besides the output.
+fn levelize(chunks: Vec<Vec<Packed>>, num_gates: usize, num_wires: usize) -> Vec<Packed> {
+    // Key of a gate: 2·(AND depth) + (1 if free). A stable counting sort on it.
     let mut level = vec![0u32; num_wires];
-    let keys: Vec<u32> = gates
-        .iter()
-        .map(|g| match *g {
-            Gate::Xor { a, b, out } => {
-                let l = level[a as usize].max(level[b as usize]);
-                level[out as usize] = l;
-                2 * l + 1
-            }
-            Gate::Not { a, out } => {
-                let l = level[a as usize];
-                level[out as usize] = l;
-                2 * l + 1
-            }
-            Gate::Const { .. } => 1,
-            Gate::And { a, b, out } => {
-                let l = level[a as usize].max(level[b as usize]) + 1;
-                level[out as usize] = l;
-                2 * l
-            }
-        })
-        .collect();
+    let mut dest: Vec<u32> = Vec::with_capacity(num_gates);
+    dest.extend(chunks.iter().flatten().map(|g| match g.unpack() {
+        Gate::Xor { a, b, out } => {
+            let l = level[a as usize].max(level[b as usize]);
+            level[out as usize] = l;
+            2 * l + 1
+        }
+        Gate::Not { a, out } => {
+            let l = level[a as usize];
+            level[out as usize] = l;
+            2 * l + 1
+        }
+        Gate::Const { .. } => 1,
+        Gate::And { a, b, out } => {
+            let l = level[a as usize].max(level[b as usize]) + 1;
+            level[out as usize] = l;
+            2 * l
+        }
+    }));
     drop(level);
-    let buckets = keys.iter().map(|&k| k as usize + 1).max().unwrap_or(0);
-    let mut start = vec![0usize; buckets + 1];
-    for &k in &keys {
+    let buckets = dest.iter().map(|&k| k as usize + 1).max().unwrap_or(0);
+    let mut start = vec![0u32; buckets + 1];
+    for &k in &dest {
         start[k as usize + 1] += 1;
     }
     for i in 1..start.len() {
         start[i] += start[i - 1];
     }
-    let mut out = vec![
-        Gate::Const {
-            value: false,
-            out: 0
-        };
-        gates.len()
-    ];
-    for (g, &k) in gates.into_iter().zip(&keys) {
-        out[start[k as usize]] = g;
-        start[k as usize] += 1;
+    // A zeroed allocation gets its pages from the system only as they are written, and each
+    // source chunk is freed once moved, so the gates are held about once, not twice.
+    let mut out = vec![[0u32; 3]; num_gates];
+    let mut keys = dest.iter();
+    for chunk in chunks {
+        for (g, &k) in chunk.iter().zip(keys.by_ref()) {
+            let b = &mut start[k as usize];
+            out[*b as usize] = g.0;
+            *b += 1;
+        }
     }
-    out
+    // Same size and alignment: this reuses the allocation.
+    out.into_iter().map(Packed).collect()
 }
 
 /// A public byte string as constant circuit bits, each byte most-significant bit first (the
