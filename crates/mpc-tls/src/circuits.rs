@@ -14,7 +14,8 @@
 //!
 //! Keystream work is split by [`plan_batches`] into executions of at most
 //! [`MAX_BLOCKS_PER_EXECUTION`] blocks, and a circuit depends only on the [`CtrShape`] of its
-//! batch, so it is built once per shape and process.
+//! batch, and the circuit only on its number of blocks, so circuits are built once per block
+//! count and process.
 //!
 //! Every public input that the nodes learn from the relayed traffic is fed twice, by party 0
 //! and by party 1, and the circuit outputs one bit saying whether the copies differ: with at
@@ -418,7 +419,7 @@ impl CtrShape {
 /// The keystream execution of `shape` over the traffic key kept by `hs_exec` as output group
 /// `key` ([`hs_out::CLIENT_KEY`] or [`hs_out::SERVER_KEY`]). Inputs: the key (kept), then
 /// two copies (parties 0 and 1) of every block's [`SUFFIX_BITS`] public input. Outputs as
-/// [`CtrShape::layout`]. Built once per shape per process.
+/// [`CtrShape::layout`]. The spec is cached per shape, its circuit per block count.
 pub fn ctr_spec(hs_exec: ExecId, key: usize, shape: CtrShape) -> Result<Arc<ExecSpec>, BuildError> {
     cached(SpecKey::Ctr(hs_exec, key, shape), || {
         build_ctr_spec(hs_exec, key, shape)
