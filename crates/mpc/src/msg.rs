@@ -243,13 +243,8 @@ impl Msg {
                 roots,
                 decode,
             } => {
-                o.reserve(tables.len() + 128);
-                o.push(T_GARBLED);
-                o.extend_from_slice(&exec.to_le_bytes());
-                o.extend_from_slice(&roots[0]);
-                o.extend_from_slice(&roots[1]);
-                put_bits(&mut o, decode);
-                put_bytes(&mut o, tables);
+                o = garbled_header(*exec, roots, decode, tables.len(), tables.len());
+                o.extend_from_slice(tables);
             }
             Msg::GarbledDigest { exec, digest } => {
                 o.push(T_DIGEST);
@@ -296,13 +291,7 @@ impl Msg {
                 roots,
                 decode,
             } => {
-                let mut h = Vec::with_capacity(80 + decode.bytes.len());
-                h.push(T_GARBLED);
-                h.extend_from_slice(&exec.to_le_bytes());
-                h.extend_from_slice(&roots[0]);
-                h.extend_from_slice(&roots[1]);
-                put_bits(&mut h, &decode);
-                h.extend_from_slice(&(tables.len() as u32).to_le_bytes());
+                let h = garbled_header(exec, &roots, &decode, tables.len(), 0);
                 let mut o = tables;
                 o.splice(0..0, h);
                 o
@@ -387,6 +376,25 @@ impl Msg {
         }
         Ok(m)
     }
+}
+
+/// Everything of a [`Msg::Garbled`] before its `tables` bytes of tables (their length
+/// included), with room for `room` more bytes.
+fn garbled_header(
+    exec: ExecId,
+    roots: &[[u8; 32]; 2],
+    decode: &Bits,
+    tables: usize,
+    room: usize,
+) -> Vec<u8> {
+    let mut h = Vec::with_capacity(77 + decode.bytes.len() + room);
+    h.push(T_GARBLED);
+    h.extend_from_slice(&exec.to_le_bytes());
+    h.extend_from_slice(&roots[0]);
+    h.extend_from_slice(&roots[1]);
+    put_bits(&mut h, decode);
+    h.extend_from_slice(&(tables as u32).to_le_bytes());
+    h
 }
 
 fn put_bytes(o: &mut Vec<u8>, x: &[u8]) {
