@@ -419,58 +419,9 @@ impl CtrShape {
 /// The keystream execution of `shape` over the traffic key kept by `hs_exec` as output group
 /// `key` ([`hs_out::CLIENT_KEY`] or [`hs_out::SERVER_KEY`]). Inputs: the key (kept), then
 /// two copies (parties 0 and 1) of every block's [`SUFFIX_BITS`] public input. Outputs as
-/// [`CtrShape::layout`]. The spec is cached per shape, its circuit per block count.
+/// [`CtrShape::layout`]. The circuit is built once per block count; the spec around it is
+/// cheap (its fingerprint uses the circuit's cached digest), so it is made on each call.
 pub fn ctr_spec(hs_exec: ExecId, key: usize, shape: CtrShape) -> Result<Arc<ExecSpec>, BuildError> {
-    cached(SpecKey::Ctr(hs_exec, key, shape), || {
-        build_ctr_spec(hs_exec, key, shape)
-    })
-}
-
-/// What a cached execution spec was built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum SpecKey {
-    Handshake,
-    ServerFinished(ExecId),
-    Ctr(ExecId, usize, CtrShape),
-}
-
-/// Keystream specs kept; beyond this they are dropped. Specs are small: they share circuits.
-const MAX_CACHED_SHAPES: usize = 16;
-
-/// Keystream circuits kept (one per block count; ≈ 11 MB at 32 blocks); beyond this the
-/// smallest are dropped. A node sees few block counts: full batches and a few tails.
-const MAX_CACHED_CTR_CIRCUITS: usize = 4;
-
-/// The spec for `key`, built once per process: circuits are the same for every session, and
-/// building them costs more than garbling them.
-fn cached(
-    key: SpecKey,
-    build: impl FnOnce() -> Result<Arc<ExecSpec>, BuildError>,
-) -> Result<Arc<ExecSpec>, BuildError> {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-    static CACHE: std::sync::OnceLock<Mutex<HashMap<SpecKey, Arc<ExecSpec>>>> =
-        std::sync::OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(s) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-        return Ok(s);
-    }
-    let spec = build()?;
-    if let Ok(mut c) = cache.lock() {
-        let is_ctr = |k: &SpecKey| matches!(k, SpecKey::Ctr(..));
-        if is_ctr(&key) && c.keys().filter(|k| is_ctr(k)).count() >= MAX_CACHED_SHAPES {
-            c.retain(|k, _| !is_ctr(k));
-        }
-        c.insert(key, spec.clone());
-    }
-    Ok(spec)
-}
-
-fn build_ctr_spec(
-    hs_exec: ExecId,
-    key: usize,
-    shape: CtrShape,
-) -> Result<Arc<ExecSpec>, BuildError> {
     let n = shape.blocks();
     if n == 0 || n > MAX_BLOCKS_PER_EXECUTION {
         return Err(BuildError::Records(format!(
@@ -494,7 +445,6 @@ fn build_ctr_spec(
             to: OutputTo::Client,
         });
     }
-    let w = n * SUFFIX_BITS;
     let mut groups = vec![InputGroup {
         width: TRAFFIC_KEY_BITS,
         source: InputSource::Kept {
@@ -502,8 +452,40 @@ fn build_ctr_spec(
             group: key,
         },
     }];
-    groups.extend(public_groups(w));
+    groups.extend(public_groups(n * SUFFIX_BITS));
     Ok(Arc::new(ExecSpec::new(circuit, groups, outs)?))
+}
+
+/// What a cached execution spec was built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SpecKey {
+    Handshake,
+    ServerFinished(ExecId),
+}
+
+/// Keystream circuits kept (one per block count; ≈ 11 MB at 32 blocks); beyond this the
+/// smallest are dropped. A node sees few block counts: full batches and a few tails.
+const MAX_CACHED_CTR_CIRCUITS: usize = 4;
+
+/// The spec for `key`, built once per process: circuits are the same for every session, and
+/// building them costs more than garbling them.
+fn cached(
+    key: SpecKey,
+    build: impl FnOnce() -> Result<Arc<ExecSpec>, BuildError>,
+) -> Result<Arc<ExecSpec>, BuildError> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static CACHE: std::sync::OnceLock<Mutex<HashMap<SpecKey, Arc<ExecSpec>>>> =
+        std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(s) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(s);
+    }
+    let spec = build()?;
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, spec.clone());
+    }
+    Ok(spec)
 }
 
 /// The keystream circuit of `n` blocks: inputs traffic key, then two copies of the blocks'

@@ -393,23 +393,17 @@ impl ClientLinks {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
     {
         let (up_tx, up_rx) = mpsc::unbounded_channel();
-        let mut senders = Vec::new();
-        for (node, s) in streams.into_iter().enumerate() {
-            let node = node as PartyId;
+        let mut node: PartyId = 0;
+        let txs = streams.map(|s| {
             let (tx, rx) = mpsc::unbounded_channel();
             let up = up_tx.clone();
-            bridge(s, node, rx, Vec::as_slice, move |m| {
-                up.send((node, m)).is_ok()
-            });
-            senders.push(tx);
-        }
-        let mut senders = senders.into_iter();
+            let id = node;
+            bridge(s, id, rx, Vec::as_slice, move |m| up.send((id, m)).is_ok());
+            node += 1;
+            tx
+        });
         ClientLinks {
-            txs: std::array::from_fn(|_| {
-                senders
-                    .next()
-                    .unwrap_or_else(|| mpsc::unbounded_channel().0)
-            }),
+            txs,
             rx: up_rx,
             sent: 0,
             received: 0,

@@ -307,10 +307,7 @@ impl Msg {
             return Msg::decode(&b);
         }
         let mut r = Reader { b: &b, pos: 1 };
-        let exec = r.u32()?;
-        let roots = [r.arr32()?, r.arr32()?];
-        let decode = r.bits()?;
-        let n = r.u32()? as usize;
+        let (exec, roots, decode, n) = r.garbled_header()?;
         let start = r.pos;
         match start.checked_add(n) {
             Some(end) if end == b.len() => {}
@@ -336,10 +333,8 @@ impl Msg {
             T_SEED_SHARE => Msg::SeedShare(r.arr32()?),
             T_SEED_OPEN => Msg::SeedOpen(r.arr32()?),
             T_GARBLED => {
-                let exec = r.u32()?;
-                let roots = [r.arr32()?, r.arr32()?];
-                let decode = r.bits()?;
-                let tables = r.bytes()?;
+                let (exec, roots, decode, n) = r.garbled_header()?;
+                let tables = r.take(n)?.to_vec();
                 Msg::Garbled {
                     exec,
                     tables,
@@ -436,6 +431,17 @@ impl Reader<'_> {
         a.copy_from_slice(self.take(32)?);
         Ok(a)
     }
+    /// The fields of a [`Msg::Garbled`] after its tag, up to its tables: execution, roots,
+    /// decode bits and the tables' length.
+    #[allow(clippy::type_complexity)]
+    fn garbled_header(&mut self) -> Result<(ExecId, [[u8; 32]; 2], Bits, usize), DecodeError> {
+        let exec = self.u32()?;
+        let roots = [self.arr32()?, self.arr32()?];
+        let decode = self.bits()?;
+        let n = self.u32()? as usize;
+        Ok((exec, roots, decode, n))
+    }
+
     fn bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
         let n = self.u32()? as usize;
         Ok(self.take(n)?.to_vec())

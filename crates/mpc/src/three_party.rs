@@ -672,18 +672,21 @@ impl Party {
     /// Decodes and handles a message from peer `from` (as authenticated by the transport).
     pub fn handle(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), Error> {
         self.check_live()?;
-        let m = Msg::decode(bytes).map_err(|e| Abort::Malformed {
-            party: from,
-            what: e.0,
-        });
-        let m = self.guard(m)?;
-        self.handle_msg(from, m)
+        self.handle_decoded(from, Msg::decode(bytes))
     }
 
     /// [`Party::handle`] taking the buffer: garbled tables are kept in it, not copied out.
     pub fn handle_owned(&mut self, from: PartyId, bytes: Vec<u8>) -> Result<(), Error> {
         self.check_live()?;
-        let m = Msg::decode_owned(bytes).map_err(|e| Abort::Malformed {
+        self.handle_decoded(from, Msg::decode_owned(bytes))
+    }
+
+    fn handle_decoded(
+        &mut self,
+        from: PartyId,
+        m: Result<Msg, crate::msg::DecodeError>,
+    ) -> Result<(), Error> {
+        let m = m.map_err(|e| Abort::Malformed {
             party: from,
             what: e.0,
         });

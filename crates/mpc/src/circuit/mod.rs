@@ -215,7 +215,6 @@ pub struct Builder {
     /// Packed from the start and kept in chunks of [`BUILD_CHUNK`] gates: no doubling slack,
     /// and [`levelize`] frees each chunk once it has moved its gates.
     gates: Vec<Vec<Packed>>,
-    num_gates: usize,
     and_count: usize,
     inputs_closed: bool,
 }
@@ -263,7 +262,6 @@ impl Builder {
                 self.gates.push(c);
             }
         }
-        self.num_gates += 1;
     }
 
     /// `a ⊕ b`.
@@ -384,7 +382,7 @@ impl Builder {
         if self.next_wire > SLOT_MASK {
             return Err(CircuitError::TooLarge);
         }
-        let mut gates = levelize(self.gates, self.num_gates, self.next_wire as usize);
+        let mut gates = levelize(self.gates, self.next_wire as usize);
         let num_wires = allocate_slots(&mut gates, self.num_inputs, self.next_wire, &mut out);
         Ok(Circuit {
             num_inputs: self.num_inputs,
@@ -524,7 +522,8 @@ fn allocate_slots(
 /// d−1) come before the free gates of depth d, keeping the original relative order otherwise.
 /// The result is still topological, and AND gates of one depth are adjacent and independent,
 /// which lets the garbler and evaluator hash several of them in one pipelined AES batch.
-fn levelize(chunks: Vec<Vec<Packed>>, num_gates: usize, num_wires: usize) -> Vec<Packed> {
+fn levelize(chunks: Vec<Vec<Packed>>, num_wires: usize) -> Vec<Packed> {
+    let num_gates = chunks.iter().map(Vec::len).sum();
     // Key of a gate: 2·(AND depth) + (1 if free). A stable counting sort on it.
     let mut level = vec![0u32; num_wires];
     let mut dest: Vec<u32> = Vec::with_capacity(num_gates);
