@@ -120,7 +120,8 @@ pub struct Verified {
     pub simulated: bool,
     /// FMSPC of the platform (hex).
     pub fmspc: String,
-    /// The earliest expiry among all collateral (UNIX seconds): re-verify before then.
+    /// The earliest `nextUpdate`/`notAfter` among all collateral (UNIX seconds): verification
+    /// fails from about then on (a CRL from that very second), so refresh collateral before.
     pub collateral_expires: u64,
 }
 
@@ -173,6 +174,23 @@ fn check_window(item: &'static str, json: &str, now: u64) -> Result<(), VerifyEr
     }
     if now > until {
         return Err(VerifyError::CollateralExpired { item, until, now });
+    }
+    Ok(())
+}
+
+fn check_crl(item: &'static str, der: &[u8], now: u64) -> Result<(), VerifyError> {
+    let (_, crl) = x509_parser::parse_x509_crl(der)
+        .map_err(|e| VerifyError::MalformedCollateral(format!("{item}: {e}")))?;
+    let issued = u64::try_from(crl.last_update().timestamp()).unwrap_or(0);
+    if now < issued {
+        return Err(VerifyError::CollateralNotYetValid { item, issued, now });
+    }
+    if let Some(next) = crl.next_update() {
+        let until = u64::try_from(next.timestamp()).unwrap_or(0);
+        // As webpki: a CRL is stale from its nextUpdate second on.
+        if now >= until {
+            return Err(VerifyError::CollateralExpired { item, until, now });
+        }
     }
     Ok(())
 }
@@ -256,6 +274,8 @@ impl Verifier {
         };
         check_window("TCB info", &collateral.tcb_info, now)?;
         check_window("QE identity", &collateral.qe_identity, now)?;
+        check_crl("root CA CRL", &collateral.root_ca_crl, now)?;
+        check_crl("PCK CRL", &collateral.pck_crl, now)?;
 
         // Debug is a policy decision here (its own error in `Policy`), so dcap-qvl may pass it.
         let claims = qvl

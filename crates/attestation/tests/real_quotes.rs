@@ -62,7 +62,7 @@ fn after_next_update_is_rejected() {
             .verify(quote, &coll, 1_752_919_278 - 86_400)
             .unwrap();
         // …rejected the day after, and years after.
-        for later in [1_752_919_278 + 86_400, 1_900_000_000] {
+        for later in [1_752_919_279, 1_752_919_278 + 86_400, 1_900_000_000] {
             let err = Verifier::intel().verify(quote, &coll, later).unwrap_err();
             assert!(
                 matches!(err, VerifyError::CollateralExpired { now, .. } if now == later),
@@ -131,4 +131,20 @@ fn a_real_quote_with_the_other_tees_collateral_is_rejected() {
         .verify(SGX_QUOTE, &coll, SGX_AT)
         .unwrap_err();
     assert!(matches!(err, VerifyError::Dcap(_)), "{err}");
+}
+
+/// The reported `collateral_expires` is exact: verification passes the second before it and
+/// fails with `CollateralExpired` after it.
+#[test]
+fn collateral_expires_is_the_last_valid_second() {
+    for (quote, coll, at) in [
+        (SGX_QUOTE, SGX_COLLATERAL, SGX_AT),
+        (TDX_QUOTE, TDX_COLLATERAL, TDX_AT),
+    ] {
+        let coll = collateral_from_json(coll).unwrap();
+        let until = Verifier::intel().verify(quote, &coll, at).unwrap().collateral_expires;
+        Verifier::intel().verify(quote, &coll, until - 1).unwrap();
+        let err = Verifier::intel().verify(quote, &coll, until + 1).unwrap_err();
+        assert!(matches!(err, VerifyError::CollateralExpired { .. }), "{err}");
+    }
 }
