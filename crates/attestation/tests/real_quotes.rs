@@ -142,9 +142,17 @@ fn collateral_expires_is_the_last_valid_second() {
         (TDX_QUOTE, TDX_COLLATERAL, TDX_AT),
     ] {
         let coll = collateral_from_json(coll).unwrap();
-        let until = Verifier::intel().verify(quote, &coll, at).unwrap().collateral_expires;
+        let until = Verifier::intel()
+            .verify(quote, &coll, at)
+            .unwrap()
+            .collateral_expires;
         Verifier::intel().verify(quote, &coll, until - 1).unwrap();
-        let err = Verifier::intel().verify(quote, &coll, until + 1).unwrap_err();
-        assert!(matches!(err, VerifyError::CollateralExpired { .. }), "{err}");
+        let err = Verifier::intel()
+            .verify(quote, &coll, until + 1)
+            .unwrap_err();
+        assert!(
+            matches!(err, VerifyError::CollateralExpired { .. }),
+            "{err}"
+        );
     }
 }
