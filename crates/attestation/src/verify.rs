@@ -126,15 +126,9 @@ pub struct Verified {
 }
 
 impl Verified {
-    /// REPORTDATA as bytes.
-    pub fn report_data_bytes(&self) -> [u8; 64] {
-        let mut out = [0u8; 64];
-        if let Ok(bytes) = hex::decode(&self.report_data) {
-            if bytes.len() == 64 {
-                out.copy_from_slice(&bytes);
-            }
-        }
-        out
+    /// REPORTDATA as bytes (`None` only if `report_data` was edited into something else).
+    pub fn report_data_bytes(&self) -> Option<[u8; 64]> {
+        hex::decode(&self.report_data).ok()?.try_into().ok()
     }
 }
 

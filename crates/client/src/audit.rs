@@ -83,10 +83,9 @@ impl AuditReport {
         }
     }
 
-    fn failed(error: String, simulated: bool) -> Self {
+    fn failed(error: String) -> Self {
         Self {
             error: Some(error),
-            simulated,
             ..Self::default()
         }
     }
@@ -257,7 +256,7 @@ pub fn audit_quote(
             report.apply_policy(policy, &v);
             report
         }
-        Err(e) => AuditReport::failed(e.to_string(), false),
+        Err(e) => AuditReport::failed(e.to_string()),
     }
 }
 
@@ -334,7 +333,7 @@ pub async fn audit_node(
             }
         }
         Ok(Err(e)) => match tls_verifier.take_outcome() {
-            Some(Err(reason)) => AuditReport::failed(reason, false),
+            Some(Err(reason)) => AuditReport::failed(reason),
             _ => return Err(connect_err(e.to_string())),
         },
     };

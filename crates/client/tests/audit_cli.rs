@@ -330,3 +330,34 @@ fn audit_node_over_quic() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--root` takes PEM or DER: Intel's root copied out of the collateral's issuer chain verifies
+/// the real quote; the simulated PKI's root does not.
+#[test]
+fn an_injected_root_is_used() {
+    let (q, c) = (data("sgx_quote"), data("sgx_quote_collateral.json"));
+    let coll: serde_json::Value = serde_json::from_slice(&std::fs::read(&c).unwrap()).unwrap();
+    let chain = coll["pck_crl_issuer_chain"].as_str().unwrap();
+    let begin = chain.rfind("-----BEGIN CERTIFICATE-----").unwrap();
+    let dir = std::env::temp_dir().join(format!("tessera-root-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let intel = dir.join("intel-root.pem");
+    std::fs::write(&intel, &chain[begin..]).unwrap();
+    let sim = dir.join("sim-root.der");
+    std::fs::write(&sim, SimPki::well_known().unwrap().root_der()).unwrap();
+
+    let mut args = quote_args(q.to_str().unwrap(), c.to_str().unwrap(), "1751624924");
+    args.extend(["--root", intel.to_str().unwrap()]);
+    let out = tessera(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut args = quote_args(q.to_str().unwrap(), c.to_str().unwrap(), "1751624924");
+    args.extend(["--root", sim.to_str().unwrap()]);
+    let out = tessera(&args);
+    assert_eq!(out.status.code(), Some(1));
+    std::fs::remove_dir_all(dir).unwrap();
+}

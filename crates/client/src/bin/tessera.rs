@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use attestation::sim::SimPki;
 use attestation::verify::collateral_from_json;
 use attestation::{Expectation, Policy, Verifier};
@@ -96,41 +96,14 @@ fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 fn der_or_pem(bytes: Vec<u8>) -> anyhow::Result<Vec<u8>> {
-    let Ok(text) = std::str::from_utf8(&bytes) else {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    if !bytes.starts_with(b"-----BEGIN") && !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
         return Ok(bytes);
-    };
-    let Some(start) = text.find("-----BEGIN CERTIFICATE-----") else {
-        return Ok(bytes);
-    };
-    let body: String = text[start..]
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    decode_base64(&body).context("root certificate: bad PEM")
-}
-
-fn decode_base64(s: &str) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => bail!("invalid base64 character"),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
     }
-    Ok(out)
+    let cert = CertificateDer::from_pem_slice(&bytes)
+        .map_err(|e| anyhow::anyhow!("root certificate: bad PEM: {e}"))?;
+    Ok(cert.to_vec())
 }
 
 /// The verifier and policy the trust options ask for.
