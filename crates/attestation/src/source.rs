@@ -88,6 +88,25 @@ pub trait PseudoFs: Send + Sync {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
 }
 
+/// Length of the common DCAP quote header.
+const QUOTE_HEADER_LEN: usize = 48;
+/// Length of REPORTDATA.
+const REPORT_DATA_LEN: usize = 64;
+
+/// At most 32 characters of an untrusted string, for one-line error messages.
+fn short(s: &str) -> String {
+    s.chars().take(32).collect()
+}
+
+/// Read a pseudo-file, naming it in the error.
+fn read_file<F: PseudoFs>(fs: &F, path: &Path) -> Result<Vec<u8>, SourceError> {
+    fs.read(path).map_err(|source| SourceError::Io {
+        op: "read",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// [`PseudoFs`] on the real filesystem (`std::fs`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StdFs;

@@ -14,7 +14,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{PseudoFs, QuoteSource, SourceError, StdFs, TeeKind};
+use super::{
+    read_file, short, PseudoFs, QuoteSource, SourceError, StdFs, TeeKind, QUOTE_HEADER_LEN,
+    REPORT_DATA_LEN,
+};
 
 /// Where Gramine mounts its attestation pseudo-files inside the enclave.
 pub const DEFAULT_GRAMINE_ATTESTATION_ROOT: &str = "/dev/attestation";
@@ -22,14 +25,10 @@ pub const DEFAULT_GRAMINE_ATTESTATION_ROOT: &str = "/dev/attestation";
 /// The only attestation type this source accepts.
 const DCAP: &str = "dcap";
 
-/// Length of the common DCAP quote header.
-const QUOTE_HEADER_LEN: usize = 48;
 /// Length of the SGX report body that follows the header in a v3 quote.
 const SGX_REPORT_BODY_LEN: usize = 384;
 /// Offset of REPORTDATA inside the SGX report body.
 const SGX_REPORT_DATA_OFFSET: usize = 320;
-/// Length of REPORTDATA.
-const REPORT_DATA_LEN: usize = 64;
 /// Quote format version Gramine's DCAP flow produces for SGX.
 const SGX_QUOTE_VERSION: u16 = 3;
 /// `tee_type` of an SGX quote (bytes 4..8 of the header, little-endian).
@@ -76,11 +75,7 @@ impl<F: PseudoFs> GramineSgxSource<F> {
     }
 
     fn read(&self, path: &Path) -> Result<Vec<u8>, SourceError> {
-        self.fs.read(path).map_err(|source| SourceError::Io {
-            op: "read",
-            path: path.to_path_buf(),
-            source,
-        })
+        read_file(&self.fs, path)
     }
 
     fn quote_locked(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, SourceError> {
@@ -153,11 +148,6 @@ impl<F: PseudoFs> QuoteSource for GramineSgxSource<F> {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.quote_locked(report_data)
     }
-}
-
-/// At most 32 characters of an untrusted string, for one-line error messages.
-fn short(s: &str) -> String {
-    s.chars().take(32).collect()
 }
 
 /// Check that `quote` looks like an SGX DCAP v3 quote whose REPORTDATA is `report_data`.

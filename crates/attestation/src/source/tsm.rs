@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{PseudoFs, QuoteSource, SourceError, StdFs, TeeKind};
+use super::{
+    read_file, short, PseudoFs, QuoteSource, SourceError, StdFs, TeeKind, QUOTE_HEADER_LEN,
+    REPORT_DATA_LEN,
+};
 
 /// Where configfs-tsm report entries live on Linux.
 pub const DEFAULT_TSM_REPORT_ROOT: &str = "/sys/kernel/config/tsm/report";
@@ -28,8 +31,6 @@ const WRITES_PER_REQUEST: u64 = 1;
 /// Linux `ENXIO`: configfs-tsm refuses to create entries while no TSM provider is registered.
 const ENXIO: i32 = 6;
 
-/// Length of the common DCAP quote header.
-const QUOTE_HEADER_LEN: usize = 48;
 /// `tee_type` of a TDX quote (bytes 4..8 of the header, little-endian).
 const TEE_TYPE_TDX: u32 = 0x81;
 /// Length of the v5 body descriptor (u16 body type, u32 body size) after the header.
@@ -40,8 +41,6 @@ const V5_TD_BODY_TYPES: [u16; 3] = [2, 3, 4];
 const TD_REPORT10_LEN: usize = 584;
 /// Offset of REPORTDATA inside every TD report body.
 const TD_REPORT_DATA_OFFSET: usize = 520;
-/// Length of REPORTDATA.
-const REPORT_DATA_LEN: usize = 64;
 
 /// Per-process counter that keeps entry names unique within one process.
 static ENTRY_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -132,11 +131,7 @@ impl<F: PseudoFs> TdxTsmSource<F> {
     }
 
     fn read(&self, path: &Path) -> Result<Vec<u8>, SourceError> {
-        self.fs.read(path).map_err(|source| SourceError::Io {
-            op: "read",
-            path: path.to_path_buf(),
-            source,
-        })
+        read_file(&self.fs, path)
     }
 }
 
@@ -200,11 +195,6 @@ fn entry_name() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!("tessera-{}-{counter}-{nanos}", std::process::id())
-}
-
-/// At most 32 characters of an untrusted string, for one-line error messages.
-fn short(s: &str) -> String {
-    s.chars().take(32).collect()
 }
 
 /// Check that `quote` looks like a TDX DCAP quote (v4 or v5) whose REPORTDATA is `report_data`.
