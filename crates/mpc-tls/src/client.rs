@@ -10,10 +10,13 @@ use mpc::client::ClientPads;
 use mpc::spec::PartyId;
 use rand_core::{CryptoRng, RngCore};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::codec::{
     blocks_for, encode_record, join_gcm, split_gcm, CodecError, ContentType, MAX_FRAGMENT,
+};
+use crate::disclose::{
+    commitment, DiscloseError, DisclosureRequest, DisclosureResult, InputShares, SALT,
 };
 use crate::net::{ClientLinks, LinkError};
 use crate::proto::{pack_bits, unpack_bits, ToClient, ToNode, Transcript};
@@ -59,6 +62,9 @@ pub enum ClientError {
     /// The request is empty or too large.
     #[error("the request must be 1 byte to 1 MiB, not {0} bytes")]
     Request(usize),
+    /// The disclosure could not be planned from the response.
+    #[error(transparent)]
+    Disclose(#[from] DiscloseError),
 }
 
 /// What the client measured.
@@ -85,7 +91,40 @@ pub struct ClientOutput {
     pub transcript: Transcript,
     /// Measurements.
     pub stats: ClientStats,
+    /// The disclosure, if one was planned.
+    pub disclosure: Option<ClientDisclosure>,
 }
+
+/// What the client asks the nodes to attest, with its private inputs, as a planner makes
+/// it from the response.
+#[derive(Clone)]
+pub struct DisclosurePlan {
+    /// The public request.
+    pub request: DisclosureRequest,
+    /// Each field's value length.
+    pub lens: Vec<u8>,
+    /// Each commitment's salt.
+    pub salts: Vec<[u8; SALT]>,
+}
+
+impl Drop for DisclosurePlan {
+    fn drop(&mut self) {
+        self.lens.zeroize();
+        self.salts.zeroize();
+    }
+}
+
+/// A finished disclosure: the plan and what all three nodes computed.
+pub struct ClientDisclosure {
+    /// The plan.
+    pub plan: DisclosurePlan,
+    /// The nodes' result (identical at all three).
+    pub result: DisclosureResult,
+}
+
+/// Makes a disclosure plan once the response plaintext is known.
+pub type Planner<'a> =
+    Box<dyn FnOnce(&Transcript, &[u8]) -> Result<DisclosurePlan, DiscloseError> + Send + 'a>;
 
 impl std::fmt::Debug for ClientOutput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,6 +132,7 @@ impl std::fmt::Debug for ClientOutput {
             .field("response_bytes", &self.response.len())
             .field("transcript", &self.transcript)
             .field("stats", &self.stats)
+            .field("disclosure", &self.disclosure.as_ref().map(|d| &d.result))
             .finish()
     }
 }
@@ -195,6 +235,147 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     R: RngCore + CryptoRng,
 {
+    run_client_disclosing(server_name, server, links, request, timeout, rng, None).await
+}
+
+/// [`run_client`], then, if `planner` is given, the disclosure it plans from the response:
+/// the nodes run the after-close pass and the client accepts the result only if all three
+/// nodes report the same and every commitment matches the value and salt it holds.
+pub async fn run_client_disclosing<S, R>(
+    server_name: &str,
+    server: S,
+    links: &mut ClientLinks,
+    request: &[u8],
+    timeout: Duration,
+    rng: &mut R,
+    planner: Option<Planner<'_>>,
+) -> Result<ClientOutput, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    R: RngCore + CryptoRng,
+{
+    let disclose = planner.is_some();
+    let mut out = session(server_name, server, links, request, timeout, rng, disclose).await?;
+    if let Some(planner) = planner {
+        let plan = planner(&out.transcript, &out.response)?;
+        out.disclosure = Some(disclosure(links, plan, &out.response, timeout, rng).await?);
+        out.stats.bytes_up = links.sent();
+        out.stats.bytes_down = links.received();
+    }
+    Ok(out)
+}
+
+/// Sends the plan's shares, gathers the three results and checks them.
+async fn disclosure<R: RngCore + CryptoRng>(
+    links: &mut ClientLinks,
+    plan: DisclosurePlan,
+    response: &[u8],
+    timeout: Duration,
+    rng: &mut R,
+) -> Result<ClientDisclosure, ClientError> {
+    plan.request.check(response.len())?;
+    let nf = plan.request.fields.len();
+    let nc = plan.request.commit.len();
+    if plan.lens.len() != nf || plan.salts.len() != nc {
+        return Err(DiscloseError::Request(
+            "the plan's private inputs do not match its request".into(),
+        )
+        .into());
+    }
+    let mut shares: [InputShares; 3] = Default::default();
+    for s in shares.iter_mut().take(2) {
+        s.lens = (0..nf).map(|_| (rng.next_u32() & 0xff) as u8).collect();
+        s.salts = (0..nc)
+            .map(|_| {
+                let mut b = [0u8; SALT];
+                rng.fill_bytes(&mut b);
+                b
+            })
+            .collect();
+    }
+    let mut last = InputShares {
+        lens: plan.lens.clone(),
+        salts: plan.salts.clone(),
+    };
+    for s in shares.iter().take(2) {
+        for (a, b) in last.lens.iter_mut().zip(&s.lens) {
+            *a ^= b;
+        }
+        for (a, b) in last.salts.iter_mut().zip(&s.salts) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x ^= y;
+            }
+        }
+    }
+    shares[2] = last;
+    for (node, s) in shares.iter().enumerate() {
+        links.send(
+            node as u8,
+            &ToNode::Disclose {
+                request: plan.request.clone(),
+                shares: s.clone(),
+            },
+        )?;
+    }
+    drop(shares);
+    let mut got = Gather::new();
+    loop {
+        let (node, m) = tokio::time::timeout(timeout, links.recv::<ToClient>())
+            .await
+            .map_err(|_| ClientError::Timeout(timeout, "the nodes' disclosure"))??;
+        match m {
+            ToClient::Error(reason) => return Err(ClientError::Node { node, reason }),
+            ToClient::Disclosed(r) => {
+                got.put(node, r, "the disclosure")?;
+                if let Some(all) = got.take() {
+                    all_equal(&all, "the disclosure")?;
+                    let [result, _, _] = all;
+                    for ((&f, salt), c) in plan
+                        .request
+                        .commit
+                        .iter()
+                        .zip(&plan.salts)
+                        .zip(&result.commitments)
+                    {
+                        let fr = &plan.request.fields[f as usize];
+                        let start = fr.value_start();
+                        let n = plan.lens[f as usize] as usize;
+                        let mine = response
+                            .get(start..start + n)
+                            .and_then(|v| commitment(salt, v));
+                        if mine.as_ref() != Some(c) {
+                            return Err(ClientError::Disagree(
+                                "a commitment (it does not match the response)",
+                            ));
+                        }
+                    }
+                    return Ok(ClientDisclosure { plan, result });
+                }
+            }
+            _ => {
+                return Err(ClientError::Protocol {
+                    node,
+                    what: "a message other than the disclosure".into(),
+                })
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn session<S, R>(
+    server_name: &str,
+    server: S,
+    links: &mut ClientLinks,
+    request: &[u8],
+    timeout: Duration,
+    rng: &mut R,
+    disclose: bool,
+) -> Result<ClientOutput, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    R: RngCore + CryptoRng,
+{
     let start = Instant::now();
     if request.is_empty() || request.len() > crate::proto::MAX_REQUEST_RECORDS * MAX_FRAGMENT {
         return Err(ClientError::Request(request.len()));
@@ -210,6 +391,7 @@ where
                 server_name: server_name.to_string(),
                 request_records: chunks.iter().map(|c| c.len() as u32).collect(),
                 request_pad: pack_bits(&req_pads.for_node(node)),
+                disclose,
             },
         )?;
     }
@@ -303,6 +485,12 @@ where
                 let (node, m) = m?;
                 match m {
                     ToClient::Error(reason) => return Err(ClientError::Node { node, reason }),
+                    ToClient::Disclosed(_) => {
+                        return Err(ClientError::Protocol {
+                            node,
+                            what: "a disclosure before the response".into(),
+                        })
+                    }
                     ToClient::ClientHello(ch) => {
                         hello.put(node, ch, "ClientHello")?;
                         if let Some(all) = hello.take() {
@@ -405,6 +593,7 @@ where
                                 response: Zeroizing::new(plain),
                                 transcript: a.1,
                                 stats,
+                                disclosure: None,
                             });
                         }
                     }

@@ -7,6 +7,7 @@
 //! - [`verify`]: certificate chain and ServerKeyExchange checks each node does itself.
 //! - [`prf`]: the TLS 1.2 PRF with the Extended Master Secret as boolean circuits.
 //! - [`circuits`]: the session's four garbled executions.
+//! - [`disclose`]: the after-close pass: field rule, commitments, predicates, nullifier.
 //! - [`proto`] and [`net`]: client↔node messages, the transcript, channels over one transport.
 //! - [`node`]: a node's side of a session; [`client`]: the phone's side.
 //! - [`local`]: a whole session in one process (the example, the benchmark, the tests).
@@ -16,6 +17,7 @@
 pub mod circuits;
 pub mod client;
 pub mod codec;
+pub mod disclose;
 pub mod handshake;
 pub mod local;
 pub mod net;

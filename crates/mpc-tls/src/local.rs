@@ -10,9 +10,9 @@ use rand::rngs::OsRng;
 use rand::SeedableRng;
 use tokio::net::TcpStream;
 
-use crate::client::{run_client, ClientError, ClientOutput};
+use crate::client::{run_client_disclosing, ClientError, ClientOutput, Planner};
 use crate::net::{links, Recording, Tap};
-use crate::node::{run_node, Faults, NodeConfig, NodeError, NodeReport};
+use crate::node::{run_node, Faults, NodeConfig, NodeError, NodeReport, UidKey};
 use crate::verify::Roots;
 
 /// Settings for [`fetch`].
@@ -26,6 +26,8 @@ pub struct LocalConfig {
     pub timeout: Duration,
     /// Deliberate deviations per node, for adversarial tests (all off by default).
     pub faults: [Faults; 3],
+    /// Each node's UID key share, for nullifiers (none by default).
+    pub uid: [Option<UidKey>; 3],
 }
 
 impl LocalConfig {
@@ -40,6 +42,7 @@ impl LocalConfig {
             time,
             timeout: Duration::from_secs(30),
             faults: [Faults::default(); 3],
+            uid: Default::default(),
         }
     }
 }
@@ -91,6 +94,17 @@ pub async fn fetch(
     fetch_recorded(cfg, server_name, addr, request, None).await
 }
 
+/// [`fetch`], then the disclosure `planner` makes from the response.
+pub async fn fetch_disclosing(
+    cfg: &LocalConfig,
+    server_name: &str,
+    addr: SocketAddr,
+    request: &[u8],
+    planner: Planner<'_>,
+) -> Result<LocalOutput, LocalError> {
+    run_local(cfg, server_name, addr, request, None, Some(planner)).await
+}
+
 /// [`fetch`], recording everything node `i` sends and receives (to the client and the other
 /// nodes) into `recordings[i]`.
 pub async fn fetch_recorded(
@@ -99,6 +113,17 @@ pub async fn fetch_recorded(
     addr: SocketAddr,
     request: &[u8],
     recordings: Option<&[Recording; 3]>,
+) -> Result<LocalOutput, LocalError> {
+    run_local(cfg, server_name, addr, request, recordings, None).await
+}
+
+async fn run_local(
+    cfg: &LocalConfig,
+    server_name: &str,
+    addr: SocketAddr,
+    request: &[u8],
+    recordings: Option<&[Recording; 3]>,
+    planner: Option<Planner<'_>>,
 ) -> Result<LocalOutput, LocalError> {
     let tcp = TcpStream::connect(addr)
         .await
@@ -118,6 +143,7 @@ pub async fn fetch_recorded(
             time: cfg.time,
             timeout: cfg.timeout,
             faults: cfg.faults[i],
+            uid: cfg.uid[i].clone(),
         };
         tasks.push(tokio::spawn(async move {
             let mut rng =
@@ -125,13 +151,14 @@ pub async fn fetch_recorded(
             run_node(i as u8, ncfg, t, link, &mut rng).await
         }));
     }
-    let client = run_client(
+    let client = run_client_disclosing(
         server_name,
         tcp,
         &mut client_links,
         request,
         cfg.timeout,
         &mut OsRng,
+        planner,
     )
     .await;
     drop(client_links);

@@ -40,7 +40,7 @@ use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::circuits::{
     batch_blocks, ctr_spec, handshake_spec, hs_out, plan_batches, server_finished_spec,
@@ -48,6 +48,10 @@ use crate::circuits::{
 };
 use crate::codec::{
     self, blocks_for, gcm_aad, split_gcm, Alert, CodecError, ContentType, MAX_FRAGMENT,
+};
+use crate::disclose::{
+    disclosure_spec, public_input, read_output, DiscloseError, DisclosureRequest, DisclosureResult,
+    Plan, UidCommittee,
 };
 use crate::handshake::{Flight, ServerError, ServerFlight};
 use crate::net::{ch, Channel, Link, LinkError};
@@ -69,6 +73,18 @@ pub struct NodeConfig {
     pub timeout: Duration,
     /// Deliberate deviations, for adversarial tests; all off by default.
     pub faults: Faults,
+    /// This node's UID key share and the committee's share coordinates, if it serves
+    /// nullifiers.
+    pub uid: Option<UidKey>,
+}
+
+/// A node's share of the UID key, as the disclosure circuit takes it.
+#[derive(Debug, Clone)]
+pub struct UidKey {
+    /// This node's share.
+    pub share: uid_prf::shamir::Share,
+    /// Every party's share coordinate and the threshold.
+    pub committee: UidCommittee,
 }
 
 /// Ways a node can be told to deviate from the protocol, so tests can check that every
@@ -82,6 +98,10 @@ pub struct Faults {
     pub bad_public_input: bool,
     /// Send the client a request keystream with one bit flipped.
     pub bad_masked_keystream: bool,
+    /// Feed the disclosure circuit a UID key share with one bit flipped.
+    pub bad_uid_share: bool,
+    /// Feed the disclosure circuit (parties 0 and 1 only) a ciphertext with one bit flipped.
+    pub bad_disclosure_input: bool,
 }
 
 /// Why a node stopped. Messages never include key material or plaintext.
@@ -128,6 +148,9 @@ pub enum NodeError {
     /// Waited too long.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+    /// The disclosure failed.
+    #[error(transparent)]
+    Disclose(#[from] DiscloseError),
 }
 
 /// Where a node's time went (wall clock, including waiting for peers).
@@ -150,6 +173,8 @@ pub struct NodeTimings {
     pub response_build: Duration,
     /// The response executions, including tag checks.
     pub response_exec: Duration,
+    /// Building, garbling and running the disclosure execution.
+    pub disclose: Duration,
 }
 
 impl From<CodecError> for NodeError {
@@ -176,6 +201,10 @@ pub struct NodeReport {
     pub node_bytes_sent: u64,
     /// Bytes this node received.
     pub node_bytes_received: u64,
+    /// The client random the nodes chose together: unique to the session.
+    pub session_nonce: [u8; 32],
+    /// The disclosure, if the client asked for one.
+    pub disclosure: Option<(DisclosureRequest, DisclosureResult)>,
 }
 
 /// The nodes' own messages on the control channel.
@@ -341,6 +370,7 @@ fn kind(m: &ToNode) -> &'static str {
         ToNode::ServerBytes(_) => "ServerBytes",
         ToNode::RequestCiphertext(_) => "RequestCiphertext",
         ToNode::Closed { .. } => "Closed",
+        ToNode::Disclose { .. } => "Disclose",
     }
 }
 
@@ -494,12 +524,13 @@ where
 {
     let id = cx.id;
     // The client's request.
-    let (server_name, request_lens, request_pad) = match cx.recv_client().await? {
+    let (server_name, request_lens, request_pad, disclose) = match cx.recv_client().await? {
         ToNode::Start {
             server_name,
             request_records,
             request_pad,
-        } => (server_name, request_records, request_pad),
+            disclose,
+        } => (server_name, request_records, request_pad, disclose),
         other => {
             return Err(NodeError::Client(format!(
                 "sent {} before Start",
@@ -1039,6 +1070,98 @@ where
         keystream: pack_bits(&masked_ks),
         transcript: transcript.clone(),
     })?;
+    drop(masked_ks);
+
+    // 7. The disclosure: one garbled pass over the committed ciphertext.
+    let disclosure = if disclose {
+        let t0 = Instant::now();
+        let (request, shares) = match cx.recv_client().await? {
+            ToNode::Disclose { request, shares } => (request, shares),
+            other => {
+                return Err(NodeError::Client(format!(
+                    "sent {} instead of Disclose",
+                    kind(&other)
+                )))
+            }
+        };
+        let app: Vec<usize> = (0..layout.len()).filter(|&r| !layout[r].alert).collect();
+        let lens: Vec<usize> = app.iter().map(|&r| layout[r].len).collect();
+        let checked = request.check(received_bytes as usize).and_then(|()| {
+            if request.uid.is_some() && cx.cfg.uid.is_none() {
+                return Err(DiscloseError::Request(
+                    "a nullifier was asked for but a node holds no UID key share".into(),
+                ));
+            }
+            if shares.lens.len() != request.fields.len()
+                || shares.salts.len() != request.commit.len()
+            {
+                return Err(DiscloseError::Request(
+                    "the private inputs do not match the request".into(),
+                ));
+            }
+            request.digest()
+        });
+        let digest = match &checked {
+            Ok(d) => *d,
+            Err(_) => [0; 32],
+        };
+        let agreed = cx
+            .agree("the disclosure request", digest, checked.is_ok())
+            .await;
+        checked?;
+        agreed?;
+        let plan = Plan::new(&request, &lens);
+        let uid = cx.cfg.uid.as_ref().map(|u| u.committee);
+        let (spec, lay, resolved) = disclosure_spec(
+            &request,
+            &plan,
+            e_hs,
+            hs_out::SERVER_KEY,
+            cx.cfg.time,
+            uid.filter(|_| request.uid.is_some()),
+        )?;
+        let exec = gc.preprocess(spec)?;
+        let mut inputs = Inputs::none();
+        if id < 2 {
+            let mut public = public_input(
+                &plan,
+                |r| frags[app[r]].explicit,
+                |r| frags[app[r]].ciphertext.to_vec(),
+            );
+            if cx.cfg.faults.bad_disclosure_input {
+                if let Some(b) = public.last_mut() {
+                    *b ^= 1;
+                }
+            }
+            inputs = inputs.value(
+                crate::disclose::input::PUBLIC_0 + id as usize,
+                bytes_to_bits(&public),
+            );
+        }
+        let mut shared = shares.lens.clone();
+        for s in &shares.salts {
+            shared.extend_from_slice(s);
+        }
+        inputs = inputs.value(crate::disclose::input::SHARED, bytes_to_bits(&shared));
+        shared.zeroize();
+        if request.uid.is_some() {
+            if let Some(u) = &cx.cfg.uid {
+                let mut y = u.share.y.to_bytes();
+                if cx.cfg.faults.bad_uid_share {
+                    y[15] ^= 1;
+                }
+                inputs = inputs.value(crate::disclose::input::UID + id as usize, bytes_to_bits(&y));
+                y.zeroize();
+            }
+        }
+        let out = gc.execute(exec, inputs, rng).await?;
+        let result = read_output(&request, &lay, value(&out, 0)?, resolved)?;
+        tm.disclose = t0.elapsed();
+        cx.link.send(&ToClient::Disclosed(result.clone()))?;
+        Some((request, result))
+    } else {
+        None
+    };
     let t = gc.timings();
     let stats = cx.base.stats();
     Ok(NodeReport {
@@ -1047,5 +1170,7 @@ where
         and_gates: t.garbled_ands.max(t.evaluated_ands),
         node_bytes_sent: stats.total_sent(),
         node_bytes_received: stats.total_received(),
+        session_nonce: client_random,
+        disclosure,
     })
 }

@@ -43,6 +43,8 @@ pub enum ToNode {
         request_records: Vec<u32>,
         /// This node's pad, packed.
         request_pad: Vec<u8>,
+        /// Whether the client will ask for a disclosure after the response.
+        disclose: bool,
     },
     /// Bytes read from the provider's TCP connection, relayed unchanged.
     ServerBytes(Vec<u8>),
@@ -55,6 +57,14 @@ pub enum ToNode {
         eof: bool,
         /// This node's pad, packed.
         response_pad: Vec<u8>,
+    },
+    /// After the response: what to attest about it (public, identical for every node) and
+    /// this node's shares of the client's private inputs.
+    Disclose {
+        /// The request.
+        request: crate::disclose::DisclosureRequest,
+        /// This node's shares.
+        shares: crate::disclose::InputShares,
     },
 }
 
@@ -85,6 +95,8 @@ pub enum ToClient {
         /// What the nodes saw.
         transcript: Transcript,
     },
+    /// The disclosure's results (commitments, predicates, nullifier).
+    Disclosed(crate::disclose::DisclosureResult),
     /// The node stopped; the reason.
     Error(String),
 }

@@ -176,11 +176,54 @@ pub fn rustls_server(
     let mut config = config;
     config.enable_secret_extraction = b.extract_keys;
     let config = Arc::new(config);
+    serve(
+        config,
+        b,
+        (0..connections).map(move |_| http_response(b)).collect(),
+    )
+}
+
+/// An HTTP response with a JSON body (`Content-Type: application/json`, `Content-Length`,
+/// `Connection: close`).
+pub fn json_response(body: &str) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// Starts a TLS 1.2/1.3 rustls server on 127.0.0.1 with `pki`'s leaf that answers its
+/// connections, one after the other, with `responses` (whole HTTP responses, one per
+/// connection, in order) and then stops.
+pub fn serve_responses(
+    pki: &Pki,
+    responses: Vec<Vec<u8>>,
+) -> Result<(SocketAddr, std::thread::JoinHandle<Vec<Served>>), ProviderError> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(pki.leaf_der.clone())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.leaf_key_der.clone())),
+        )?;
+    serve(Arc::new(config), Behaviour::default(), responses)
+}
+
+fn serve(
+    config: Arc<rustls::ServerConfig>,
+    b: Behaviour,
+    responses: Vec<Vec<u8>>,
+) -> Result<(SocketAddr, std::thread::JoinHandle<Vec<Served>>), ProviderError> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let h = std::thread::spawn(move || {
         let mut got = Vec::new();
-        for _ in 0..connections {
+        for resp in responses {
             let Ok((tcp, _)) = listener.accept() else {
                 break;
             };
@@ -203,7 +246,6 @@ pub fn rustls_server(
             };
             let mut served = Served::default();
             if complete {
-                let resp = http_response(b);
                 for c in resp.chunks(b.write_size.max(1)) {
                     if tls.write_all(c).and_then(|_| tls.flush()).is_err() {
                         break;

@@ -41,6 +41,7 @@ async fn run(response: bool, at: usize) -> (String, Vec<String>) {
             time: 1_900_000_000,
             timeout: Duration::from_secs(10),
             faults: Default::default(),
+            uid: None,
         };
         tasks.push(tokio::spawn(async move {
             let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(i as u64);

@@ -46,6 +46,7 @@ async fn nodes(
                 .as_secs(),
             timeout: TIMEOUT,
             faults: Default::default(),
+            uid: None,
         };
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();

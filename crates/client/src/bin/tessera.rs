@@ -1,9 +1,11 @@
 //! `tessera`: the Tessera command line.
 //!
+//! `tessera prove --local` notarizes an HTTPS response with an in-process committee of three
+//! nodes (SIMULATED TEEs) and writes a presentation; `tessera verify` checks one offline.
 //! `tessera audit quote` verifies a DCAP quote with its collateral at a given time;
 //! `tessera audit node` connects to a notary node and verifies its RA-TLS certificate.
-//! Exit status: 0 verified (and the policy passed), 1 not verified, 3 refused by the policy,
-//! 2 bad usage or unreadable input.
+//! Exit status: 0 verified (and the policy passed), 1 not verified (or the proof failed),
+//! 3 refused by the policy, 2 bad usage or unreadable input.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,9 +31,209 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Notarize an HTTPS response and write a presentation (proof.json).
+    Prove(ProveArgs),
+    /// Verify a presentation offline against a trusted group.json.
+    Verify(VerifyArgs),
     /// Verify attestation: a quote from files, or a running node.
     #[command(subcommand)]
     Audit(Audit),
+}
+
+#[derive(Args)]
+struct ProveArgs {
+    /// Run the three-node committee in this process (SIMULATED TEEs). The networked
+    /// committee (--coordinator) is not available yet.
+    #[arg(long)]
+    local: bool,
+    /// The committee's state directory (keys sealed per node, group.json); created on first use.
+    #[arg(long, requires = "local")]
+    state: Option<PathBuf>,
+    /// https://HOST[:PORT]/PATH to fetch.
+    #[arg(long)]
+    url: String,
+    /// Dial this ADDR:PORT instead of resolving the URL's host (the TLS name stays the host).
+    #[arg(long)]
+    connect: Option<String>,
+    /// Trust these root CAs (PEM) for the provider instead of the Mozilla set.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// An extra request header, 'Name: value' (repeatable). Headers never leave this machine
+    /// in the clear.
+    #[arg(long = "header")]
+    headers: Vec<String>,
+    /// Reveal this JSON field's string value (repeatable).
+    #[arg(long)]
+    reveal: Vec<String>,
+    /// Commit to this field without revealing it (repeatable).
+    #[arg(long)]
+    commit: Vec<String>,
+    /// A predicate such as 'birthdate<=today-18y', 'balance>=100' or 'nationality==US'.
+    #[arg(long = "predicate")]
+    predicates: Vec<String>,
+    /// Fields for a scoped nullifier (comma-separated), e.g. name,birthdate,nationality.
+    #[arg(long, value_delimiter = ',')]
+    uid_fields: Vec<String>,
+    /// The relying party's scope for the nullifier.
+    #[arg(long)]
+    scope: Option<String>,
+    /// Where to write the presentation.
+    #[arg(short = 'o', long = "output")]
+    output: PathBuf,
+    /// Give up on a silent party after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The presentation.
+    proof: PathBuf,
+    /// A trusted group.json (repeatable).
+    #[arg(long, required = true)]
+    trust: Vec<PathBuf>,
+    /// Verify as of this UNIX time instead of now.
+    #[arg(long)]
+    at: Option<u64>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
+    use tessera_client::prove::{Selection, Target};
+    if !args.local {
+        anyhow::bail!("only --local is available: the networked committee (--coordinator) is not part of this build yet");
+    }
+    let Some(state) = args.state.clone() else {
+        anyhow::bail!("--local needs --state DIR");
+    };
+    let target = Target::parse(&args.url)?;
+    let request = target.request(&args.headers)?;
+    let sel = Selection {
+        reveal: args.reveal.clone(),
+        commit: args.commit.clone(),
+        predicates: args.predicates.clone(),
+        uid_fields: args.uid_fields.clone(),
+        scope: args.scope.clone(),
+    };
+    sel.check()?;
+    let roots = match &args.ca {
+        Some(p) => {
+            let pem = String::from_utf8(read(p, "CA file")?).context("CA file is not PEM text")?;
+            mpc_tls::verify::Roots::from_pem(&pem)
+                .with_context(|| format!("CA file {}", p.display()))?
+        }
+        None => mpc_tls::verify::Roots::default(),
+    };
+    match prove_run(&args, &state, &target, &request, sel, roots) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("tessera: proof failed: {e:#}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn prove_run(
+    args: &ProveArgs,
+    state: &Path,
+    target: &tessera_client::prove::Target,
+    request: &[u8],
+    sel: tessera_client::prove::Selection,
+    roots: mpc_tls::verify::Roots,
+) -> anyhow::Result<()> {
+    use tessera_client::prove::presentation;
+    let t = now();
+    let step = |m: &str| eprintln!("[tessera] {m}");
+    step(&format!(
+        "opening the local committee in {}",
+        state.display()
+    ));
+    let committee = notary::local::LocalCommittee::open_or_create(state, t)?;
+    eprintln!("WARNING: the local committee runs in SIMULATED TEEs: no hardware security");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let notarized = rt.block_on(async {
+        let connect = match &args.connect {
+            Some(a) => a.clone(),
+            None => format!("{}:{}", target.host, target.port),
+        };
+        let addr = tokio::net::lookup_host(&connect)
+            .await
+            .with_context(|| format!("cannot resolve {connect}"))?
+            .next()
+            .with_context(|| format!("{connect} resolves to no address"))?;
+        let mut cfg = mpc_tls::local::LocalConfig::new(roots);
+        cfg.time = t;
+        cfg.timeout = Duration::from_secs(args.timeout);
+        step(&format!(
+            "MPC-TLS session with {} at {addr}, then the disclosure and the threshold signature",
+            target.host
+        ));
+        let n = committee
+            .prove(cfg, &target.host, addr, request, sel.planner())
+            .await?;
+        anyhow::Ok(n)
+    })?;
+    let disclosure = notarized
+        .client
+        .disclosure
+        .as_ref()
+        .context("the session ended without a disclosure")?;
+    let p = presentation(
+        notarized.notarization.clone(),
+        notarized.signature,
+        notarized.leaves.clone(),
+        &disclosure.plan,
+        &notarized.client.response,
+        &args.reveal,
+    )?;
+    let json = p.to_json()?;
+    std::fs::write(&args.output, json + "\n")
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    step(&format!(
+        "wrote {} (group {}, epoch {}; verify with: tessera verify {} --trust {})",
+        args.output.display(),
+        committee.group().key_id,
+        committee.group().epoch,
+        args.output.display(),
+        state.join("group.json").display()
+    ));
+    Ok(())
+}
+
+fn verify_cmd(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let text = String::from_utf8(read(&args.proof, "presentation")?)
+        .context("the presentation is not UTF-8 JSON")?;
+    let mut trusted = Vec::new();
+    for t in &args.trust {
+        let g = String::from_utf8(read(t, "trust file")?).context("the trust file is not UTF-8")?;
+        trusted.push(
+            notarization::TrustedGroup::from_json(&g)
+                .with_context(|| format!("trust file {}", t.display()))?,
+        );
+    }
+    let report = tessera_client::verify::verify_json(&text, &trusted, args.at.unwrap_or_else(now));
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    if let Some(e) = &report.error {
+        eprintln!("tessera: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Subcommand)]
@@ -138,6 +340,8 @@ fn emit(report: &AuditReport, json: bool) -> anyhow::Result<ExitCode> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Prove(args) => prove(args),
+        Command::Verify(args) => verify_cmd(args),
         Command::Audit(Audit::Quote(args)) => {
             let quote = read(&args.quote, "quote")?;
             let collateral = String::from_utf8(read(&args.collateral, "collateral")?)

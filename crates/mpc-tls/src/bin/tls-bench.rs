@@ -344,6 +344,7 @@ async fn node_process(party: PartyId, a: Args) -> anyhow::Result<()> {
         time: setup.time,
         timeout: Duration::from_secs(a.timeout),
         faults: Default::default(),
+        uid: None,
     };
     let mut result = NodeResult {
         party,

@@ -1,0 +1,363 @@
+//! A committee of three notary nodes in one process (`tessera prove --local`): the same node,
+//! client, FROST and UID code as the network, with in-memory links. Key shares persist sealed
+//! in a state directory, created on first use by a distributed key generation (FROST DKG
+//! for the group key; each node deals a random sharing for the UID key, and the shares are
+//! summed, so the UID key never exists anywhere). The nodes' TEEs are SIMULATED: they say so
+//! in `group.json`, in every notarization and in the logs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use attestation::{
+    CollateralWindow, Measurements, PlatformStatus, Policy, SimIdentity, SimPki, SimulatedTee,
+    TeeKind, Verifier,
+};
+use mpc_tls::client::{ClientOutput, Planner};
+use mpc_tls::disclose::UidCommittee;
+use mpc_tls::local::{fetch_disclosing, LocalConfig, LocalError};
+use mpc_tls::node::UidKey;
+use notarization::{Commitment, CommitteeMember, Notarization};
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha512};
+use threshold::sign::Aggregator;
+use threshold::{default_threshold, Dkg, NodeKey, PublicGroup};
+use uid_prf::shamir::{keygen_combine, keygen_deal, Share};
+
+use crate::notarize::{build_notarization, commit, leaves, sign_own, NotaryError};
+use crate::state::{
+    group_file, keys_path, simulated_sealer, GroupFile, MemberRecord, NodeState, StateError,
+};
+
+/// The local committee's node ids.
+pub const NODE_IDS: [u16; 3] = [1, 2, 3];
+
+/// The simulated measurement policy the local committee's quotes are checked against.
+const SIMULATED_POLICY: &str = include_str!("../../../configs/measurements.simulated.toml");
+
+/// Why a local committee could not be set up or could not notarize.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitteeError {
+    /// State on disk.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Key generation failed.
+    #[error("key generation: {0}")]
+    Keygen(String),
+    /// A node's simulated attestation failed.
+    #[error("attestation of node {0}: {1}")]
+    Attestation(u16, String),
+    /// The MPC-TLS session failed.
+    #[error(transparent)]
+    Session(#[from] LocalError),
+    /// Building or signing the notarization failed.
+    #[error(transparent)]
+    Notary(#[from] NotaryError),
+    /// The nodes built different notarizations.
+    #[error("the nodes built different notarizations (node {0} differs from node 1)")]
+    Disagree(u16),
+}
+
+/// The result of a notarized session.
+pub struct Notarized {
+    /// The signed statement.
+    pub notarization: Notarization,
+    /// The group's Ed25519 signature over its canonical encoding.
+    pub signature: [u8; 64],
+    /// The commitment leaves.
+    pub leaves: Vec<Commitment>,
+    /// What the client got (response plaintext, disclosure plan and result).
+    pub client: ClientOutput,
+}
+
+/// Three nodes with their keys, and the group record.
+pub struct LocalCommittee {
+    dir: PathBuf,
+    group: GroupFile,
+    nodes: Vec<NodeState>,
+}
+
+impl std::fmt::Debug for LocalCommittee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCommittee")
+            .field("dir", &self.dir)
+            .field("key_id", &self.group.key_id)
+            .finish()
+    }
+}
+
+impl LocalCommittee {
+    /// Opens the committee in `dir`, creating it (keys, sealed state, `group.json`) if `dir`
+    /// has no `group.json`. `now` dates the simulated attestation.
+    pub fn open_or_create(dir: &Path, now: u64) -> Result<Self, CommitteeError> {
+        let gpath = dir.join("group.json");
+        if gpath.exists() {
+            let group = GroupFile::read(&gpath)?;
+            let mut nodes = Vec::new();
+            for id in group.member_ids() {
+                let sealer = simulated_sealer(dir, id)?;
+                nodes.push(NodeState::load(&keys_path(dir, id), &sealer, &group)?);
+            }
+            if nodes.len() != 3 {
+                return Err(CommitteeError::Keygen(format!(
+                    "{} holds {} members; local mode runs exactly 3",
+                    gpath.display(),
+                    nodes.len()
+                )));
+            }
+            return Ok(LocalCommittee {
+                dir: dir.to_path_buf(),
+                group,
+                nodes,
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        tracing::warn!(
+            "creating a local notary committee with SIMULATED TEEs in {}",
+            dir.display()
+        );
+        let (keys, public) = frost_dkg(&NODE_IDS)?;
+        let uid = uid_keygen(&NODE_IDS, usize::from(public.threshold()))?;
+        let mut members = Vec::new();
+        let mut nodes = Vec::new();
+        for (key, uid) in keys.into_iter().zip(uid) {
+            let id = key.id();
+            let vs = key
+                .verifying_share()
+                .map_err(|e| CommitteeError::Keygen(e.to_string()))?;
+            members.push(attest_simulated(id, &vs, now)?);
+            let state = NodeState { id, key, uid };
+            let sealer = simulated_sealer(dir, id)?;
+            state.save(&keys_path(dir, id), &sealer)?;
+            nodes.push(state);
+        }
+        let group = group_file(&public, 1, members);
+        group.write(&gpath)?;
+        Ok(LocalCommittee {
+            dir: dir.to_path_buf(),
+            group,
+            nodes,
+        })
+    }
+
+    /// The group record (`group.json`).
+    pub fn group(&self) -> &GroupFile {
+        &self.group
+    }
+
+    /// The committee as notarizations list it.
+    pub fn committee(&self) -> Vec<CommitteeMember> {
+        self.group
+            .members
+            .iter()
+            .map(|m| CommitteeMember {
+                node_id: m.node_id,
+                tee: m.tee.clone(),
+                measurement: m.measurement.clone(),
+                simulated: m.simulated,
+            })
+            .collect()
+    }
+
+    fn uid_keys(&self) -> [Option<UidKey>; 3] {
+        let xs = [self.nodes[0].id, self.nodes[1].id, self.nodes[2].id];
+        let committee = UidCommittee {
+            xs,
+            t: usize::from(self.group.threshold),
+        };
+        let k = |i: usize| {
+            Some(UidKey {
+                share: self.nodes[i].uid.clone(),
+                committee,
+            })
+        };
+        [k(0), k(1), k(2)]
+    }
+
+    /// Runs a session against the provider at `addr`, the disclosure `planner` makes from
+    /// the response, and the threshold signature. `cfg.uid` is filled from the nodes' keys.
+    pub async fn prove(
+        &self,
+        mut cfg: LocalConfig,
+        server_name: &str,
+        addr: SocketAddr,
+        request: &[u8],
+        planner: Planner<'_>,
+    ) -> Result<Notarized, CommitteeError> {
+        cfg.uid = self.uid_keys();
+        let out = fetch_disclosing(&cfg, server_name, addr, request, planner).await?;
+        let committee = self.committee();
+        // Each node builds its own notarization from its own report.
+        let mine: Vec<Notarization> = out
+            .nodes
+            .iter()
+            .map(|r| build_notarization(r, &self.group, &committee))
+            .collect::<Result<_, _>>()?;
+        for (i, n) in mine.iter().enumerate().skip(1) {
+            if n != &mine[0] {
+                return Err(CommitteeError::Disagree(self.nodes[i].id));
+            }
+        }
+        let leaves = leaves(&out.nodes[0])?;
+        let notarization = mine[0].clone();
+        let signature = self.sign(&mine, &notarization)?;
+        Ok(Notarized {
+            notarization,
+            signature,
+            leaves,
+            client: out.client,
+        })
+    }
+
+    /// FROST signing: every node commits, the aggregator (the coordinator's role) builds the
+    /// package, every node signs only its own notarization, the shares are aggregated (a bad
+    /// share is named).
+    fn sign(&self, mine: &[Notarization], n: &Notarization) -> Result<[u8; 64], CommitteeError> {
+        let public = self.public_group()?;
+        let msg = n.to_bytes().map_err(NotaryError::from)?;
+        let mut agg = Aggregator::new(&public, &msg);
+        let mut nonces = Vec::new();
+        for node in &self.nodes {
+            let (secret, c) = commit(&node.key, &mut OsRng);
+            agg.add_commitment(node.id, c).map_err(NotaryError::from)?;
+            nonces.push(secret);
+        }
+        let package = agg.signing_package().map_err(NotaryError::from)?;
+        for ((node, secret), own) in self.nodes.iter().zip(nonces).zip(mine) {
+            let share = sign_own(&node.key, secret, &package, own)?;
+            agg.add_share(node.id, share).map_err(NotaryError::from)?;
+        }
+        Ok(agg.aggregate().map_err(NotaryError::from)?)
+    }
+
+    fn public_group(&self) -> Result<PublicGroup, CommitteeError> {
+        let mut shares = BTreeMap::new();
+        for m in &self.group.members {
+            let b: [u8; 32] = hex::decode(&m.verifying_share)
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| {
+                    CommitteeError::Keygen("bad verifying share in group.json".into())
+                })?;
+            shares.insert(m.node_id, b);
+        }
+        let gk = threshold::GroupKey::from_hex(&self.group.group_key)
+            .map_err(|e| CommitteeError::Keygen(e.to_string()))?;
+        PublicGroup::new(gk, self.group.threshold, shares)
+            .map_err(|e| CommitteeError::Keygen(e.to_string()))
+    }
+}
+
+/// Runs the FROST DKG among `ids` in memory, delivering every message.
+fn frost_dkg(ids: &[u16]) -> Result<(Vec<NodeKey>, PublicGroup), CommitteeError> {
+    let e = |e: threshold::DkgError| CommitteeError::Keygen(e.to_string());
+    let t = default_threshold(ids.len() as u16);
+    let mut machines = Vec::new();
+    let mut r1 = Vec::new();
+    for &id in ids {
+        let (m, p) = Dkg::new(id, ids, t, &mut OsRng).map_err(e)?;
+        machines.push(m);
+        r1.push((id, p));
+    }
+    let mut r2 = Vec::new();
+    for m in machines.iter_mut() {
+        for (from, p) in &r1 {
+            if *from != m.me() {
+                if let Some(out) = m.on_round1(*from, p.clone()).map_err(e)? {
+                    r2.extend(out.into_iter().map(|(to, p)| (m.me(), to, p)));
+                }
+            }
+        }
+    }
+    let mut keys = Vec::new();
+    let mut public = None;
+    for m in machines.iter_mut() {
+        let me = m.me();
+        let mut done = m.take_output();
+        for (from, to, p) in &r2 {
+            if *to == me {
+                if let Some(o) = m.on_round2(*from, p.clone()).map_err(e)? {
+                    done = Some(o);
+                }
+            }
+        }
+        let (k, p) =
+            done.ok_or_else(|| CommitteeError::Keygen(format!("node {me} did not finish")))?;
+        keys.push(k);
+        if public.as_ref().is_some_and(|q| q != &p) {
+            return Err(CommitteeError::Keygen(
+                "nodes computed different group keys".into(),
+            ));
+        }
+        public = Some(p);
+    }
+    let public = public.ok_or_else(|| CommitteeError::Keygen("no members".into()))?;
+    Ok((keys, public))
+}
+
+/// UID key generation: each node deals a random sharing to all; each sums what it received.
+fn uid_keygen(ids: &[u16], t: usize) -> Result<Vec<Share>, CommitteeError> {
+    let e = |e: uid_prf::shamir::ShamirError| CommitteeError::Keygen(e.to_string());
+    let dealt: Vec<Vec<Share>> = ids
+        .iter()
+        .map(|_| keygen_deal(ids, t, &mut OsRng))
+        .collect::<Result<_, _>>()
+        .map_err(e)?;
+    ids.iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let mine: Vec<Share> = dealt.iter().map(|d| d[i].clone()).collect();
+            keygen_combine(x, &mine).map_err(e)
+        })
+        .collect()
+}
+
+/// A simulated quote for node `id` bound to its verifying share, verified with the same
+/// verifier and policy code as real quotes; returns the member record.
+fn attest_simulated(
+    id: u16,
+    verifying_share: &[u8; 32],
+    now: u64,
+) -> Result<MemberRecord, CommitteeError> {
+    let err = |e: String| CommitteeError::Attestation(id, e);
+    let pki = SimPki::well_known().map_err(|e| err(e.to_string()))?;
+    let root = pki.root_der();
+    let tee = SimulatedTee::new(pki, SimIdentity::notary_node(TeeKind::Sgx));
+    let mut h = Sha512::new();
+    h.update(b"tessera local node v1");
+    h.update(id.to_be_bytes());
+    h.update(verifying_share);
+    let report_data: [u8; 64] = h.finalize().into();
+    let quote = tee
+        .make_quote(&report_data)
+        .map_err(|e| err(e.to_string()))?;
+    let collateral = tee
+        .collateral(
+            &PlatformStatus::default(),
+            CollateralWindow::around(now, 30),
+        )
+        .map_err(|e| err(e.to_string()))?;
+    let v = Verifier::intel()
+        .allow_simulated(root)
+        .verify(&quote, &collateral, now)
+        .map_err(|e| err(e.to_string()))?;
+    let policy = Policy::from_toml(SIMULATED_POLICY).map_err(|e| err(e.to_string()))?;
+    policy.check(&v).map_err(|e| err(e.to_string()))?;
+    if v.report_data_bytes() != Some(report_data) {
+        return Err(err("the quote does not carry the node's binding".into()));
+    }
+    let measurement = match &v.measurements {
+        Measurements::Sgx { mrenclave, .. } => mrenclave.clone(),
+        Measurements::Tdx { mrtd, .. } => mrtd.clone(),
+    };
+    Ok(MemberRecord {
+        node_id: id,
+        verifying_share: hex::encode(verifying_share),
+        tee: "sgx".into(),
+        measurement,
+        simulated: v.simulated,
+    })
+}
