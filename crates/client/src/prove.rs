@@ -142,10 +142,14 @@ impl Selection {
                     let v = &values[i as usize];
                     let kind = match std::str::from_utf8(v).ok().and_then(detect_date_format) {
                         Some(fmt) => FieldKind::Date(fmt),
-                        None if in_circuit_text_domain(v) => FieldKind::Text,
+                        None if in_circuit_text_domain(v)
+                            && !uid_prf::canon::canon_text(&String::from_utf8_lossy(v)).is_empty() =>
+                        {
+                            FieldKind::Text
+                        }
                         None => {
                             return Err(ProveError::Usage(format!(
-                                "field {k:?} cannot go into a nullifier: only ASCII and Latin-1 letters without JSON escapes are canonicalised in the circuit"
+                                "field {k:?} cannot go into a nullifier: it must be non-empty, and only ASCII and Latin-1 letters without JSON escapes are canonicalised in the circuit"
                             )))
                         }
                     };

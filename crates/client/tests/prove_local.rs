@@ -191,7 +191,7 @@ fn prove_verify_and_nullifiers() {
                 rejected += 1;
                 continue;
             };
-            let r = tessera_client::verify::verify_json(&s, &[group.clone()], now);
+            let r = tessera_client::verify::verify_json(&s, std::slice::from_ref(&group), now);
             if r.verified {
                 let same = notarization::Presentation::from_json(&s).unwrap();
                 assert_eq!(

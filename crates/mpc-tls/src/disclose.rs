@@ -235,7 +235,7 @@ pub enum DiscloseError {
     #[error("predicate {0} cannot be evaluated: the field is not a {1}")]
     BadOperand(String, &'static str),
     /// A PII field contains bytes the in-circuit canonicaliser does not accept.
-    #[error("field {0:?} cannot be canonicalised for the nullifier (it holds characters outside ASCII and Latin-1 letters, a JSON escape, or an invalid date)")]
+    #[error("field {0:?} cannot be canonicalised for the nullifier (it is empty, or holds characters outside ASCII and Latin-1 letters, a JSON escape, or an invalid date)")]
     NotCanonical(String),
     /// The UID key shares do not lie on one polynomial.
     #[error("the UID key shares are inconsistent: a node supplied a wrong share")]
@@ -842,6 +842,17 @@ pub fn sha256_fixed(b: &mut Builder, msg: &[Bit]) -> Result<Vec<Bit>, CircuitErr
 /// thing): [`notarization::commitment_hash`].
 pub use notarization::commitment_hash as commitment;
 
+/// A built disclosure execution.
+#[derive(Debug)]
+pub struct Built {
+    /// The execution.
+    pub spec: Arc<ExecSpec>,
+    /// Where its outputs are.
+    pub layout: Layout,
+    /// Each predicate's resolved date, if it compares with one.
+    pub resolved: Vec<Option<String>>,
+}
+
 /// Builds the disclosure execution for `req` over `plan`, reading the server key kept by
 /// `hs_exec` as its output group `key_group`. `time` is the session time (for `today`).
 pub fn disclosure_spec(
@@ -851,7 +862,7 @@ pub fn disclosure_spec(
     key_group: usize,
     time: u64,
     uid: Option<UidCommittee>,
-) -> Result<(Arc<ExecSpec>, Layout, Vec<Option<String>>), DiscloseError> {
+) -> Result<Built, DiscloseError> {
     let mut b = Builder::new();
     let key = b.inputs(TRAFFIC_KEY_BITS);
     let (rk, iv) = key.split_at(EXPANDED_KEY_BITS);
@@ -1048,7 +1059,10 @@ pub fn disclosure_spec(
             match kind {
                 FieldKind::Text => {
                     let t = uid_prf::circuit::canon_text(&mut b, masked, n)?;
-                    outputs.push(t.ok);
+                    // An empty canonical value would give everyone the same nullifier.
+                    let nonempty = t.len.iter().fold(Bit::Const(false), |acc, &v| b.or(acc, v));
+                    let ok = b.and(t.ok, nonempty);
+                    outputs.push(ok);
                     canon.push((
                         *kind,
                         uid_prf::circuit::FieldBits {
@@ -1124,9 +1138,9 @@ pub fn disclosure_spec(
         }],
     )
     .map_err(BuildError::from)?;
-    Ok((
-        Arc::new(spec),
-        Layout {
+    Ok(Built {
+        spec: Arc::new(spec),
+        layout: Layout {
             fields: nf,
             commits: nc,
             predicates: req.predicates.len(),
@@ -1135,7 +1149,7 @@ pub fn disclosure_spec(
             width,
         },
         resolved,
-    ))
+    })
 }
 
 /// Reads the circuit's output, turning every failed check into its error.
@@ -1288,11 +1302,11 @@ mod tests {
 
     #[test]
     fn locating_follows_the_rule() {
-        let r = br#"HTTP/1.1 200 OK
+        let r = r#"HTTP/1.1 200 OK
 X: {"name":"Header"}
 
 {"note":"a,\"name\":\"Mallory\"", "name" :  "Al\"ice", "x":{"name":"Nested"}}"#
-            .replace(b"\n"[0] as char, "\r\n");
+            .replace('\n', "\r\n");
         let r = r.as_bytes();
         let all = locate_all(r, "name");
         let values: Vec<&[u8]> = all.iter().map(|l| l.value.as_slice()).collect();

@@ -1112,7 +1112,7 @@ where
         agreed?;
         let plan = Plan::new(&request, &lens);
         let uid = cx.cfg.uid.as_ref().map(|u| u.committee);
-        let (spec, lay, resolved) = disclosure_spec(
+        let built = disclosure_spec(
             &request,
             &plan,
             e_hs,
@@ -1120,7 +1120,7 @@ where
             cx.cfg.time,
             uid.filter(|_| request.uid.is_some()),
         )?;
-        let exec = gc.preprocess(spec)?;
+        let exec = gc.preprocess(built.spec)?;
         let mut inputs = Inputs::none();
         if id < 2 {
             let mut public = public_input(
@@ -1155,7 +1155,7 @@ where
             }
         }
         let out = gc.execute(exec, inputs, rng).await?;
-        let result = read_output(&request, &lay, value(&out, 0)?, resolved)?;
+        let result = read_output(&request, &built.layout, value(&out, 0)?, built.resolved)?;
         tm.disclose = t0.elapsed();
         cx.link.send(&ToClient::Disclosed(result.clone()))?;
         Some((request, result))
