@@ -765,7 +765,6 @@ pub fn public_input(
 /// Where the disclosure circuit's outputs are (one [`OutputTo::All`] group).
 #[derive(Debug, Clone)]
 pub struct Layout {
-    fields: usize,
     commits: usize,
     predicates: usize,
     uid_fields: usize,
@@ -1141,7 +1140,6 @@ pub fn disclosure_spec(
     Ok(Built {
         spec: Arc::new(spec),
         layout: Layout {
-            fields: nf,
             commits: nc,
             predicates: req.predicates.len(),
             uid_fields,
@@ -1175,7 +1173,6 @@ pub fn read_output(
         }
         at += 1;
     }
-    let _ = lay.fields;
     let mut commitments = Vec::with_capacity(lay.commits);
     for _ in 0..lay.commits {
         let mut c = [0u8; 32];
