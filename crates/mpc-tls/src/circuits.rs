@@ -72,7 +72,7 @@ pub const HS_PUBLIC_BITS: usize = 96 * 8;
 pub const SF_PUBLIC_BITS: usize = 40 * 8;
 
 /// OR of the bitwise differences: one bit, set when the two copies differ.
-fn differ(b: &mut Builder, x: &[Bit], y: &[Bit]) -> Result<Bit, CircuitError> {
+pub(crate) fn differ(b: &mut Builder, x: &[Bit], y: &[Bit]) -> Result<Bit, CircuitError> {
     let d = b.xor_vec(x, y)?;
     Ok(d.into_iter()
         .reduce(|acc, v| b.or(acc, v))
@@ -88,7 +88,11 @@ fn public_groups(width: usize) -> [InputGroup; 2] {
 
 /// AES-128 of one block under expanded round keys, as a copy of a circuit built once per
 /// process (re-running the gadget for every counter block dominated session set-up time).
-fn aes_block(b: &mut Builder, rk: &[Bit], block: &[Bit]) -> Result<Vec<Bit>, CircuitError> {
+pub(crate) fn aes_block(
+    b: &mut Builder,
+    rk: &[Bit],
+    block: &[Bit],
+) -> Result<Vec<Bit>, CircuitError> {
     static AES: std::sync::OnceLock<mpc::circuit::Circuit> = std::sync::OnceLock::new();
     let c = AES.get_or_init(mpc::circuit::aes::aes128_expanded_circuit);
     let mut inputs = rk.to_vec();

@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use mpc::circuit::aes::EXPANDED_KEY_BITS;
 use mpc::circuit::arith::{eq_bytes, lt_unsigned};
-use mpc::circuit::sha256::{compress, IV};
+use mpc::circuit::sha256::digest_fixed;
 use mpc::circuit::{const_bits, Bit, Builder, CircuitError};
 use mpc::{ExecId, ExecSpec, InputGroup, InputSource, OutputGroup, OutputTo};
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,7 @@ use sha2::{Digest, Sha256};
 use uid_prf::canon::{DateFormat, FieldKind};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::circuits::{BuildError, TRAFFIC_KEY_BITS};
+use crate::circuits::{aes_block, differ, BuildError, TRAFFIC_KEY_BITS};
 
 /// Longest value a field may have (bytes of the raw JSON string).
 pub const MAX_VALUE: usize = uid_prf::canon::MAX_VALUE;
@@ -506,39 +506,6 @@ fn parse_today(rest: &str) -> Option<DateExpr> {
     }
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
 /// The date `e` stands for at unix time `time` (UTC): years and months are subtracted from
 /// the calendar date with the day clamped to the month's length (2024-02-29 − 1y =
 /// 2023-02-28), days from the day count.
@@ -550,15 +517,30 @@ pub fn resolve_date(e: &DateExpr, time: u64) -> Result<String, DiscloseError> {
             months,
             days,
         } => {
-            let (y, m, d) = civil_from_days((time / 86_400) as i64);
-            let total = y * 12 + (m as i64 - 1) - *years as i64 * 12 - *months as i64;
-            let (y, m) = (total.div_euclid(12), total.rem_euclid(12) as u32 + 1);
-            let d = d.min(days_in_month(y, m));
-            let (y, m, d) = civil_from_days(days_from_civil(y, m, d) - *days as i64);
-            if !(0..=9999).contains(&y) {
-                return Err(bad("the date is out of range"));
-            }
-            Ok(format!("{y:04}-{m:02}-{d:02}"))
+            let out_of_range = || bad("the date is out of range");
+            let today = i64::try_from(time)
+                .ok()
+                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+                .ok_or_else(out_of_range)?
+                .date();
+            let total = i64::from(today.year()) * 12 + i64::from(u8::from(today.month()) - 1)
+                - i64::from(*years) * 12
+                - i64::from(*months);
+            let year = i32::try_from(total.div_euclid(12)).map_err(|_| out_of_range())?;
+            let month = time::Month::try_from(total.rem_euclid(12) as u8 + 1)
+                .map_err(|_| out_of_range())?;
+            let day = today.day().min(month.length(year));
+            let d = time::Date::from_calendar_date(year, month, day)
+                .ok()
+                .and_then(|d| d.checked_sub(time::Duration::days(i64::from(*days))))
+                .filter(|d| (0..=9999).contains(&d.year()))
+                .ok_or_else(out_of_range)?;
+            Ok(format!(
+                "{:04}-{:02}-{:02}",
+                d.year(),
+                u8::from(d.month()),
+                d.day()
+            ))
         }
     }
 }
@@ -820,23 +802,6 @@ fn and_all(b: &mut Builder, xs: impl IntoIterator<Item = Bit>) -> Bit {
         .fold(Bit::Const(true), |acc, v| b.and(acc, v))
 }
 
-/// SHA-256 of a fixed-length message (a multiple of 8 bits); the padding is constant.
-pub fn sha256_fixed(b: &mut Builder, msg: &[Bit]) -> Result<Vec<Bit>, CircuitError> {
-    let mut m = msg.to_vec();
-    let bits = msg.len() as u64;
-    m.push(Bit::Const(true));
-    while m.len() % 512 != 448 {
-        m.push(Bit::Const(false));
-    }
-    m.extend(const_bits(&bits.to_be_bytes()));
-    let iv: Vec<u8> = IV.iter().flat_map(|w| w.to_be_bytes()).collect();
-    let mut state = const_bits(&iv);
-    for block in m.chunks(512) {
-        state = compress(b, &state, block)?;
-    }
-    Ok(state)
-}
-
 /// The commitment to a value as a verifier recomputes it (the circuit computes the same
 /// thing): [`notarization::commitment_hash`].
 pub use notarization::commitment_hash as commitment;
@@ -881,21 +846,15 @@ pub fn disclosure_spec(
         _ => Vec::new(),
     };
 
-    // Mismatch between the garblers' copies.
-    let d = b.xor_vec(&pa, &pb)?;
-    let mismatch = d.into_iter().fold(Bit::Const(false), |acc, v| b.or(acc, v));
+    let mismatch = differ(&mut b, &pa, &pb)?;
 
     // Decrypt every planned block.
-    static AES: std::sync::OnceLock<mpc::circuit::Circuit> = std::sync::OnceLock::new();
-    let aes = AES.get_or_init(mpc::circuit::aes::aes128_expanded_circuit);
     let mut plain_blocks: Vec<Vec<Bit>> = Vec::with_capacity(plan.blocks.len());
     for i in 0..plan.blocks.len() {
         let p = &pa[i * BLOCK_PUBLIC_BITS..(i + 1) * BLOCK_PUBLIC_BITS];
         let mut counter = iv.to_vec();
         counter.extend_from_slice(&p[..96]);
-        let mut inp = rk.to_vec();
-        inp.extend_from_slice(&counter);
-        let ks = b.instantiate(aes, &inp)?;
+        let ks = aes_block(&mut b, rk, &counter)?;
         plain_blocks.push(b.xor_vec(&ks, &p[96..])?);
     }
     let byte = |o: usize| -> [Bit; 8] {
@@ -990,7 +949,7 @@ pub fn disclosure_spec(
         let mut msg = salt.to_vec();
         msg.extend_from_slice(n);
         msg.extend_from_slice(masked);
-        outputs.extend(sha256_fixed(&mut b, &msg)?);
+        outputs.extend(digest_fixed(&mut b, &msg)?);
     }
 
     // Predicates: (operand valid, result) each.
@@ -1232,8 +1191,8 @@ mod tests {
 
     #[test]
     fn dates_resolve_with_clamping() {
-        // 2024-02-29 00:00 UTC.
-        let t = days_from_civil(2024, 2, 29) as u64 * 86_400 + 3600;
+        // 2024-02-29 01:00 UTC.
+        let t = 1_709_168_400;
         let e = |y, m, d| DateExpr::TodayMinus {
             years: y,
             months: m,
@@ -1244,11 +1203,7 @@ mod tests {
         assert_eq!(resolve_date(&e(4, 0, 0), t).unwrap(), "2020-02-29");
         assert_eq!(resolve_date(&e(0, 1, 0), t).unwrap(), "2024-01-29");
         assert_eq!(resolve_date(&e(0, 0, 60), t).unwrap(), "2023-12-31");
-        for z in [-1000i64, 0, 59, 60, 11_016, 20_000, 2_932_896] {
-            let (y, m, d) = civil_from_days(z);
-            assert_eq!(days_from_civil(y, m, d), z);
-        }
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(resolve_date(&e(0, 0, 0), 0).unwrap(), "1970-01-01");
     }
 
     #[test]

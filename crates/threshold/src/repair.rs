@@ -280,6 +280,32 @@ pub struct RepairHelper {
     state: State,
 }
 
+/// Whether a message from `from` may be taken now: the run is collecting, the sender is
+/// another helper, and it has not sent one already.
+fn admit(
+    state: State,
+    me: u16,
+    helpers: &BTreeSet<u16>,
+    already: bool,
+    from: u16,
+) -> Result<(), RepairError> {
+    match state {
+        State::Aborted => return Err(RepairError::Aborted),
+        State::Done => return Err(RepairError::Finished),
+        State::Collecting => {}
+    }
+    if from == me {
+        return Err(RepairError::FromSelf { me });
+    }
+    if !helpers.contains(&from) {
+        return Err(RepairError::UnknownSender { from });
+    }
+    if already {
+        return Err(RepairError::Duplicate { from });
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
     Collecting,
@@ -372,20 +398,13 @@ impl RepairHelper {
         from: u16,
         msg: RepairDelta,
     ) -> Result<Option<(u16, RepairSigma)>, RepairError> {
-        match self.state {
-            State::Aborted => return Err(RepairError::Aborted),
-            State::Done => return Err(RepairError::Finished),
-            State::Collecting => {}
-        }
-        if from == self.me {
-            return Err(RepairError::FromSelf { me: self.me });
-        }
-        if !self.helpers.contains(&from) {
-            return Err(RepairError::UnknownSender { from });
-        }
-        if self.deltas.contains_key(&from) {
-            return Err(RepairError::Duplicate { from });
-        }
+        admit(
+            self.state,
+            self.me,
+            &self.helpers,
+            self.deltas.contains_key(&from),
+            from,
+        )?;
         let points = match check_commitments(
             &self.group,
             &self.helpers,
@@ -481,20 +500,13 @@ impl RepairNewcomer {
         from: u16,
         msg: RepairSigma,
     ) -> Result<Option<(NodeKey, PublicGroup)>, RepairError> {
-        match self.state {
-            State::Aborted => return Err(RepairError::Aborted),
-            State::Done => return Err(RepairError::Finished),
-            State::Collecting => {}
-        }
-        if from == self.me {
-            return Err(RepairError::FromSelf { me: self.me });
-        }
-        if !self.helpers.contains(&from) {
-            return Err(RepairError::UnknownSender { from });
-        }
-        if self.sigmas.contains_key(&from) {
-            return Err(RepairError::Duplicate { from });
-        }
+        admit(
+            self.state,
+            self.me,
+            &self.helpers,
+            self.sigmas.contains_key(&from),
+            from,
+        )?;
         let points =
             match check_commitments(&self.group, &self.helpers, self.me, from, &msg.commitments) {
                 Ok(p) => p,

@@ -3,7 +3,7 @@
 //! across blocks are left to the caller.
 
 use super::arith::{add_mod_2n, fixed_shape};
-use super::{Bit, Builder, Circuit, CircuitError};
+use super::{const_bits, Bit, Builder, Circuit, CircuitError};
 
 /// Bits of the SHA-256 chaining state (H0..H7, each big-endian).
 pub const STATE_BITS: usize = 256;
@@ -149,6 +149,28 @@ pub fn compress(b: &mut Builder, state: &[Bit], block: &[Bit]) -> Result<Vec<Bit
         out.extend(add_mod_2n(b, hi, vi)?);
     }
     Ok(out)
+}
+
+/// SHA-256 of a message of whole bytes whose length is public: the padding is constant, so
+/// the cost is one [`compress`] per 512-bit block of the padded message.
+///
+/// # Errors
+/// [`CircuitError`] from the builder (a message not of whole bytes gives wrong padding, so
+/// the caller must pass whole bytes).
+pub fn digest_fixed(b: &mut Builder, msg: &[Bit]) -> Result<Vec<Bit>, CircuitError> {
+    let bit_len = msg.len() as u64;
+    let mut m = msg.to_vec();
+    m.extend(const_bits(&[0x80]));
+    while m.len() % BLOCK_BITS != BLOCK_BITS - 64 {
+        m.push(Bit::Const(false));
+    }
+    m.extend(const_bits(&bit_len.to_be_bytes()));
+    let iv: Vec<u8> = IV.iter().flat_map(|w| w.to_be_bytes()).collect();
+    let mut state = const_bits(&iv);
+    for block in m.chunks(BLOCK_BITS) {
+        state = compress(b, &state, block)?;
+    }
+    Ok(state)
 }
 
 /// The SHA-256 compression circuit: inputs are the chaining state (256 bits, H0..H7

@@ -3,7 +3,7 @@
 //! nullifier message. The key exists only as wires here; nothing may output it.
 
 use mpc::circuit::arith::eq_bytes;
-use mpc::circuit::sha256::{compress, BLOCK_BITS, IV};
+use mpc::circuit::sha256::BLOCK_BITS;
 use mpc::circuit::{const_bits, Bit, Builder};
 
 use super::bits::{or_all, thermometer, F};
@@ -111,19 +111,7 @@ pub fn combine_shares(
 
 /// SHA-256 of a bit string of whole bytes; the padding depends only on the public length.
 fn sha256(b: &mut Builder, msg: &[Bit]) -> Result<Vec<Bit>, CircuitError> {
-    let bit_len = msg.len() as u64;
-    let mut m = msg.to_vec();
-    m.extend(const_bits(&[0x80]));
-    while m.len() % BLOCK_BITS != BLOCK_BITS - 64 {
-        m.push(F);
-    }
-    m.extend(const_bits(&bit_len.to_be_bytes()));
-    let iv: Vec<u8> = IV.iter().flat_map(|w| w.to_be_bytes()).collect();
-    let mut state = const_bits(&iv);
-    for block in m.chunks(BLOCK_BITS) {
-        state = compress(b, &state, block)?;
-    }
-    Ok(state)
+    Ok(mpc::circuit::sha256::digest_fixed(b, msg)?)
 }
 
 /// HMAC-SHA256 (RFC 2104) of `msg` under `key`, both whole bytes; the key is at most one
