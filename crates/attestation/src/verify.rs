@@ -126,6 +126,19 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// The measurement group records name a member by: MRENCLAVE (SGX) or MRTD (TDX), hex.
+    pub fn measurement(&self) -> String {
+        match &self.measurements {
+            Measurements::Sgx { mrenclave, .. } => mrenclave.clone(),
+            Measurements::Tdx { mrtd, .. } => mrtd.clone(),
+        }
+    }
+
+    /// The TEE kind as group records write it: `sgx` or `tdx`.
+    pub fn tee_name(&self) -> String {
+        self.tee.to_string().to_lowercase()
+    }
+
     /// REPORTDATA as bytes (`None` only if `report_data` was edited into something else).
     pub fn report_data_bytes(&self) -> Option<[u8; 64]> {
         hex::decode(&self.report_data).ok()?.try_into().ok()

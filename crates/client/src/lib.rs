@@ -1,12 +1,15 @@
-//! Tessera's client library: what a phone app or an auditor embeds. It depends on the
-//! attestation crate only — never on node or coordinator code.
+//! Tessera's client library: what a phone app or an auditor embeds. It never depends on
+//! node or coordinator code (only the `local` feature, for the CLI's in-process committee and
+//! `tessera demo`, pulls those in).
 //!
 //! - [`audit`]: verifying a quote from files, or a node's RA-TLS certificate over QUIC.
+//! - [`net`]: proving through the notary network (coordinator and nodes over QUIC).
 //! - [`prove`]: what to prove about a response, the disclosure plan, the presentation.
 //! - [`verify`]: checking a presentation offline against trusted group keys.
 
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod net;
 pub mod prove;
 pub mod verify;

@@ -275,3 +275,84 @@ fn traffic_keys(conn: rustls::ServerConnection) -> Option<([u8; 16], [u8; 16])> 
     // The server transmits with the server-write key and receives with the client-write key.
     Some((key(&secrets.rx.1)?, key(&secrets.tx.1)?))
 }
+
+/// A provider answering every connection, each on a thread of its own, until dropped.
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
+}
+
+/// Serves `response` (a whole HTTP response) to every connection on `bind` with the leaf
+/// certificate and key (DER), after waiting `delay` once the request is in (to stretch
+/// sessions in tests). TLS 1.2 and 1.3. The demo provider of `tessera demo` and docker
+/// compose.
+pub fn serve_forever(
+    leaf_der: Vec<u8>,
+    key_der: Vec<u8>,
+    bind: SocketAddr,
+    response: Vec<u8>,
+    delay: std::time::Duration,
+) -> Result<Running, ProviderError> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(leaf_der)],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der)),
+            )?,
+    );
+    let listener = TcpListener::bind(bind)?;
+    let addr = listener.local_addr()?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let response = Arc::new(response);
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            if s2.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            let Ok(tcp) = tcp else { continue };
+            let config = config.clone();
+            let response = response.clone();
+            std::thread::spawn(move || {
+                let _ = tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)));
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            req.extend_from_slice(&buf[..n]);
+                            if req.windows(4).any(|w| w == b"\r\n\r\n") {
+                                break;
+                            }
+                        }
+                    }
+                }
+                std::thread::sleep(delay);
+                if tls.write_all(&response).and_then(|_| tls.flush()).is_ok() {
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                }
+            });
+        }
+    });
+    Ok(Running { addr, stop })
+}

@@ -7,11 +7,13 @@
 //! - [`Presentation`]: a notarization, its Ed25519 signature, the commitment leaves and the
 //!   openings of the fields the user chose to reveal.
 //! - [`verify`]: a pure function of the presentation, the trusted groups and the time.
+//! - [`group`]: `group.json` and the signed membership log.
 //!
 //! Nothing here holds a secret: salts in openings are revealed on purpose.
 #![forbid(unsafe_code)]
 
 mod encoding;
+pub mod group;
 mod hexser;
 mod presentation;
 

@@ -10,8 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use attestation::{
-    CollateralWindow, Measurements, PlatformStatus, Policy, SimIdentity, SimPki, SimulatedTee,
-    TeeKind, Verifier,
+    CollateralWindow, PlatformStatus, Policy, SimIdentity, SimPki, SimulatedTee, TeeKind, Verifier,
 };
 use mpc_tls::client::{ClientOutput, Planner};
 use mpc_tls::disclose::UidCommittee;
@@ -26,7 +25,8 @@ use uid_prf::shamir::{keygen_combine, keygen_deal, Share};
 
 use crate::notarize::{build_notarization, commit, leaves, sign_own, NotaryError};
 use crate::state::{
-    group_file, keys_path, simulated_sealer, GroupFile, MemberRecord, NodeState, StateError,
+    group_file, keys_path, member_record, simulated_sealer, GroupFile, MemberRecord, NodeState,
+    StateError,
 };
 
 /// The local committee's node ids.
@@ -92,7 +92,7 @@ impl LocalCommittee {
     pub fn open_or_create(dir: &Path, now: u64) -> Result<Self, CommitteeError> {
         let gpath = dir.join("group.json");
         if gpath.exists() {
-            let group = GroupFile::read(&gpath)?;
+            let group = GroupFile::read(&gpath).map_err(StateError::from)?;
             let mut nodes = Vec::new();
             for id in group.member_ids() {
                 let sealer = simulated_sealer(dir, id)?;
@@ -135,7 +135,7 @@ impl LocalCommittee {
             nodes.push(state);
         }
         let group = group_file(&public, 1, members);
-        group.write(&gpath)?;
+        group.write(&gpath).map_err(StateError::from)?;
         Ok(LocalCommittee {
             dir: dir.to_path_buf(),
             group,
@@ -349,15 +349,5 @@ fn attest_simulated(
     if v.report_data_bytes() != Some(report_data) {
         return Err(err("the quote does not carry the node's binding".into()));
     }
-    let measurement = match &v.measurements {
-        Measurements::Sgx { mrenclave, .. } => mrenclave.clone(),
-        Measurements::Tdx { mrtd, .. } => mrtd.clone(),
-    };
-    Ok(MemberRecord {
-        node_id: id,
-        verifying_share: hex::encode(verifying_share),
-        tee: "sgx".into(),
-        measurement,
-        simulated: v.simulated,
-    })
+    Ok(member_record(id, verifying_share, &v))
 }

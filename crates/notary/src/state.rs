@@ -33,87 +33,30 @@ pub enum StateError {
         /// What is wrong.
         why: String,
     },
+    /// `group.json` cannot be read or written.
+    #[error(transparent)]
+    Group(#[from] notarization::group::GroupError),
     /// The key share does not belong to the group.
     #[error("node {0}'s key share does not match group.json: {1}")]
     Mismatch(u16, String),
 }
 
-/// One member of the notary set, as published.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MemberRecord {
-    /// Node id (the FROST identifier and the UID share's x-coordinate).
-    pub node_id: u16,
-    /// Its FROST verifying share (hex).
-    pub verifying_share: String,
-    /// `sgx` or `tdx`.
-    pub tee: String,
-    /// Its measurement (MRENCLAVE or MRTD, hex) from a verified quote.
-    pub measurement: String,
-    /// Whether its TEE is simulated.
-    pub simulated: bool,
-}
+pub use notarization::group::{GroupFile, MemberRecord};
 
-/// The group's public record (`group.json`): what verifiers trust and auditors check. The
-/// fields `group_key`, `key_id`, `epoch` and `simulated` are what
-/// [`notarization::TrustedGroup`] reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GroupFile {
-    /// Format version (1).
-    pub version: u16,
-    /// The Ed25519 group key (hex).
-    pub group_key: String,
-    /// Its id.
-    pub key_id: String,
-    /// The notary set's epoch (1 at creation; each membership change adds one).
-    pub epoch: u64,
-    /// Signing and UID threshold.
-    pub threshold: u16,
-    /// Whether any member is simulated.
-    pub simulated: bool,
-    /// The members.
-    pub members: Vec<MemberRecord>,
-}
-
-impl GroupFile {
-    /// Reads `path`.
-    pub fn read(path: &Path) -> Result<Self, StateError> {
-        let text = std::fs::read_to_string(path).map_err(|source| StateError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let g: GroupFile = serde_json::from_str(&text).map_err(|e| StateError::Format {
-            path: path.to_path_buf(),
-            why: e.to_string(),
-        })?;
-        if g.version != 1 {
-            return Err(StateError::Format {
-                path: path.to_path_buf(),
-                why: format!("version {} (this build reads 1)", g.version),
-            });
-        }
-        Ok(g)
-    }
-
-    /// Writes `path` (atomically: a temporary file, then a rename).
-    pub fn write(&self, path: &Path) -> Result<(), StateError> {
-        let io = |source| StateError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let text = serde_json::to_string_pretty(self).map_err(|e| StateError::Format {
-            path: path.to_path_buf(),
-            why: e.to_string(),
-        })?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text + "\n").map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
-    }
-
-    /// The member ids in order.
-    pub fn member_ids(&self) -> Vec<u16> {
-        self.members.iter().map(|m| m.node_id).collect()
+/// The public record of member `node_id` with FROST verifying share `verifying_share`, whose
+/// quote verified as `v`: its TEE kind, its measurement (MRENCLAVE or MRTD) and whether it is
+/// simulated.
+pub fn member_record(
+    node_id: u16,
+    verifying_share: &[u8; 32],
+    v: &attestation::Verified,
+) -> MemberRecord {
+    MemberRecord {
+        node_id,
+        verifying_share: hex::encode(verifying_share),
+        tee: v.tee_name(),
+        measurement: v.measurement(),
+        simulated: v.simulated,
     }
 }
 

@@ -394,10 +394,139 @@ pub fn reshare_combine(my_new_x: u16, received: &[Share]) -> Result<Share, Shami
     sum_for(my_new_x, received)
 }
 
+/// Repair (a node joins without changing anyone else's share), step 1 at helper `me`: one
+/// fresh random mask for each other helper in `helpers` (exactly t members). Send mask `i` (its
+/// `x` names the recipient) over a confidential channel and keep the list for [`repair_part`].
+///
+/// # Errors
+/// A zero or repeated helper id, or `me` not among `helpers`.
+pub fn repair_masks<R: RngCore + CryptoRng + ?Sized>(
+    me: u16,
+    helpers: &[u16],
+    rng: &mut R,
+) -> Result<Vec<Share>, ShamirError> {
+    check_ids(helpers.iter().copied())?;
+    if !helpers.contains(&me) {
+        return Err(ShamirError::NotQualified(me));
+    }
+    Ok(helpers
+        .iter()
+        .filter(|&&h| h != me)
+        .map(|&h| Share {
+            x: h,
+            y: Gf128::random(rng),
+        })
+        .collect())
+}
+
+/// Repair, step 2 at a helper: its part for newcomer `new_x`, λ·y (its Lagrange coefficient
+/// at `new_x` over `helpers`, times its share) plus every mask it sent and received. The masks
+/// cancel in the sum of all parts (characteristic 2), so the newcomer learns only the sum,
+/// its share; the helpers learn nothing new.
+///
+/// # Errors
+/// `new_x` zero or a helper; `my.x` not a helper; a mask count other than one per other
+/// helper; a received mask addressed to another node.
+pub fn repair_part(
+    my: &Share,
+    helpers: &[u16],
+    new_x: u16,
+    sent: &[Share],
+    received: &[Share],
+) -> Result<Share, ShamirError> {
+    if new_x == 0 {
+        return Err(ShamirError::ZeroId);
+    }
+    if helpers.contains(&new_x) {
+        return Err(ShamirError::DuplicateId(new_x));
+    }
+    let l = lagrange_coefficients(helpers, Gf128::from_u16(new_x))?;
+    let i = helpers
+        .iter()
+        .position(|&h| h == my.x)
+        .ok_or(ShamirError::NotQualified(my.x))?;
+    let others = helpers.len() - 1;
+    if sent.len() != others || received.len() != others {
+        return Err(ShamirError::NotEnoughShares {
+            need: others,
+            got: sent.len().min(received.len()),
+        });
+    }
+    let mut y = l[i] * my.y;
+    for s in sent {
+        y += s.y;
+    }
+    for r in received {
+        if r.x != my.x {
+            return Err(ShamirError::WrongRecipient {
+                expected: my.x,
+                got: r.x,
+            });
+        }
+        y += r.y;
+    }
+    Ok(Share { x: new_x, y })
+}
+
+/// Repair, step 3 at the newcomer: the sum of the helpers' parts is its share.
+///
+/// # Errors
+/// No parts, `new_x == 0`, or a part addressed to another id.
+pub fn repair_combine(new_x: u16, parts: &[Share]) -> Result<Share, ShamirError> {
+    sum_for(new_x, parts)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repair_gives_the_newcomer_a_share_of_the_same_secret_and_leaves_others_unchanged() {
+        let mut rng = rand::rngs::OsRng;
+        let secret = Gf128::random(&mut rng);
+        let shares = deal(secret, 2, &[1, 2, 3], &mut rng).unwrap();
+        let helpers = [1u16, 3];
+        let masks: Vec<Vec<Share>> = helpers
+            .iter()
+            .map(|&h| repair_masks(h, &helpers, &mut rng).unwrap())
+            .collect();
+        let parts: Vec<Share> = helpers
+            .iter()
+            .enumerate()
+            .map(|(i, &h)| {
+                let received: Vec<Share> = masks
+                    .iter()
+                    .flatten()
+                    .filter(|m| m.x == h)
+                    .cloned()
+                    .collect();
+                repair_part(
+                    &shares[if h == 1 { 0 } else { 2 }],
+                    &helpers,
+                    4,
+                    &masks[i],
+                    &received,
+                )
+                .unwrap()
+            })
+            .collect();
+        let new = repair_combine(4, &parts).unwrap();
+        assert_eq!(
+            combine(&[shares[1].clone(), new.clone()], 2).unwrap(),
+            secret
+        );
+        let all = [shares[0].clone(), shares[1].clone(), shares[2].clone(), new];
+        assert!(consistent(&all, 2));
+        // A part alone is masked: it is not the helper's unmasked contribution.
+        let l = lagrange_coefficients(&helpers, Gf128::from_u16(4)).unwrap();
+        assert_ne!(parts[0].y, l[0] * shares[0].y);
+        // Misuse is refused.
+        assert!(repair_masks(2, &helpers, &mut rng).is_err());
+        assert!(repair_part(&shares[0], &helpers, 3, &masks[0], &masks[1]).is_err());
+        assert!(repair_part(&shares[0], &helpers, 4, &masks[0], &masks[0]).is_err());
+        assert!(repair_part(&shares[0], &helpers, 4, &[], &masks[1]).is_err());
+    }
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 

@@ -1,7 +1,11 @@
 //! `tessera`: the Tessera command line.
 //!
-//! `tessera prove --local` notarizes an HTTPS response with an in-process committee of three
-//! nodes (SIMULATED TEEs) and writes a presentation; `tessera verify` checks one offline.
+//! `tessera demo` starts a whole notary network on loopback (coordinator, three nodes in
+//! SIMULATED TEEs, a demo JSON provider), proves a response and verifies it.
+//! `tessera prove --coordinator ADDR` notarizes an HTTPS response through a notary network;
+//! `tessera prove --local` does it with an in-process committee of three nodes (SIMULATED
+//! TEEs); either writes a presentation, and `tessera verify` checks one offline.
+//! `tessera group` fetches and checks a network's membership log and writes its `group.json`.
 //! `tessera audit quote` verifies a DCAP quote with its collateral at a given time;
 //! `tessera audit node` connects to a notary node and verifies its RA-TLS certificate.
 //! Exit status: 0 verified (and the policy passed), 1 not verified (or the proof failed),
@@ -31,8 +35,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a notary network on loopback (SIMULATED TEEs), prove a demo response, verify it.
+    Demo(DemoArgs),
     /// Notarize an HTTPS response and write a presentation (proof.json).
     Prove(ProveArgs),
+    /// Fetch a notary network's membership log, check it, and write its group.json.
+    Group(GroupArgs),
+    /// Serve the demo JSON provider over HTTPS (for docker compose).
+    DemoProvider(DemoProviderArgs),
     /// Verify a presentation offline against a trusted group.json.
     Verify(VerifyArgs),
     /// Verify attestation: a quote from files, or a running node.
@@ -42,8 +52,14 @@ enum Command {
 
 #[derive(Args)]
 struct ProveArgs {
-    /// Run the three-node committee in this process (SIMULATED TEEs). The networked
-    /// committee (--coordinator) is not available yet.
+    /// Prove through the notary network whose coordinator is at HOST:PORT.
+    #[arg(long, conflicts_with = "local", required_unless_present = "local")]
+    coordinator: Option<String>,
+    /// The network's trusted group.json (from `tessera group`). Without it, the
+    /// coordinator's membership log is checked and its group key trusted on first use.
+    #[arg(long, requires = "coordinator")]
+    trust: Option<PathBuf>,
+    /// Run the three-node committee in this process (SIMULATED TEEs).
     #[arg(long)]
     local: bool,
     /// The committee's state directory (keys sealed per node, group.json); created on first use.
@@ -55,8 +71,9 @@ struct ProveArgs {
     /// Dial this ADDR:PORT instead of resolving the URL's host (the TLS name stays the host).
     #[arg(long)]
     connect: Option<String>,
-    /// Trust these root CAs (PEM) for the provider instead of the Mozilla set.
-    #[arg(long)]
+    /// Trust these root CAs (PEM) for the provider instead of the Mozilla set (local mode:
+    /// networked nodes use their own configured roots).
+    #[arg(long, requires = "local")]
     ca: Option<PathBuf>,
     /// An extra request header, 'Name: value' (repeatable). Headers never leave this machine
     /// in the clear.
@@ -86,6 +103,45 @@ struct ProveArgs {
 }
 
 #[derive(Args)]
+struct GroupArgs {
+    /// The coordinator, HOST:PORT.
+    #[arg(long)]
+    coordinator: String,
+    /// Refuse unless the group key is this (hex key or key id).
+    #[arg(long)]
+    expect_key: Option<String>,
+    /// Write the latest group.json here.
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
+    /// Print one JSON object (log and node directory) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Where to write the demo's proof and group.json.
+    #[arg(long, default_value = "tessera-demo")]
+    dir: PathBuf,
+}
+
+#[derive(Args)]
+struct DemoProviderArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    listen: String,
+    /// The TLS certificate (PEM).
+    #[arg(long)]
+    cert: PathBuf,
+    /// Its private key (PKCS#8 PEM).
+    #[arg(long)]
+    key: PathBuf,
+}
+
+#[derive(Args)]
 struct VerifyArgs {
     /// The presentation.
     proof: PathBuf,
@@ -109,12 +165,9 @@ fn now() -> u64 {
 
 fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
     use tessera_client::prove::{Selection, Target};
-    if !args.local {
-        anyhow::bail!("only --local is available: the networked committee (--coordinator) is not part of this build yet");
-    }
-    let Some(state) = args.state.clone() else {
+    if args.local && args.state.is_none() {
         anyhow::bail!("--local needs --state DIR");
-    };
+    }
     let target = Target::parse(&args.url)?;
     let request = target.request(&args.headers)?;
     let sel = Selection {
@@ -133,7 +186,12 @@ fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
         }
         None => mpc_tls::verify::Roots::default(),
     };
-    match prove_run(&args, &state, &target, &request, sel, roots) {
+    let r = match (&args.coordinator, &args.state) {
+        (Some(c), _) => tessera_client_cli::prove_network(&args, c, &target, &request, sel),
+        (None, Some(state)) => prove_run(&args, state, &target, &request, sel, roots),
+        (None, None) => anyhow::bail!("give --coordinator ADDR or --local --state DIR"),
+    };
+    match r {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("tessera: proof failed: {e:#}");
@@ -341,6 +399,9 @@ fn emit(report: &AuditReport, json: bool) -> anyhow::Result<ExitCode> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Prove(args) => prove(args),
+        Command::Group(args) => tessera_client_cli::group(args),
+        Command::Demo(args) => tessera_client_cli::demo(args),
+        Command::DemoProvider(args) => tessera_client_cli::demo_provider(args),
         Command::Verify(args) => verify_cmd(args),
         Command::Audit(Audit::Quote(args)) => {
             let quote = read(&args.quote, "quote")?;
@@ -372,7 +433,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+#[path = "../cli_net.rs"]
+mod tessera_client_cli;
+
 fn main() -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -1,0 +1,1255 @@
+//! The Tessera coordinator, as a library (the `coordinator` binary is a thin wrapper;
+//! `tessera demo` and the tests start it in-process with the same code).
+//!
+//! It holds no secret. It admits nodes whose RA-TLS certificate passes its policy, starts
+//! the genesis once enough nodes are there, admits later nodes by a repair among t members,
+//! and keeps the membership log, each entry signed by the group key (FROST, by the members
+//! themselves, each checking the entry). For a client it picks three healthy members, relays
+//! nothing but the committee and the result, and aggregates the nodes' signature shares.
+//! Everything it hands out is checked by someone who does not trust it: nodes sign only what
+//! they computed, clients check nodes by RA-TLS and the result by the group key.
+#![forbid(unsafe_code)]
+
+pub mod config;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use attestation::{Expectation, Policy, RaTlsVerifier, SimPki, Verifier};
+use notarization::group::{GroupFile, LogEntry, MemberRecord, SignedEntry};
+use notary::state::member_record;
+use rand::RngCore;
+use threshold::sign::Aggregator;
+use threshold::{default_threshold, PublicGroup};
+use tokio::sync::{watch, Mutex};
+use wire::frame::{self, LARGE, SMALL};
+use wire::msg::{
+    Admission, ClientReply, ClientRequest, Command, FollowUp, NodeHello, NodeNotice, NodeReply,
+    NodeStatus, Seat, SessionId, PROTOCOL,
+};
+
+pub use config::{Config, Tamper};
+
+const SIMULATED_POLICY: &str = include_str!("../../../configs/measurements.simulated.toml");
+const PRODUCTION_POLICY: &str = include_str!("../../../configs/measurements.toml");
+
+/// Why the coordinator could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Attestation setup.
+    #[error("attestation: {0}")]
+    Attestation(String),
+    /// State on disk.
+    #[error("state: {0}")]
+    State(String),
+    /// Network.
+    #[error("network: {0}")]
+    Net(String),
+}
+
+/// Unix seconds now.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+struct NodeEntry {
+    conn: quinn::Connection,
+    addr: String,
+    cert: Vec<u8>,
+    record: MemberRecord,
+    /// Holds keys for the latest epoch.
+    member: bool,
+    draining: bool,
+    active: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    started: u64,
+    succeeded: u64,
+    failed: BTreeMap<&'static str, u64>,
+}
+
+/// The coordinator's shared state.
+pub struct Coordinator {
+    cfg: Config,
+    verifier: Verifier,
+    policy: Policy,
+    nodes: Mutex<BTreeMap<u16, NodeEntry>>,
+    log: Mutex<Vec<SignedEntry>>,
+    changing: Mutex<()>,
+    counters: StdMutex<Counters>,
+    tamper: StdMutex<Option<Tamper>>,
+    healthy: AtomicU64,
+    epoch: AtomicU64,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Coordinator")
+    }
+}
+
+fn log_path(cfg: &Config) -> PathBuf {
+    cfg.state_dir.join("log.json")
+}
+
+/// A failure to report, with the label its metric counts.
+struct Fail(&'static str, String);
+
+fn fail(label: &'static str) -> impl Fn(String) -> Fail {
+    move |s| Fail(label, s)
+}
+
+impl Coordinator {
+    fn new(cfg: Config) -> Result<Self, CoordError> {
+        let policy_text = match &cfg.policy {
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| CoordError::Attestation(format!("policy {}: {e}", p.display())))?,
+            None if cfg.allow_simulated => SIMULATED_POLICY.to_string(),
+            None => PRODUCTION_POLICY.to_string(),
+        };
+        let policy =
+            Policy::from_toml(&policy_text).map_err(|e| CoordError::Attestation(e.to_string()))?;
+        let mut verifier = Verifier::intel();
+        if cfg.allow_simulated {
+            let root = SimPki::well_known()
+                .map_err(|e| CoordError::Attestation(e.to_string()))?
+                .root_der();
+            verifier = verifier.allow_simulated(root);
+        }
+        std::fs::create_dir_all(&cfg.state_dir)
+            .map_err(|e| CoordError::State(format!("{}: {e}", cfg.state_dir.display())))?;
+        let path = log_path(&cfg);
+        let log: Vec<SignedEntry> = if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| CoordError::State(format!("{}: {e}", path.display())))?;
+            let log: Vec<SignedEntry> = serde_json::from_str(&text)
+                .map_err(|e| CoordError::State(format!("{}: {e}", path.display())))?;
+            notarization::group::verify_log(&log, None)
+                .map_err(|e| CoordError::State(format!("{}: {e}", path.display())))?;
+            log
+        } else {
+            Vec::new()
+        };
+        if let Some(t) = cfg.tamper {
+            tracing::error!(?t, "this coordinator TAMPERS with messages (tests only)");
+        }
+        Ok(Coordinator {
+            tamper: StdMutex::new(cfg.tamper),
+            epoch: AtomicU64::new(log.len() as u64),
+            cfg,
+            verifier,
+            policy,
+            nodes: Mutex::new(BTreeMap::new()),
+            log: Mutex::new(log),
+            changing: Mutex::new(()),
+            counters: StdMutex::new(Counters::default()),
+            healthy: AtomicU64::new(0),
+        })
+    }
+
+    /// Tests: change the misbehaviour at run time.
+    pub fn set_tamper(&self, t: Option<Tamper>) {
+        if let Ok(mut g) = self.tamper.lock() {
+            *g = t;
+        }
+    }
+
+    fn tamper(&self) -> Option<Tamper> {
+        self.tamper.lock().ok().and_then(|g| *g)
+    }
+
+    /// The current membership log.
+    pub async fn log(&self) -> Vec<SignedEntry> {
+        self.log.lock().await.clone()
+    }
+
+    /// The public directory.
+    pub async fn statuses(&self) -> Vec<NodeStatus> {
+        let nodes = self.nodes.lock().await;
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        nodes
+            .iter()
+            .map(|(id, n)| NodeStatus {
+                node_id: *id,
+                addr: n.addr.clone(),
+                healthy: n.member && !n.draining && n.conn.close_reason().is_none(),
+                epoch: if n.member { epoch } else { 0 },
+                tee: n.record.tee.clone(),
+                measurement: n.record.measurement.clone(),
+                simulated: n.record.simulated,
+            })
+            .collect()
+    }
+
+    async fn refresh_health(&self) {
+        let h = self.statuses().await.iter().filter(|s| s.healthy).count();
+        self.healthy.store(h as u64, Ordering::SeqCst);
+    }
+
+    fn count(&self, r: Result<(), &'static str>) {
+        if let Ok(mut c) = self.counters.lock() {
+            match r {
+                Ok(()) => c.succeeded += 1,
+                Err(l) => *c.failed.entry(l).or_default() += 1,
+            }
+        }
+    }
+}
+
+impl wire::metrics::Exporter for Coordinator {
+    fn health(&self) -> Result<String, String> {
+        let h = self.healthy.load(Ordering::SeqCst);
+        let e = self.epoch.load(Ordering::SeqCst);
+        let line = format!("epoch={e} healthy_nodes={h}\n");
+        if e > 0 && h >= 3 {
+            Ok(format!("ok {line}"))
+        } else {
+            Err(format!("unavailable {line}"))
+        }
+    }
+
+    fn metrics(&self) -> String {
+        use wire::metrics::family;
+        let mut out = String::new();
+        let Ok(c) = self.counters.lock() else {
+            return out;
+        };
+        let one = |v: f64| vec![(String::new(), v)];
+        family(
+            &mut out,
+            "tessera_coordinator_sessions_started_total",
+            "counter",
+            "Sessions clients asked for.",
+            &one(c.started as f64),
+        );
+        family(
+            &mut out,
+            "tessera_coordinator_sessions_succeeded_total",
+            "counter",
+            "Sessions that ended with a group signature.",
+            &one(c.succeeded as f64),
+        );
+        let f: Vec<(String, f64)> = c
+            .failed
+            .iter()
+            .map(|(l, n)| (format!("reason=\"{l}\""), *n as f64))
+            .collect();
+        family(
+            &mut out,
+            "tessera_coordinator_sessions_failed_total",
+            "counter",
+            "Sessions that failed, by reason.",
+            &f,
+        );
+        family(
+            &mut out,
+            "tessera_coordinator_healthy_nodes",
+            "gauge",
+            "Members connected and not draining.",
+            &one(self.healthy.load(Ordering::SeqCst) as f64),
+        );
+        family(
+            &mut out,
+            "tessera_coordinator_epoch",
+            "gauge",
+            "The membership log's latest epoch.",
+            &one(self.epoch.load(Ordering::SeqCst) as f64),
+        );
+        out
+    }
+}
+
+/// A running coordinator.
+pub struct CoordinatorHandle {
+    /// The bound QUIC address.
+    pub addr: SocketAddr,
+    /// The bound health/metrics address.
+    pub health: Option<SocketAddr>,
+    /// The shared state.
+    pub coordinator: Arc<Coordinator>,
+    endpoint: quinn::Endpoint,
+    stop: watch::Sender<bool>,
+}
+
+impl CoordinatorHandle {
+    /// Stops accepting and closes every connection.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        self.endpoint.close(0u32.into(), b"shutdown");
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// Starts the coordinator.
+pub async fn start(cfg: Config) -> Result<CoordinatorHandle, CoordError> {
+    let bind = wire::quic::resolve(&cfg.listen)
+        .await
+        .map_err(|e| CoordError::Net(e.to_string()))?;
+    let health_listen = cfg.health_listen.clone();
+    let c = Arc::new(Coordinator::new(cfg)?);
+    let endpoint = quinn::Endpoint::server(
+        wire::quic::coordinator_server_config().map_err(|e| CoordError::Net(e.to_string()))?,
+        bind,
+    )
+    .map_err(|e| CoordError::Net(format!("cannot bind {bind}: {e}")))?;
+    let addr = endpoint
+        .local_addr()
+        .map_err(|e| CoordError::Net(e.to_string()))?;
+    let (stop, stop_rx) = watch::channel(false);
+    let health = match health_listen {
+        Some(h) => {
+            let a = wire::quic::resolve(&h)
+                .await
+                .map_err(|e| CoordError::Net(e.to_string()))?;
+            let l = wire::metrics::bind(a)
+                .await
+                .map_err(|e| CoordError::Net(format!("cannot bind {a}: {e}")))?;
+            let bound = l.local_addr().map_err(|e| CoordError::Net(e.to_string()))?;
+            let mut rx = stop_rx.clone();
+            tokio::spawn(wire::metrics::serve(l, c.clone(), async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }));
+            Some(bound)
+        }
+        None => None,
+    };
+    tracing::info!(%addr, epoch = c.epoch.load(Ordering::SeqCst), "coordinator listening");
+    let ep = endpoint.clone();
+    let c2 = c.clone();
+    tokio::spawn(async move {
+        while let Some(incoming) = ep.accept().await {
+            let c = c2.clone();
+            tokio::spawn(async move {
+                if let Ok(conn) = incoming.await {
+                    if wire::quic::peer_cert(&conn).is_some() {
+                        node_conn(c, conn).await;
+                    } else {
+                        client_conn(c, conn).await;
+                    }
+                }
+            });
+        }
+    });
+    Ok(CoordinatorHandle {
+        addr,
+        health,
+        coordinator: c,
+        endpoint,
+        stop,
+    })
+}
+
+/// Runs the coordinator until `shutdown` completes.
+pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), CoordError> {
+    let h = start(cfg).await?;
+    shutdown.await;
+    h.shutdown().await;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- nodes
+
+async fn node_conn(c: Arc<Coordinator>, conn: quinn::Connection) {
+    let Ok((mut send, mut recv)) = conn.accept_bi().await else {
+        return;
+    };
+    let hello: NodeHello =
+        match tokio::time::timeout(Duration::from_secs(10), frame::recv(&mut recv, SMALL)).await {
+            Ok(Ok(h)) => h,
+            _ => return,
+        };
+    let id = hello.node_id;
+    match admit(&c, &conn, &hello).await {
+        Err(reason) => {
+            tracing::warn!(node = id, %reason, "node refused");
+            let _ = frame::send(&mut send, &Admission::Refused { reason }).await;
+            let _ = send.finish();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            conn.close(1u32.into(), b"refused");
+        }
+        Ok(()) => {
+            let log = c.log().await;
+            if frame::send(&mut send, &Admission::Welcome { log })
+                .await
+                .is_err()
+            {
+                return;
+            }
+            c.refresh_health().await;
+            tracing::info!(node = id, addr = %hello.addr, "node admitted");
+            let c2 = c.clone();
+            tokio::spawn(async move { membership(c2).await });
+            // Notices until the connection ends.
+            loop {
+                match frame::recv::<_, NodeNotice>(&mut recv, SMALL).await {
+                    Ok(NodeNotice::Draining) => {
+                        if let Some(n) = c.nodes.lock().await.get_mut(&id) {
+                            n.draining = true;
+                        }
+                        tracing::info!(node = id, "node draining");
+                        c.refresh_health().await;
+                    }
+                    Err(_) => break,
+                }
+            }
+            conn.closed().await;
+            let mut nodes = c.nodes.lock().await;
+            let mut drained = false;
+            if nodes
+                .get(&id)
+                .is_some_and(|n| n.conn.stable_id() == conn.stable_id())
+            {
+                drained = nodes.remove(&id).is_some_and(|n| n.draining);
+            }
+            drop(nodes);
+            if drained {
+                tracing::info!(node = id, "node left after draining");
+            } else {
+                tracing::warn!(node = id, "node disconnected");
+            }
+            c.refresh_health().await;
+        }
+    }
+}
+
+/// Checks a node's attestation and place; records it.
+async fn admit(c: &Coordinator, conn: &quinn::Connection, hello: &NodeHello) -> Result<(), String> {
+    if hello.protocol != PROTOCOL {
+        return Err(format!(
+            "protocol {} (this coordinator speaks {PROTOCOL})",
+            hello.protocol
+        ));
+    }
+    let cert = wire::quic::peer_cert(conn).ok_or("no RA-TLS certificate")?;
+    let v = RaTlsVerifier::new(
+        c.verifier.clone(),
+        c.policy.clone(),
+        Expectation {
+            node_id: Some(hello.node_id.to_string()),
+            epoch: None,
+        },
+    );
+    let peer = v
+        .verify_cert(&cert, now())
+        .map_err(|e| format!("attestation refused: {e}"))?;
+    if peer.verified.simulated && !c.cfg.allow_simulated {
+        return Err("simulated TEEs are not admitted".into());
+    }
+    let mut record = member_record(hello.node_id, &[0; 32], &peer.verified);
+    let log = c.log.lock().await;
+    let member = match log
+        .last()
+        .and_then(|e| e.entry.group.member(hello.node_id).cloned())
+    {
+        Some(m) => {
+            if (m.tee.as_str(), m.measurement.as_str(), m.simulated)
+                != (
+                    record.tee.as_str(),
+                    record.measurement.as_str(),
+                    record.simulated,
+                )
+            {
+                return Err(format!(
+                    "node {} attests measurement {} but the group recorded {}",
+                    hello.node_id, record.measurement, m.measurement
+                ));
+            }
+            if hello.epoch == 0 {
+                return Err(format!(
+                    "node {} is a member but holds no keys: restore its sealed state",
+                    hello.node_id
+                ));
+            }
+            record = m;
+            true
+        }
+        None => {
+            if hello.epoch != 0 {
+                return Err(format!(
+                    "node {} claims keys for epoch {} but is not in the membership log",
+                    hello.node_id, hello.epoch
+                ));
+            }
+            false
+        }
+    };
+    drop(log);
+    let mut nodes = c.nodes.lock().await;
+    if let Some(old) = nodes.get(&hello.node_id) {
+        if old.conn.close_reason().is_none() {
+            return Err(format!("node id {} is already connected", hello.node_id));
+        }
+    }
+    nodes.insert(
+        hello.node_id,
+        NodeEntry {
+            conn: conn.clone(),
+            addr: hello.addr.clone(),
+            cert,
+            record,
+            member,
+            draining: false,
+            active: 0,
+        },
+    );
+    Ok(())
+}
+
+/// Runs the genesis or pending joins, one change at a time.
+async fn membership(c: Arc<Coordinator>) {
+    let _guard = c.changing.lock().await;
+    let empty = c.log.lock().await.is_empty();
+    if empty {
+        let candidates: Vec<(u16, String)> = c
+            .nodes
+            .lock()
+            .await
+            .iter()
+            .filter(|(_, n)| !n.draining && n.conn.close_reason().is_none())
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect();
+        if candidates.len() < c.cfg.genesis_nodes {
+            tracing::info!(
+                have = candidates.len(),
+                need = c.cfg.genesis_nodes,
+                "waiting for nodes before the genesis"
+            );
+            return;
+        }
+        let members = candidates[..c.cfg.genesis_nodes].to_vec();
+        match genesis(&c, &members).await {
+            Ok(()) => tracing::info!("genesis complete: epoch 1"),
+            Err(e) => tracing::error!(error = %e, "genesis failed"),
+        }
+        c.refresh_health().await;
+        return;
+    }
+    loop {
+        let newcomer = c
+            .nodes
+            .lock()
+            .await
+            .iter()
+            .find(|(_, n)| !n.member && !n.draining && n.conn.close_reason().is_none())
+            .map(|(id, n)| (*id, n.addr.clone(), n.cert.clone()));
+        let Some(n) = newcomer else { break };
+        match join(&c, n.0, &n.1, &n.2).await {
+            Ok(epoch) => tracing::info!(node = n.0, epoch, "node joined"),
+            Err(e) => {
+                tracing::error!(node = n.0, error = %e, "join failed");
+                break;
+            }
+        }
+    }
+    c.refresh_health().await;
+}
+
+async fn conn_of(c: &Coordinator, id: u16) -> Result<quinn::Connection, String> {
+    c.nodes
+        .lock()
+        .await
+        .get(&id)
+        .map(|n| n.conn.clone())
+        .ok_or_else(|| format!("node {id} is not connected"))
+}
+
+async fn command(
+    c: &Coordinator,
+    id: u16,
+    cmd: &Command,
+) -> Result<(quinn::SendStream, quinn::RecvStream), String> {
+    let conn = conn_of(c, id).await?;
+    let (mut send, recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| format!("node {id}: {e}"))?;
+    frame::send(&mut send, cmd)
+        .await
+        .map_err(|e| format!("node {id}: {e}"))?;
+    Ok((send, recv))
+}
+
+async fn reply(
+    recv: &mut quinn::RecvStream,
+    id: u16,
+    within: Duration,
+) -> Result<NodeReply, String> {
+    match tokio::time::timeout(within, frame::recv(recv, LARGE)).await {
+        Err(_) => Err(format!("node {id} did not answer in time")),
+        Ok(Err(e)) => Err(format!("node {id}: {e}")),
+        Ok(Ok(NodeReply::Failed(why))) => Err(format!("node {id}: {why}")),
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
+const KEY_TIMEOUT: Duration = Duration::from_secs(120);
+
+async fn genesis(c: &Coordinator, members: &[(u16, String)]) -> Result<(), String> {
+    let seats: Vec<Seat> = members
+        .iter()
+        .enumerate()
+        .map(|(i, (id, addr))| Seat {
+            role: i as u8,
+            node_id: *id,
+            addr: addr.clone(),
+        })
+        .collect();
+    let n = u16::try_from(seats.len()).map_err(|e| e.to_string())?;
+    let t = default_threshold(n);
+    let cmd = Command::Genesis {
+        members: seats.clone(),
+        threshold: t,
+    };
+    let mut tasks = Vec::new();
+    for s in &seats {
+        let (send, mut recv) = command(c, s.node_id, &cmd).await?;
+        let id = s.node_id;
+        tasks.push(tokio::spawn(async move {
+            let r = reply(&mut recv, id, KEY_TIMEOUT).await;
+            drop(send);
+            (id, r)
+        }));
+    }
+    let mut keyed = Vec::new();
+    for t in tasks {
+        let (id, r) = t.await.map_err(|e| e.to_string())?;
+        keyed.push((id, r?));
+    }
+    let group = group_from_keyed(c, &keyed, 1).await?;
+    let entry = LogEntry {
+        change: "genesis".into(),
+        time: now(),
+        prev: String::new(),
+        group,
+    };
+    let signers: Vec<u16> = seats.iter().map(|s| s.node_id).collect();
+    sign_entry(c, entry, &signers, None).await
+}
+
+/// The group record from the nodes' `Keyed` replies, which must agree; each member's record
+/// must match what this coordinator attested.
+async fn group_from_keyed(
+    c: &Coordinator,
+    keyed: &[(u16, NodeReply)],
+    epoch: u64,
+) -> Result<GroupFile, String> {
+    let mut first: Option<(String, u16, Vec<(u16, String)>)> = None;
+    let mut members = Vec::new();
+    let nodes = c.nodes.lock().await;
+    for (id, r) in keyed {
+        let NodeReply::Keyed {
+            group_key,
+            threshold,
+            verifying_shares,
+            member,
+        } = r
+        else {
+            return Err(format!("node {id} answered the key generation wrongly"));
+        };
+        let view = (group_key.clone(), *threshold, verifying_shares.clone());
+        match &first {
+            None => first = Some(view),
+            Some(f) if *f != view => {
+                return Err(format!(
+                    "node {id} computed a different group than the others"
+                ))
+            }
+            Some(_) => {}
+        }
+        let attested = &nodes.get(id).ok_or(format!("node {id} left"))?.record;
+        if member.node_id != *id
+            || (
+                member.tee.as_str(),
+                member.measurement.as_str(),
+                member.simulated,
+            ) != (
+                attested.tee.as_str(),
+                attested.measurement.as_str(),
+                attested.simulated,
+            )
+            || !verifying_shares.contains(&(*id, member.verifying_share.clone()))
+        {
+            return Err(format!(
+                "node {id}'s own record does not match its attestation"
+            ));
+        }
+        members.push(member.clone());
+    }
+    let (group_key, threshold, _) = first.ok_or("no member answered")?;
+    let key_id = threshold::GroupKey::from_hex(&group_key)
+        .map_err(|e| e.to_string())?
+        .id();
+    members.sort_by_key(|m| m.node_id);
+    Ok(GroupFile {
+        version: 1,
+        group_key,
+        key_id,
+        epoch,
+        threshold,
+        simulated: members.iter().any(|m| m.simulated),
+        members,
+    })
+}
+
+fn public_of(g: &GroupFile) -> Result<PublicGroup, String> {
+    let mut shares = BTreeMap::new();
+    for m in &g.members {
+        let b: [u8; 32] = hex::decode(&m.verifying_share)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or("malformed verifying share")?;
+        shares.insert(m.node_id, b);
+    }
+    let gk = threshold::GroupKey::from_hex(&g.group_key).map_err(|e| e.to_string())?;
+    PublicGroup::new(gk, g.threshold, shares).map_err(|e| e.to_string())
+}
+
+/// Has `signers` FROST-sign `entry` (each checks it), appends it to the log and tells them.
+async fn sign_entry(
+    c: &Coordinator,
+    entry: LogEntry,
+    signers: &[u16],
+    newcomer_cert: Option<Vec<u8>>,
+) -> Result<(), String> {
+    let public = public_of(&entry.group)?;
+    let msg = entry.message();
+    let mut agg = Aggregator::new(&public, &msg);
+    let cmd = Command::SignLog {
+        entry: entry.clone(),
+        newcomer_cert,
+    };
+    let mut streams = Vec::new();
+    for &id in signers {
+        let (send, mut recv) = command(c, id, &cmd).await?;
+        let NodeReply::Commitment(b) = reply(&mut recv, id, KEY_TIMEOUT).await? else {
+            return Err(format!("node {id} answered the signing request wrongly"));
+        };
+        let com =
+            postcard::from_bytes(&b).map_err(|_| format!("node {id}: malformed commitment"))?;
+        agg.add_commitment(id, com).map_err(|e| e.to_string())?;
+        streams.push((id, send, recv));
+    }
+    let package = agg.signing_package().map_err(|e| e.to_string())?;
+    let pb = postcard::to_stdvec(&package).map_err(|e| e.to_string())?;
+    for (id, send, recv) in streams.iter_mut() {
+        frame::send(send, &FollowUp::Package(pb.clone()))
+            .await
+            .map_err(|e| format!("node {id}: {e}"))?;
+        let NodeReply::Share(b) = reply(recv, *id, KEY_TIMEOUT).await? else {
+            return Err(format!("node {id} answered the signing package wrongly"));
+        };
+        let share = postcard::from_bytes(&b).map_err(|_| format!("node {id}: malformed share"))?;
+        agg.add_share(*id, share).map_err(|e| e.to_string())?;
+    }
+    let sig = agg.aggregate().map_err(|e| e.to_string())?;
+    let mut log = c.log.lock().await;
+    log.push(SignedEntry {
+        entry: entry.clone(),
+        signature: hex::encode(sig),
+    });
+    notarization::group::verify_log(&log, None).map_err(|e| {
+        log.pop();
+        e.to_string()
+    })?;
+    let text = serde_json::to_string_pretty(&*log).map_err(|e| e.to_string())?;
+    let path = log_path(&c.cfg);
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    c.epoch.store(log.len() as u64, Ordering::SeqCst);
+    drop(log);
+    {
+        let mut nodes = c.nodes.lock().await;
+        for m in &entry.group.members {
+            if let Some(n) = nodes.get_mut(&m.node_id) {
+                if signers.contains(&m.node_id) {
+                    n.member = true;
+                    n.record = m.clone();
+                } else {
+                    n.member = false;
+                }
+            }
+        }
+    }
+    for (id, send, _) in streams.iter_mut() {
+        if let Err(e) = frame::send(send, &FollowUp::LogSigned(sig.to_vec())).await {
+            tracing::warn!(node = *id, error = %e, "could not deliver the log signature");
+        }
+        let _ = send.finish();
+    }
+    Ok(())
+}
+
+async fn join(c: &Coordinator, n: u16, addr: &str, cert: &[u8]) -> Result<u64, String> {
+    let group = c
+        .log
+        .lock()
+        .await
+        .last()
+        .map(|e| e.entry.group.clone())
+        .ok_or("no group")?;
+    let helpers: Vec<Seat> = {
+        let nodes = c.nodes.lock().await;
+        nodes
+            .iter()
+            .filter(|(_, e)| e.member && !e.draining && e.conn.close_reason().is_none())
+            .take(usize::from(group.threshold))
+            .enumerate()
+            .map(|(i, (id, e))| Seat {
+                role: i as u8,
+                node_id: *id,
+                addr: e.addr.clone(),
+            })
+            .collect()
+    };
+    if helpers.len() < usize::from(group.threshold) {
+        return Err(format!(
+            "node {n} waits: a join needs {} connected members",
+            group.threshold
+        ));
+    }
+    let newcomer = Seat {
+        role: helpers.len() as u8,
+        node_id: n,
+        addr: addr.to_string(),
+    };
+    let cmd = Command::Repair {
+        newcomer: newcomer.clone(),
+        helpers: helpers.clone(),
+        newcomer_cert: cert.to_vec(),
+    };
+    let mut tasks = Vec::new();
+    for id in helpers.iter().map(|s| s.node_id).chain([n]) {
+        let (send, mut recv) = command(c, id, &cmd).await?;
+        tasks.push(tokio::spawn(async move {
+            let r = reply(&mut recv, id, KEY_TIMEOUT).await;
+            drop(send);
+            (id, r)
+        }));
+    }
+    let mut keyed = None;
+    for t in tasks {
+        let (id, r) = t.await.map_err(|e| e.to_string())?;
+        match r? {
+            NodeReply::Accepted if id != n => {}
+            k @ NodeReply::Keyed { .. } if id == n => keyed = Some(k),
+            _ => return Err(format!("node {id} answered the repair wrongly")),
+        }
+    }
+    let Some(NodeReply::Keyed {
+        group_key, member, ..
+    }) = keyed
+    else {
+        return Err("the newcomer did not report its keys".into());
+    };
+    if group_key != group.group_key {
+        return Err("the newcomer reports another group key".into());
+    }
+    let expected = public_of(&group)?
+        .expected_verifying_share(n)
+        .map_err(|e| e.to_string())?;
+    let attested = c
+        .nodes
+        .lock()
+        .await
+        .get(&n)
+        .map(|e| e.record.clone())
+        .ok_or("the newcomer left")?;
+    if member.node_id != n
+        || member.verifying_share != hex::encode(expected)
+        || (
+            member.tee.as_str(),
+            member.measurement.as_str(),
+            member.simulated,
+        ) != (
+            attested.tee.as_str(),
+            attested.measurement.as_str(),
+            attested.simulated,
+        )
+    {
+        return Err("the newcomer's record does not match the group or its attestation".into());
+    }
+    let mut members = group.members.clone();
+    members.push(member);
+    members.sort_by_key(|m| m.node_id);
+    let prev = c
+        .log
+        .lock()
+        .await
+        .last()
+        .map(|e| e.entry.hash())
+        .unwrap_or_default();
+    let new = GroupFile {
+        epoch: group.epoch + 1,
+        simulated: members.iter().any(|m| m.simulated),
+        members,
+        ..group.clone()
+    };
+    let entry = LogEntry {
+        change: format!("join {n}"),
+        time: now(),
+        prev,
+        group: new,
+    };
+    let signers: Vec<u16> = {
+        let nodes = c.nodes.lock().await;
+        entry
+            .group
+            .members
+            .iter()
+            .map(|m| m.node_id)
+            .filter(|id| {
+                nodes
+                    .get(id)
+                    .is_some_and(|e| (e.member || *id == n) && e.conn.close_reason().is_none())
+            })
+            .collect()
+    };
+    let epoch = entry.group.epoch;
+    sign_entry(c, entry, &signers, Some(cert.to_vec())).await?;
+    // Members that were not connected stay behind until they reconnect and adopt the log.
+    let mut nodes = c.nodes.lock().await;
+    for (id, e) in nodes.iter_mut() {
+        if !signers.contains(id) {
+            e.member = false;
+        }
+    }
+    Ok(epoch)
+}
+
+// ---------------------------------------------------------------- clients
+
+async fn client_conn(c: Arc<Coordinator>, conn: quinn::Connection) {
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        let c = c.clone();
+        tokio::spawn(async move { client_stream(c, send, recv).await });
+    }
+}
+
+async fn client_stream(
+    c: Arc<Coordinator>,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let req: ClientRequest =
+        match tokio::time::timeout(Duration::from_secs(10), frame::recv(&mut recv, SMALL)).await {
+            Ok(Ok(r)) => r,
+            _ => return,
+        };
+    let r = match req {
+        ClientRequest::Group { protocol } | ClientRequest::Prove { protocol }
+            if protocol != PROTOCOL =>
+        {
+            Err(Fail(
+                "refused",
+                format!("protocol {protocol} (this coordinator speaks {PROTOCOL})"),
+            ))
+        }
+        ClientRequest::Group { .. } => {
+            let reply = ClientReply::Group {
+                log: c.log().await,
+                nodes: c.statuses().await,
+            };
+            let _ = frame::send(&mut send, &reply).await;
+            let _ = send.finish();
+            return;
+        }
+        ClientRequest::Prove { .. } => {
+            if let Ok(mut k) = c.counters.lock() {
+                k.started += 1;
+            }
+            prove(&c, &mut send).await
+        }
+    };
+    match r {
+        Ok(()) => c.count(Ok(())),
+        Err(Fail(label, reason)) => {
+            tracing::warn!(reason = %reason, "session failed");
+            c.count(Err(label));
+            let _ = frame::send(&mut send, &ClientReply::Failed { reason }).await;
+        }
+    }
+    let _ = send.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+}
+
+/// One session: pick the committee, start it, collect the notarizations, aggregate.
+async fn prove(c: &Arc<Coordinator>, client: &mut quinn::SendStream) -> Result<(), Fail> {
+    let group = c
+        .log
+        .lock()
+        .await
+        .last()
+        .map(|e| e.entry.group.clone())
+        .ok_or_else(|| Fail("unavailable", "the notary set has no group yet".into()))?;
+    let mut session: SessionId = [0; 16];
+    rand::rngs::OsRng.fill_bytes(&mut session);
+    let seats: Vec<Seat> = {
+        let mut nodes = c.nodes.lock().await;
+        let mut healthy: Vec<(u64, u64, u16)> = nodes
+            .iter()
+            .filter(|(id, n)| {
+                n.member
+                    && !n.draining
+                    && n.conn.close_reason().is_none()
+                    && group.member(**id).is_some()
+            })
+            .map(|(id, n)| (n.active, rand::random::<u64>(), *id))
+            .collect();
+        if healthy.len() < 3 {
+            return Err(Fail(
+                "unavailable",
+                format!(
+                    "only {} healthy notary nodes; a session needs 3",
+                    healthy.len()
+                ),
+            ));
+        }
+        healthy.sort_unstable();
+        let mut pick: Vec<u16> = healthy[..3].iter().map(|h| h.2).collect();
+        pick.sort_unstable();
+        pick.iter()
+            .enumerate()
+            .filter_map(|(i, id)| {
+                let n = nodes.get_mut(id)?;
+                n.active += 1;
+                Some(Seat {
+                    role: i as u8,
+                    node_id: *id,
+                    addr: n.addr.clone(),
+                })
+            })
+            .collect()
+    };
+    let r = run_session(c, &group, session, &seats, client).await;
+    let mut nodes = c.nodes.lock().await;
+    for s in &seats {
+        if let Some(n) = nodes.get_mut(&s.node_id) {
+            n.active = n.active.saturating_sub(1);
+        }
+    }
+    r
+}
+
+async fn run_session(
+    c: &Arc<Coordinator>,
+    group: &GroupFile,
+    session: SessionId,
+    seats: &[Seat],
+    client: &mut quinn::SendStream,
+) -> Result<(), Fail> {
+    let timeout = Duration::from_secs(u64::from(c.cfg.session_timeout_secs));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut streams = Vec::new();
+    for s in seats {
+        let cmd = Command::Session {
+            session,
+            role: s.role,
+            seats: seats.to_vec(),
+            timeout_secs: c.cfg.session_timeout_secs,
+        };
+        let (send, mut recv) = command(c, s.node_id, &cmd).await.map_err(fail("node"))?;
+        match reply(&mut recv, s.node_id, Duration::from_secs(10))
+            .await
+            .map_err(fail("node"))?
+        {
+            NodeReply::Accepted => streams.push((s.node_id, send, recv)),
+            _ => return Err(Fail("node", format!("node {} did not accept", s.node_id))),
+        }
+    }
+    let mut to_client = seats.to_vec();
+    if c.tamper() == Some(Tamper::Seat) {
+        let a = to_client[0].addr.clone();
+        to_client[0].addr = to_client[1].addr.clone();
+        to_client[1].addr = a;
+    }
+    frame::send(
+        client,
+        &ClientReply::Committee {
+            session,
+            epoch: group.epoch,
+            seats: to_client,
+        },
+    )
+    .await
+    .map_err(|e| Fail("client", e.to_string()))?;
+    // Every node's notarization, failing as soon as one node fails.
+    let mut set = tokio::task::JoinSet::new();
+    for (id, send, mut recv) in streams {
+        set.spawn(async move {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let r = reply(&mut recv, id, left).await;
+            (id, send, recv, r)
+        });
+    }
+    let mut got = Vec::new();
+    while let Some(j) = set.join_next().await {
+        let (id, send, recv, r) = j.map_err(|e| Fail("node", e.to_string()))?;
+        match r {
+            Ok(NodeReply::Notarized {
+                notarization,
+                leaves,
+                commitment,
+            }) => got.push((id, send, recv, notarization, leaves, commitment)),
+            Ok(_) => {
+                return Err(Fail(
+                    "node",
+                    format!("node {id} answered the session wrongly"),
+                ))
+            }
+            Err(e) => {
+                set.abort_all();
+                for (_, s, _, _, _, _) in got.iter_mut() {
+                    let _ = frame::send(s, &FollowUp::Abort(e.clone())).await;
+                }
+                return Err(Fail("node", e));
+            }
+        }
+    }
+    got.sort_by_key(|g| g.0);
+    let first = got
+        .first()
+        .ok_or_else(|| Fail("node", "no notarization".into()))?;
+    let (notarization, leaves) = (first.3.clone(), first.4.clone());
+    if let Some(g) = got.iter().find(|g| g.3 != notarization || g.4 != leaves) {
+        return Err(Fail(
+            "disagreement",
+            format!(
+                "node {}'s notarization differs from node {}'s",
+                g.0, first.0
+            ),
+        ));
+    }
+    let public = public_of(group).map_err(fail("group"))?;
+    let mut msg = notarization.clone();
+    if c.tamper() == Some(Tamper::Message) {
+        if let Some(b) = msg.last_mut() {
+            *b ^= 1;
+        }
+    }
+    let mut agg = Aggregator::new(&public, &msg);
+    for (id, _, _, _, _, com) in &got {
+        let com = postcard::from_bytes(com)
+            .map_err(|_| Fail("node", format!("node {id}: malformed commitment")))?;
+        agg.add_commitment(*id, com)
+            .map_err(|e| Fail("signing", e.to_string()))?;
+    }
+    let package = agg
+        .signing_package()
+        .map_err(|e| Fail("signing", e.to_string()))?;
+    let pb = postcard::to_stdvec(&package).map_err(|e| Fail("signing", e.to_string()))?;
+    for (id, send, recv, _, _, _) in got.iter_mut() {
+        frame::send(send, &FollowUp::Package(pb.clone()))
+            .await
+            .map_err(|e| Fail("node", format!("node {id}: {e}")))?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let NodeReply::Share(b) = reply(recv, *id, left).await.map_err(fail("signing"))? else {
+            return Err(Fail(
+                "signing",
+                format!("node {id} answered the package wrongly"),
+            ));
+        };
+        let share = postcard::from_bytes(&b)
+            .map_err(|_| Fail("signing", format!("node {id}: malformed share")))?;
+        agg.add_share(*id, share)
+            .map_err(|e| Fail("signing", e.to_string()))?;
+    }
+    let mut signature = agg
+        .aggregate()
+        .map_err(|e| Fail("signing", e.to_string()))?
+        .to_vec();
+    let mut leaves = leaves;
+    match c.tamper() {
+        Some(Tamper::Signature) => signature[0] ^= 1,
+        Some(Tamper::Leaves) => {
+            if let Some(l) = leaves.first_mut() {
+                l.hash[0] ^= 1;
+            }
+        }
+        _ => {}
+    }
+    frame::send(
+        client,
+        &ClientReply::Signed {
+            notarization,
+            signature,
+            leaves,
+        },
+    )
+    .await
+    .map_err(|e| Fail("client", e.to_string()))?;
+    Ok(())
+}
+
+/// The daemon's entry point, shared by the `coordinator` binary and the test harness.
+pub mod cli {
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+
+    use crate::Config;
+
+    /// Logs to stderr (`RUST_LOG`, default `info`), loads `config`, runs until SIGINT or
+    /// SIGTERM. Exit 0 after shutdown, 1 on a fatal error, 2 for a bad configuration.
+    pub fn main(config: PathBuf) -> ExitCode {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .with_writer(std::io::stderr)
+            .try_init();
+        let cfg = match Config::load(&config) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("coordinator: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("coordinator: cannot start the runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match rt.block_on(crate::serve(cfg, shutdown_signal())) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("coordinator: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn shutdown_signal() {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+}

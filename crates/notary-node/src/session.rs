@@ -1,0 +1,256 @@
+//! One notarization session at a node: check the seats, register the streams it expects,
+//! connect the mesh (dial lower roles, accept higher ones, every peer attested), run the
+//! MPC-TLS node role on a thread of its own, build the notarization from this node's own
+//! report, and FROST-sign it — only it — when the coordinator sends the signing package.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mpc::spec::PartyId;
+use mpc::transport::StreamTransport;
+use mpc_tls::disclose::UidCommittee;
+use mpc_tls::net::Link;
+use mpc_tls::node::{run_node, Faults, NodeConfig, UidKey};
+use notarization::CommitteeMember;
+use notary::notarize::{build_notarization, commit, leaves, sign_own};
+use notary::state::member_record;
+use rand::rngs::OsRng;
+use rand::SeedableRng;
+use wire::frame::{self, SMALL};
+use wire::msg::{FollowUp, NodeReply, Seat, SessionId, StreamHello};
+
+use crate::router::Route;
+use crate::{Ctx, NodeError};
+
+/// A failed session and the reason label its metric counts.
+struct Abort(&'static str, NodeError);
+
+fn at(label: &'static str) -> impl FnOnce(NodeError) -> Abort {
+    move |e| Abort(label, e)
+}
+
+fn proto(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Protocol(e.to_string())
+}
+
+/// Runs the session the coordinator commanded; replies on `reply`, reads follow-ups on `recv`.
+pub async fn run(
+    ctx: &Arc<Ctx>,
+    session: SessionId,
+    role: u8,
+    seats: Vec<Seat>,
+    timeout: Duration,
+    reply: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) -> Result<(), NodeError> {
+    let me = ctx.cfg.node_id;
+    if ctx.draining.load(Ordering::SeqCst) {
+        return Err(proto("this node is shutting down"));
+    }
+    if ctx.metrics.active() as usize >= ctx.cfg.max_sessions {
+        return Err(proto("this node is at its session limit"));
+    }
+    let (group, keys) = {
+        let store = ctx.store.lock().await;
+        match (store.group(), &store.keys) {
+            (Some(g), Some(k)) => (g.clone(), k.clone()),
+            _ => return Err(proto("this node is not a member yet")),
+        }
+    };
+    let mut seats = seats;
+    seats.sort_by_key(|s| s.role);
+    let roles: Vec<u8> = seats.iter().map(|s| s.role).collect();
+    let mut ids: Vec<u16> = seats.iter().map(|s| s.node_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if roles != [0, 1, 2] || ids.len() != 3 {
+        return Err(proto(
+            "a session needs three distinct nodes in roles 0, 1, 2",
+        ));
+    }
+    if seats.get(usize::from(role)).map(|s| s.node_id) != Some(me) {
+        return Err(proto("the command does not seat this node in its role"));
+    }
+    if let Some(s) = seats.iter().find(|s| group.member(s.node_id).is_none()) {
+        return Err(proto(format!(
+            "node {} is not a member of epoch {}",
+            s.node_id, group.epoch
+        )));
+    }
+    let mut routes = vec![Route::Client(session)];
+    let client_rx = ctx.router.expect(Route::Client(session));
+    let mut peer_rx = Vec::new();
+    for s in seats.iter().filter(|s| s.role > role) {
+        routes.push(Route::Peer(session, s.role));
+        peer_rx.push((s.clone(), ctx.router.expect(Route::Peer(session, s.role))));
+    }
+    frame::send(reply, &NodeReply::Accepted).await?;
+    ctx.metrics.started();
+    let t0 = Instant::now();
+    let r = run_session(
+        ctx, session, role, &seats, peer_rx, client_rx, &group, keys, timeout, reply, recv,
+    )
+    .await;
+    ctx.router.forget(&routes);
+    match r {
+        Ok(()) => {
+            ctx.metrics.ended(Ok(t0.elapsed()));
+            Ok(())
+        }
+        Err(Abort(label, e)) => {
+            ctx.metrics.ended(Err(label));
+            tracing::warn!(node = me, session = %hex::encode(session), reason = label, error = %e, "session aborted");
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_session(
+    ctx: &Arc<Ctx>,
+    session: SessionId,
+    role: u8,
+    seats: &[Seat],
+    peer_rx: Vec<(
+        Seat,
+        tokio::sync::oneshot::Receiver<crate::router::Incoming>,
+    )>,
+    client_rx: tokio::sync::oneshot::Receiver<crate::router::Incoming>,
+    group: &notarization::group::GroupFile,
+    keys: Arc<notary::state::NodeState>,
+    timeout: Duration,
+    reply: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) -> Result<(), Abort> {
+    let me = ctx.cfg.node_id;
+    // The mesh: every peer attested by this node's own policy, and its measurement the one
+    // the group recorded for it.
+    let mut streams: Vec<(PartyId, quinn::RecvStream, quinn::SendStream)> = Vec::new();
+    let mut attested = BTreeMap::new();
+    let hello = StreamHello::Session { session, role };
+    for s in seats.iter().filter(|s| s.role < role) {
+        let p = ctx
+            .open_peer(s.node_id, &s.addr, &hello)
+            .await
+            .map_err(at("mesh"))?;
+        attested.insert(s.node_id, p.peer);
+        streams.push((s.role, p.recv, p.send));
+    }
+    for (s, rx) in peer_rx {
+        let p = ctx
+            .accept_peer(rx, s.node_id, timeout)
+            .await
+            .map_err(at("mesh"))?;
+        attested.insert(s.node_id, p.peer);
+        streams.push((s.role, p.recv, p.send));
+    }
+    let client = tokio::time::timeout(timeout, client_rx)
+        .await
+        .map_err(|_| Abort("client", proto("the client did not connect in time")))?
+        .map_err(|_| Abort("client", proto("the client's stream was dropped")))?;
+    let mut committee = Vec::new();
+    for id in seats
+        .iter()
+        .map(|s| s.node_id)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let rec = group
+            .member(id)
+            .ok_or_else(|| Abort("refused", proto(format!("node {id} is not a member"))))?;
+        if let Some(peer) = attested.get(&id) {
+            let seen = member_record(id, &[0; 32], &peer.verified);
+            if (seen.tee.as_str(), seen.measurement.as_str(), seen.simulated)
+                != (rec.tee.as_str(), rec.measurement.as_str(), rec.simulated)
+            {
+                return Err(Abort(
+                    "mesh",
+                    proto(format!(
+                        "node {id} attests a measurement other than the group recorded"
+                    )),
+                ));
+            }
+        }
+        committee.push(CommitteeMember {
+            node_id: id,
+            tee: rec.tee.clone(),
+            measurement: rec.measurement.clone(),
+            simulated: rec.simulated,
+        });
+    }
+    let xs = [seats[0].node_id, seats[1].node_id, seats[2].node_id];
+    let ncfg = NodeConfig {
+        roots: ctx.roots.clone(),
+        time: crate::now(),
+        timeout,
+        faults: Faults::default(),
+        uid: Some(UidKey {
+            share: keys.uid.clone(),
+            committee: UidCommittee {
+                xs,
+                t: usize::from(group.threshold),
+            },
+        }),
+    };
+    // The garbled circuits are CPU-bound: a thread of their own keeps this runtime (and the
+    // QUIC keep-alives of every other connection) responsive.
+    let party = PartyId::from(role);
+    let report = tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| NodeError::Protocol(format!("cannot start a session runtime: {e}")))?;
+        rt.block_on(async move {
+            let transport =
+                StreamTransport::new(party, streams).map_err(|e| NodeError::Net(e.to_string()))?;
+            let link = Link::over_stream(party, tokio::io::join(client.recv, client.send));
+            let mut rng = rand_chacha::ChaCha20Rng::from_rng(OsRng)
+                .map_err(|_| NodeError::Protocol("no randomness".into()))?;
+            run_node(party, ncfg, transport, link, &mut rng)
+                .await
+                .map_err(|e| NodeError::Protocol(format!("MPC-TLS: {e}")))
+        })
+    })
+    .await
+    .map_err(|_| Abort("mpc", proto("the session thread failed")))?
+    .map_err(at("mpc"))?;
+    ctx.metrics
+        .bytes(report.node_bytes_sent, report.node_bytes_received);
+    let mine =
+        build_notarization(&report, group, &committee).map_err(|e| Abort("notarize", proto(e)))?;
+    let leaves = leaves(&report).map_err(|e| Abort("notarize", proto(e)))?;
+    let bytes = mine.to_bytes().map_err(|e| Abort("notarize", proto(e)))?;
+    let (nonces, c) = commit(&keys.key, &mut OsRng);
+    let c = postcard::to_stdvec(&c).map_err(|_| Abort("signing", proto("cannot encode")))?;
+    frame::send(
+        reply,
+        &NodeReply::Notarized {
+            notarization: bytes,
+            leaves,
+            commitment: c,
+        },
+    )
+    .await
+    .map_err(|e| Abort("coordinator", e.into()))?;
+    let follow: FollowUp = tokio::time::timeout(timeout, frame::recv(recv, SMALL))
+        .await
+        .map_err(|_| Abort("coordinator", proto("no signing package in time")))?
+        .map_err(|e| Abort("coordinator", e.into()))?;
+    let package = match follow {
+        FollowUp::Package(p) => p,
+        FollowUp::Abort(why) => return Err(Abort("coordinator", proto(format!("aborted: {why}")))),
+        FollowUp::LogSigned(_) => return Err(Abort("coordinator", proto("unexpected follow-up"))),
+    };
+    let package: threshold::sign::SigningPackage = postcard::from_bytes(&package)
+        .map_err(|_| Abort("signing", proto("malformed signing package")))?;
+    let share =
+        sign_own(&keys.key, nonces, &package, &mine).map_err(|e| Abort("signing", proto(e)))?;
+    let share =
+        postcard::to_stdvec(&share).map_err(|_| Abort("signing", proto("cannot encode")))?;
+    frame::send(reply, &NodeReply::Share(share))
+        .await
+        .map_err(|e| Abort("coordinator", e.into()))?;
+    tracing::info!(node = me, session = %hex::encode(session), "session signed");
+    Ok(())
+}
