@@ -264,6 +264,20 @@ pub async fn prove_network(
         .try_into()
         .map_err(|_| NetError::Refused("the signature is not 64 bytes".into()))?;
     check_against_session(&notarization, &leaves, &out, server_name, &ids)?;
+    // The group signature, the leaves' root and the simulation flags, as a verifier will.
+    let trusted = opts.group.trusted().map_err(NetError::Refused)?;
+    let bare = notarization::Presentation {
+        version: notarization::VERSION,
+        notarization: notarization.clone(),
+        signature,
+        commitments: leaves.clone(),
+        openings: Vec::new(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    notarization::verify(&bare, &[trusted], now).map_err(|e| NetError::Refused(e.to_string()))?;
     Ok(NetNotarized {
         notarization,
         signature,
