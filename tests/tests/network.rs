@@ -135,6 +135,11 @@ impl Net {
     /// A coordinator (genesis of three) and `n` nodes, all started; the provider answers
     /// after `delay`.
     fn start(n: u16, delay: Duration) -> Net {
+        Net::start_with(n, delay, "")
+    }
+
+    /// [`Net::start`] with extra coordinator settings.
+    fn start_with(n: u16, delay: Duration, extra: &str) -> Net {
         let dir = tempfile::tempdir().unwrap();
         let p = pki(&[NAME]).unwrap();
         let ca = dir.path().join("ca.pem");
@@ -153,7 +158,7 @@ impl Net {
         std::fs::write(
             &cfg,
             format!(
-                "listen = \"127.0.0.1:{cport}\"\nstate_dir = \"coordinator\"\nhealth_listen = \"127.0.0.1:{coord_health}\"\nallow_simulated = true\nsession_timeout_secs = 120\n"
+                "listen = \"127.0.0.1:{cport}\"\nstate_dir = \"coordinator\"\nhealth_listen = \"127.0.0.1:{coord_health}\"\nallow_simulated = true\nsession_timeout_secs = 120\n{extra}"
             ),
         )
         .unwrap();
@@ -557,7 +562,29 @@ fn five_nodes_join_by_signed_epochs_work_with_two_down_and_a_wrong_measurement_i
 #[test]
 fn a_tampering_coordinator_causes_aborts_not_false_notarizations() {
     run(async {
-        let mut net = Net::start(3, Duration::ZERO);
+        // A forged membership entry (another measurement for a member) is signed by no one:
+        // no group comes to exist.
+        let mut net = Net::start_with(3, Duration::ZERO, "tamper = \"log\"\n");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // (The coordinator asks the members in order and stops at the first refusal.)
+        while !std::fs::read_to_string(net.dir.path().join("node-1.log"))
+            .unwrap_or_default()
+            .contains(
+                "membership entry refused: the entry's group differs from this node's own record",
+            )
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the nodes did not refuse the forged entry"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let e = fetch_group(&net.coordinator, None, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+        // Honest again (the nodes reconnect), the genesis goes through.
+        net.restart_coordinator(None);
         let group = net.wait(1, 3).await;
         for (tamper, expect) in [
             ("message", "refuses to sign"),

@@ -41,9 +41,16 @@ pub enum NetError {
         /// Why.
         why: String,
     },
-    /// The MPC-TLS session failed.
-    #[error("MPC-TLS: {0}")]
-    Session(#[from] mpc_tls::client::ClientError),
+    /// The MPC-TLS session failed. The engine names parties by role ("node 0" is role 0);
+    /// `committee` says which node sat where.
+    #[error("MPC-TLS with {committee}: {source}")]
+    Session {
+        /// "role 0 = node 1, …".
+        committee: String,
+        /// Cause.
+        #[source]
+        source: mpc_tls::client::ClientError,
+    },
     /// The provider could not be reached.
     #[error("cannot connect to the provider at {addr}: {error}")]
     Provider {
@@ -238,7 +245,15 @@ pub async fn prove_network(
         &mut rand::rngs::OsRng,
         Some(planner),
     )
-    .await?;
+    .await
+    .map_err(|source| NetError::Session {
+        committee: seats
+            .iter()
+            .map(|s| format!("role {} = node {}", s.role, s.node_id))
+            .collect::<Vec<_>>()
+            .join(", "),
+        source,
+    })?;
     progress(Step::Signing);
     let signed = tokio::time::timeout(timeout, frame::recv(&mut crecv, LARGE))
         .await

@@ -44,6 +44,8 @@ pub enum Tamper {
     Signature,
     /// Give the client a seat whose address is another node's.
     Seat,
+    /// Record another measurement for the first member in a membership entry.
+    Log,
 }
 
 /// The coordinator's configuration.
@@ -127,5 +129,40 @@ impl Config {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_configurations_load_and_limits_hold() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for f in ["coordinator.toml", "docker/coordinator.toml"] {
+            let c = Config::load(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert!(c.allow_simulated && c.tamper.is_none(), "{f}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"s\"\ngenesis_nodes = 2\n",
+        )
+        .unwrap();
+        assert!(Config::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("genesis_nodes"));
+        std::fs::write(
+            &p,
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"s\"\nsurprise = 1\n",
+        )
+        .unwrap();
+        assert!(Config::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("surprise"));
     }
 }

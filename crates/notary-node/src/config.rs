@@ -179,7 +179,7 @@ impl Config {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -205,13 +205,27 @@ mod tests {
         assert!(e.to_string().contains("collateral"), "{e}");
         let e = parse(&format!("{BASE}bogus = 1\n[tee]\nsource = \"tdx\"\n")).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
-        let e = parse(
-            &BASE
-                .replace("node_id = 1", "node_id = 0")
-                .replace("state_dir", "allow_simulated = true\nstate_dir")
-                + "[tee]\nsource = \"simulated\"\n",
-        )
-        .unwrap_err();
+        let zero = BASE
+            .replace("node_id = 1", "node_id = 0")
+            .replace("state_dir", "allow_simulated = true\nstate_dir");
+        let e = parse(&format!("{zero}[tee]\nsource = \"simulated\"\n")).unwrap_err();
         assert!(e.to_string().contains("node_id"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_configurations_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for f in [
+            "node-1.toml",
+            "node-2.toml",
+            "node-3.toml",
+            "docker/node-1.toml",
+            "docker/node-2.toml",
+            "docker/node-3.toml",
+        ] {
+            let c = Config::load(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert_eq!(c.tee.source, Source::Simulated, "{f}");
+            assert!(c.allow_simulated && !c.production, "{f}");
+        }
     }
 }

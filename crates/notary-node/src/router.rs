@@ -35,7 +35,7 @@ pub struct Incoming {
 
 enum Slot {
     Waiting(oneshot::Sender<Incoming>),
-    Parked(Incoming, Instant),
+    Parked(Box<Incoming>, Instant),
 }
 
 /// The routing table.
@@ -58,7 +58,7 @@ impl Router {
         };
         match slots.remove(&route) {
             Some(Slot::Parked(inc, _)) => {
-                let _ = tx.send(inc);
+                let _ = tx.send(*inc);
             }
             _ => {
                 slots.insert(route, Slot::Waiting(tx));
@@ -85,7 +85,7 @@ impl Router {
                 false
             }
             None if slots.len() < MAX_PARKED => {
-                slots.insert(route, Slot::Parked(inc, now));
+                slots.insert(route, Slot::Parked(Box::new(inc), now));
                 true
             }
             None => false,

@@ -17,8 +17,8 @@ const SIMULATED_POLICY: &str = include_str!("../../../configs/measurements.simul
 const PRODUCTION_POLICY: &str = include_str!("../../../configs/measurements.toml");
 
 enum Quotes {
-    Simulated(SimulatedTee),
-    Hardware(Box<dyn QuoteSource>, QuoteCollateralV3),
+    Simulated(Box<SimulatedTee>),
+    Hardware(Box<dyn QuoteSource>, Box<QuoteCollateralV3>),
 }
 
 /// The node's TEE and the attestation rules it applies.
@@ -70,10 +70,10 @@ impl Tee {
                         }
                     }
                 }
-                Quotes::Simulated(SimulatedTee::new(
+                Quotes::Simulated(Box::new(SimulatedTee::new(
                     SimPki::well_known().map_err(err)?,
                     identity,
-                ))
+                )))
             }
             hw => {
                 let path = cfg
@@ -88,7 +88,7 @@ impl Tee {
                     Source::Tdx => Box::new(TdxTsmSource::new()),
                     _ => Box::new(GramineSgxSource::new()),
                 };
-                Quotes::Hardware(source, collateral)
+                Quotes::Hardware(source, Box::new(collateral))
             }
         };
         Ok(Tee {
@@ -115,14 +115,14 @@ impl Tee {
     pub fn identity(&self, node_id: u16, epoch: u64, now: u64) -> Result<RaTlsIdentity, NodeError> {
         let (source, collateral): (&dyn QuoteSource, QuoteCollateralV3) = match &self.quotes {
             Quotes::Simulated(s) => (
-                s,
+                s.as_ref(),
                 s.collateral(
                     &PlatformStatus::default(),
                     CollateralWindow::around(now, 30),
                 )
                 .map_err(err)?,
             ),
-            Quotes::Hardware(s, c) => (s.as_ref(), c.clone()),
+            Quotes::Hardware(s, c) => (s.as_ref(), (**c).clone()),
         };
         let now = i64::try_from(now).map_err(err)?;
         RaTlsIdentity::generate(
