@@ -24,8 +24,8 @@ use attestation::{Expectation, Policy, RaTlsVerifier, SimPki, Verifier};
 use notarization::group::{GroupFile, LogEntry, MemberRecord, SignedEntry};
 use notary::state::member_record;
 use rand::RngCore;
+use threshold::default_threshold;
 use threshold::sign::Aggregator;
-use threshold::{default_threshold, PublicGroup};
 use tokio::sync::{watch, Mutex};
 use wire::frame::{self, LARGE, SMALL};
 use wire::msg::{
@@ -701,19 +701,6 @@ async fn group_from_keyed(
     })
 }
 
-fn public_of(g: &GroupFile) -> Result<PublicGroup, String> {
-    let mut shares = BTreeMap::new();
-    for m in &g.members {
-        let b: [u8; 32] = hex::decode(&m.verifying_share)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or("malformed verifying share")?;
-        shares.insert(m.node_id, b);
-    }
-    let gk = threshold::GroupKey::from_hex(&g.group_key).map_err(|e| e.to_string())?;
-    PublicGroup::new(gk, g.threshold, shares).map_err(|e| e.to_string())
-}
-
 /// Has `signers` FROST-sign `entry` (each checks it), appends it to the log and tells them.
 async fn sign_entry(
     c: &Coordinator,
@@ -727,7 +714,7 @@ async fn sign_entry(
             m.measurement = "00".repeat(32);
         }
     }
-    let public = public_of(&entry.group)?;
+    let public = notary::state::public_group(&entry.group)?;
     let msg = entry.message();
     let mut agg = Aggregator::new(&public, &msg);
     let cmd = Command::SignLog {
@@ -862,7 +849,7 @@ async fn join(c: &Coordinator, n: u16, addr: &str, cert: &[u8]) -> Result<u64, S
     if group_key != group.group_key {
         return Err("the newcomer reports another group key".into());
     }
-    let expected = public_of(&group)?
+    let expected = notary::state::public_group(&group)?
         .expected_verifying_share(n)
         .map_err(|e| e.to_string())?;
     let attested = c
@@ -1137,7 +1124,7 @@ async fn run_session(
             ),
         ));
     }
-    let public = public_of(group).map_err(fail("group"))?;
+    let public = notary::state::public_group(group).map_err(fail("group"))?;
     let mut msg = notarization.clone();
     if c.tamper() == Some(Tamper::Message) {
         if let Some(b) = msg.last_mut() {

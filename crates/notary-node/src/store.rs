@@ -161,15 +161,5 @@ impl Store {
 
 /// The threshold crate's view of a group record.
 pub fn public_group(g: &GroupFile) -> Result<PublicGroup, NodeError> {
-    let bad = |why: String| NodeError::State(format!("group record: {why}"));
-    let mut shares = BTreeMap::new();
-    for m in &g.members {
-        let b: [u8; 32] = hex::decode(&m.verifying_share)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| bad(format!("member {}'s verifying share", m.node_id)))?;
-        shares.insert(m.node_id, b);
-    }
-    let gk = threshold::GroupKey::from_hex(&g.group_key).map_err(|e| bad(e.to_string()))?;
-    PublicGroup::new(gk, g.threshold, shares).map_err(|e| bad(e.to_string()))
+    notary::state::public_group(g).map_err(|why| NodeError::State(format!("group record: {why}")))
 }

@@ -5,7 +5,6 @@
 //! summed, so the UID key never exists anywhere). The nodes' TEEs are SIMULATED: they say so
 //! in `group.json`, in every notarization and in the logs.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -234,20 +233,7 @@ impl LocalCommittee {
     }
 
     fn public_group(&self) -> Result<PublicGroup, CommitteeError> {
-        let mut shares = BTreeMap::new();
-        for m in &self.group.members {
-            let b: [u8; 32] = hex::decode(&m.verifying_share)
-                .ok()
-                .and_then(|v| v.try_into().ok())
-                .ok_or_else(|| {
-                    CommitteeError::Keygen("bad verifying share in group.json".into())
-                })?;
-            shares.insert(m.node_id, b);
-        }
-        let gk = threshold::GroupKey::from_hex(&self.group.group_key)
-            .map_err(|e| CommitteeError::Keygen(e.to_string()))?;
-        PublicGroup::new(gk, self.group.threshold, shares)
-            .map_err(|e| CommitteeError::Keygen(e.to_string()))
+        crate::state::public_group(&self.group).map_err(CommitteeError::Keygen)
     }
 }
 
