@@ -605,5 +605,31 @@ fn a_tampering_coordinator_causes_aborts_not_false_notarizations() {
         net.restart_coordinator(None);
         net.wait(1, 3).await;
         check_proof(&net.prove(&group).await.unwrap(), &group);
+
+        // A join whose entry misstates a member's measurement is not signed either: the
+        // newcomer gets its shares by repair, but the epoch does not change until an honest
+        // coordinator proposes the true entry.
+        net.restart_coordinator(Some("log"));
+        net.wait(1, 3).await;
+        net.add_node(4, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(net.dir.path().join("coordinator.log"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("join failed") && l.contains("membership entry refused"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the forged join entry was not refused"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (g, _, _) = fetch_group(&net.coordinator, None, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(g.epoch, 1);
+        net.restart_coordinator(None);
+        let g2 = net.wait(2, 4).await;
+        assert_eq!(g2.member_ids(), vec![1, 2, 3, 4]);
     });
 }

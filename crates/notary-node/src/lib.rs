@@ -502,6 +502,9 @@ async fn serve_commands(
             _ = wait_stop(stop) => {
                 ctx.draining.store(true, Ordering::SeqCst);
                 let _ = frame::send(notices, &NodeNotice::Draining).await;
+                // Let the notice arrive before the connection closes.
+                let _ = notices.finish();
+                let _ = tokio::time::timeout(Duration::from_secs(1), notices.stopped()).await;
                 // Keep serving the running sessions' follow-ups while draining.
                 let conn = conn.clone();
                 let c2 = ctx.clone();
