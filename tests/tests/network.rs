@@ -6,7 +6,10 @@
 //!   within 10 s and no notarization; restarted, the next session succeeds; 20 concurrent
 //!   sessions all succeed; a node stopped with SIGTERM mid-session finishes it first.
 //! - five nodes (genesis of three, then two joins, each a new signed epoch): sessions go on
-//!   with two nodes down; a node with a wrong measurement is refused at join.
+//!   with two nodes down; a node with a wrong measurement is refused at join; a client that
+//!   never connects times out with the nodes' reason.
+//! - a tampering coordinator: forged membership entries are not signed, and each way of
+//!   lying about a session ends in an abort at a node or the client.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -18,6 +21,7 @@ use mpc_tls::provider::{json_response, pki, serve_forever, Running};
 use notarization::group::GroupFile;
 use tessera_client::net::{fetch_group, prove_network, NetError, NetNotarized, NetworkOptions};
 use tessera_client::prove::{presentation, Selection, Target};
+use wire::msg::{ClientReply, ClientRequest, PROTOCOL};
 
 const NAME: &str = "provider.test";
 /// The simulated notary node's MRENCLAVE (configs/measurements.simulated.toml).
@@ -135,7 +139,7 @@ impl Net {
     /// A coordinator (genesis of three) and `n` nodes, all started; the provider answers
     /// after `delay`.
     fn start(n: u16, delay: Duration) -> Net {
-        Net::start_with(n, delay, "")
+        Net::start_with(n, delay, "session_timeout_secs = 120\n")
     }
 
     /// [`Net::start`] with extra coordinator settings.
@@ -158,7 +162,7 @@ impl Net {
         std::fs::write(
             &cfg,
             format!(
-                "listen = \"127.0.0.1:{cport}\"\nstate_dir = \"coordinator\"\nhealth_listen = \"127.0.0.1:{coord_health}\"\nallow_simulated = true\nsession_timeout_secs = 120\n{extra}"
+                "listen = \"127.0.0.1:{cport}\"\nstate_dir = \"coordinator\"\nhealth_listen = \"127.0.0.1:{coord_health}\"\nallow_simulated = true\n{extra}"
             ),
         )
         .unwrap();
@@ -496,8 +500,48 @@ fn three_nodes_a_killed_node_a_restart_twenty_concurrent_sessions_and_a_graceful
 #[test]
 fn five_nodes_join_by_signed_epochs_work_with_two_down_and_a_wrong_measurement_is_refused() {
     run(async {
-        let mut net = Net::start(3, Duration::ZERO);
+        let mut net = Net::start_with(3, Duration::ZERO, "session_timeout_secs = 10\n");
         let g1 = net.wait(1, 3).await;
+
+        // A client that takes a committee and never connects: the session times out at the
+        // nodes and the coordinator tells the client why.
+        let ep = wire::quic::client_endpoint(false).unwrap();
+        let cfg = wire::quic::coordinator_client_config(None).unwrap();
+        let conn = wire::quic::dial(&ep, cfg, &net.coordinator, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        wire::frame::send(&mut send, &ClientRequest::Prove { protocol: PROTOCOL })
+            .await
+            .unwrap();
+        let first: ClientReply = wire::frame::recv(&mut recv, wire::frame::SMALL)
+            .await
+            .unwrap();
+        assert!(matches!(first, ClientReply::Committee { .. }), "{first:?}");
+        let t0 = Instant::now();
+        let next: ClientReply = wire::frame::recv(&mut recv, wire::frame::SMALL)
+            .await
+            .unwrap();
+        let waited = t0.elapsed();
+        match next {
+            ClientReply::Failed { reason } => {
+                assert!(
+                    reason.contains("the client did not connect in time"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            waited >= Duration::from_secs(9) && waited < Duration::from_secs(20),
+            "{waited:?}"
+        );
+        conn.close(0u32.into(), b"done");
+        let aborts = metric(
+            &net.nodes[0].metrics(),
+            "tessera_node_session_aborts_total{reason=\"client\"}",
+        );
+        assert_eq!(aborts, 1.0);
         net.add_node(4, None);
         net.wait(2, 4).await;
         net.add_node(5, None);

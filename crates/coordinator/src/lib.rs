@@ -1043,7 +1043,9 @@ async fn run_session(
     client: &mut quinn::SendStream,
 ) -> Result<(), Fail> {
     let timeout = Duration::from_secs(u64::from(c.cfg.session_timeout_secs));
-    let deadline = tokio::time::Instant::now() + timeout;
+    // The nodes give up after `timeout` and say why; the coordinator waits a little longer,
+    // so the client hears the nodes' reason rather than a bare timeout.
+    let deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(5);
     let mut streams = Vec::new();
     for s in seats {
         let cmd = Command::Session {
