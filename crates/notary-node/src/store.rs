@@ -163,3 +163,91 @@ impl Store {
 pub fn public_group(g: &GroupFile) -> Result<PublicGroup, NodeError> {
     notary::state::public_group(g).map_err(|why| NodeError::State(format!("group record: {why}")))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+    use notarization::group::LogEntry;
+
+    fn entry(key: &SigningKey, epoch: u64, prev: &str, ids: &[u16], tag: &str) -> SignedEntry {
+        let group = GroupFile {
+            version: 1,
+            group_key: hex::encode(key.verifying_key().to_bytes()),
+            key_id: "k".into(),
+            epoch,
+            threshold: 2,
+            simulated: true,
+            members: ids
+                .iter()
+                .map(|&node_id| MemberRecord {
+                    node_id,
+                    verifying_share: "00".repeat(32),
+                    tee: "sgx".into(),
+                    measurement: tag.repeat(32),
+                    simulated: true,
+                })
+                .collect(),
+        };
+        let change = if epoch == 1 {
+            "genesis".to_string()
+        } else {
+            format!("join {}", ids[ids.len() - 1])
+        };
+        let entry = LogEntry {
+            change,
+            time: epoch,
+            prev: prev.into(),
+            group,
+        };
+        let signature = hex::encode(key.sign(&entry.message()).to_bytes());
+        SignedEntry { entry, signature }
+    }
+
+    fn chain(key: &SigningKey, tag: &str) -> Vec<SignedEntry> {
+        let g = entry(key, 1, "", &[1, 2, 3], "ab");
+        let j = entry(key, 2, &g.entry.hash(), &[1, 2, 3, 4], tag);
+        vec![g, j]
+    }
+
+    #[test]
+    fn a_node_adopts_only_logs_that_extend_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let log = chain(&key, "ab");
+        let mut s = Store::open(dir.path(), 5).unwrap();
+        s.adopt(log[..1].to_vec()).unwrap();
+        assert_eq!(
+            s.member_epoch(),
+            0,
+            "node 5 is not a member and holds no keys"
+        );
+        s.adopt(log.clone()).unwrap();
+        assert_eq!(s.group().unwrap().epoch, 2);
+        // Persisted, and checked again on open.
+        let mut s = Store::open(dir.path(), 5).unwrap();
+        assert_eq!(s.log, log);
+        // A rolled-back log, a forked one (another epoch 2, validly signed), one under another
+        // group key, and none at all are refused; the node's log stays as it was.
+        let e = s.adopt(log[..1].to_vec()).unwrap_err().to_string();
+        assert!(e.contains("does not extend"), "{e}");
+        let e = s.adopt(chain(&key, "cd")).unwrap_err().to_string();
+        assert!(e.contains("does not extend"), "{e}");
+        let other = SigningKey::from_bytes(&[8; 32]);
+        assert!(s.adopt(chain(&other, "ab")).is_err());
+        assert!(s
+            .adopt(Vec::new())
+            .unwrap_err()
+            .to_string()
+            .contains("no membership log"));
+        assert_eq!(s.log, log);
+        // An altered log file is refused at open.
+        let path = dir.path().join("log.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replacen("\"ab", "\"ee", 1);
+        std::fs::write(&path, text).unwrap();
+        assert!(Store::open(dir.path(), 5).is_err());
+    }
+}

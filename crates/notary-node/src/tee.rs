@@ -159,3 +159,76 @@ impl Tee {
         Ok((id, peer))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::config::TeeConfig;
+    use std::path::Path;
+
+    fn config(tee: TeeConfig, allow_simulated: bool) -> Config {
+        Config {
+            node_id: 7,
+            listen: "127.0.0.1:0".into(),
+            advertise: None,
+            coordinator: "127.0.0.1:1".into(),
+            state_dir: std::env::temp_dir(),
+            health_listen: None,
+            production: !allow_simulated,
+            allow_simulated,
+            policy: None,
+            provider_roots: None,
+            max_sessions: 1,
+            drain_secs: 1,
+            tee,
+        }
+    }
+
+    #[test]
+    fn the_simulated_source_makes_an_identity_its_own_policy_accepts() {
+        let tee = Tee::from_config(&config(
+            TeeConfig {
+                source: Source::Simulated,
+                kind: None,
+                simulated_mrenclave: None,
+                collateral: None,
+            },
+            true,
+        ))
+        .unwrap();
+        assert!(tee.is_simulated() && tee.label().contains("SIMULATED"));
+        let now = 1_795_000_000;
+        let id = tee.identity(7, 3, now).unwrap();
+        let (node, peer) = tee.check_peer(id.cert(), now).unwrap();
+        assert_eq!((node, peer.epoch), (7, 3));
+        assert!(peer.verified.simulated);
+        // Another node's expectation refuses it.
+        assert!(tee.ratls(Some(8)).verify_cert(id.cert(), now).is_err());
+    }
+
+    #[test]
+    fn a_hardware_source_outside_a_tee_fails_clearly_at_quote_time() {
+        // Intel's collateral for a real TDX quote (dcap-qvl's test data); the quote source is
+        // configfs-tsm, which this machine does not have.
+        let collateral = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../attestation/testdata/dcap/tdx_quote_collateral.json");
+        let tee = Tee::from_config(&config(
+            TeeConfig {
+                source: Source::Tdx,
+                kind: None,
+                simulated_mrenclave: None,
+                collateral: Some(collateral),
+            },
+            false,
+        ))
+        .unwrap();
+        assert!(!tee.is_simulated());
+        assert!(tee.label().contains("TDX"), "{}", tee.label());
+        let e = tee.identity(7, 1, 1_751_624_924).unwrap_err().to_string();
+        assert!(
+            e.contains("configfs-tsm") || e.contains("not available"),
+            "{e}"
+        );
+    }
+}
