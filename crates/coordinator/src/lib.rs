@@ -1197,13 +1197,7 @@ pub mod cli {
     /// Logs to stderr (`RUST_LOG`, default `info`), loads `config`, runs until SIGINT or
     /// SIGTERM. Exit 0 after shutdown, 1 on a fatal error, 2 for a bad configuration.
     pub fn main(config: PathBuf) -> ExitCode {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-            )
-            .with_writer(std::io::stderr)
-            .try_init();
+        notary::daemon::init_logging("info");
         let cfg = match Config::load(&config) {
             Ok(c) => c,
             Err(e) => {
@@ -1221,26 +1215,11 @@ pub mod cli {
                 return ExitCode::FAILURE;
             }
         };
-        match rt.block_on(crate::serve(cfg, shutdown_signal())) {
+        match rt.block_on(crate::serve(cfg, notary::daemon::shutdown_signal())) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("coordinator: {e}");
                 ExitCode::FAILURE
-            }
-        }
-    }
-
-    async fn shutdown_signal() {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
             }
         }
     }

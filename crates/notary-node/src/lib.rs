@@ -578,13 +578,7 @@ pub mod cli {
     /// Logs to stderr (`RUST_LOG`, default `info`), loads `config`, and runs the node until
     /// SIGINT/SIGTERM. Exit 0 after a clean drain, 1 on a fatal error, 2 for a bad config.
     pub fn main(config: PathBuf) -> ExitCode {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-            )
-            .with_writer(std::io::stderr)
-            .try_init();
+        notary::daemon::init_logging("info");
         let cfg = match Config::load(&config) {
             Ok(c) => c,
             Err(e) => {
@@ -602,35 +596,12 @@ pub mod cli {
                 return ExitCode::FAILURE;
             }
         };
-        match rt.block_on(crate::serve(cfg, shutdown_signal())) {
+        match rt.block_on(crate::serve(cfg, notary::daemon::shutdown_signal())) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("notary-node: {e}");
                 ExitCode::FAILURE
             }
-        }
-    }
-
-    /// Completes on SIGINT or SIGTERM.
-    pub async fn shutdown_signal() {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
-                    }
-                }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

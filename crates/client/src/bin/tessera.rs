@@ -437,13 +437,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 mod tessera_client_cli;
 
 fn main() -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    notary::daemon::init_logging("warn");
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
