@@ -635,6 +635,7 @@ fn a_tampering_coordinator_causes_aborts_not_false_notarizations() {
             ("leaves", "commitment"),
             ("signature", "signature"),
             ("seat", "attested as node"),
+            ("time", "from this node's clock"),
         ] {
             net.restart_coordinator(Some(tamper));
             net.wait(1, 3).await;

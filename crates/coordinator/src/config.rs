@@ -46,6 +46,8 @@ pub enum Tamper {
     Seat,
     /// Record another measurement for the first member in a membership entry.
     Log,
+    /// Propose a session time an hour in the past.
+    Time,
 }
 
 /// The coordinator's configuration.

@@ -1047,12 +1047,17 @@ async fn run_session(
     // so the client hears the nodes' reason rather than a bare timeout.
     let deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(5);
     let mut streams = Vec::new();
+    let time = match c.tamper() {
+        Some(Tamper::Time) => now().saturating_sub(3600),
+        _ => now(),
+    };
     for s in seats {
         let cmd = Command::Session {
             session,
             role: s.role,
             seats: seats.to_vec(),
             timeout_secs: c.cfg.session_timeout_secs,
+            time,
         };
         let (send, mut recv) = command(c, s.node_id, &cmd).await.map_err(fail("node"))?;
         match reply(&mut recv, s.node_id, Duration::from_secs(10))

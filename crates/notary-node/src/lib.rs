@@ -548,17 +548,16 @@ async fn command(ctx: Arc<Ctx>, mut send: quinn::SendStream, mut recv: quinn::Re
             role,
             seats,
             timeout_secs,
+            time,
         } => {
-            session::run(
-                &ctx,
+            let order = session::Order {
                 session,
                 role,
                 seats,
-                Duration::from_secs(u64::from(timeout_secs)),
-                &mut send,
-                &mut recv,
-            )
-            .await
+                time,
+                timeout: Duration::from_secs(u64::from(timeout_secs)),
+            };
+            session::run(&ctx, order, &mut send, &mut recv).await
         }
     };
     if let Err(e) = r {

@@ -1,6 +1,7 @@
 //! One notarization session at a node: check the seats, register the streams it expects,
 //! connect the mesh (dial lower roles, accept higher ones, every peer attested), run the
-//! MPC-TLS node role on a thread of its own, build the notarization from this node's own
+//! MPC-TLS node role on a thread of its own (at the session time the coordinator proposed, if
+//! it is within [`wire::msg::MAX_TIME_SKEW`] of this node's clock, so all three agree), build the notarization from this node's own
 //! report, and FROST-sign it — only it — when the coordinator sends the signing package.
 
 use std::collections::BTreeMap;
@@ -35,17 +36,43 @@ fn proto(e: impl std::fmt::Display) -> NodeError {
     NodeError::Protocol(e.to_string())
 }
 
+/// A `Session` command.
+#[derive(Debug, Clone)]
+pub struct Order {
+    /// The session.
+    pub session: SessionId,
+    /// This node's role.
+    pub role: u8,
+    /// All three seats.
+    pub seats: Vec<Seat>,
+    /// The session time the coordinator proposed (unix seconds).
+    pub time: u64,
+    /// How long to wait for any party.
+    pub timeout: Duration,
+}
+
 /// Runs the session the coordinator commanded; replies on `reply`, reads follow-ups on `recv`.
 pub async fn run(
     ctx: &Arc<Ctx>,
-    session: SessionId,
-    role: u8,
-    seats: Vec<Seat>,
-    timeout: Duration,
+    order: Order,
     reply: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
 ) -> Result<(), NodeError> {
+    let Order {
+        session,
+        role,
+        seats,
+        time,
+        timeout,
+    } = order;
     let me = ctx.cfg.node_id;
+    let own = crate::now();
+    if time.abs_diff(own) > wire::msg::MAX_TIME_SKEW {
+        return Err(proto(format!(
+            "the session's time {time} is more than {} s from this node's clock ({own})",
+            wire::msg::MAX_TIME_SKEW
+        )));
+    }
     if ctx.draining.load(Ordering::SeqCst) {
         return Err(proto("this node is shutting down"));
     }
@@ -90,7 +117,7 @@ pub async fn run(
     ctx.metrics.started();
     let t0 = Instant::now();
     let r = run_session(
-        ctx, session, role, &seats, peer_rx, client_rx, &group, keys, timeout, reply, recv,
+        ctx, session, role, &seats, peer_rx, client_rx, &group, keys, time, timeout, reply, recv,
     )
     .await;
     ctx.router.forget(&routes);
@@ -120,6 +147,7 @@ async fn run_session(
     client_rx: tokio::sync::oneshot::Receiver<crate::router::Incoming>,
     group: &notarization::group::GroupFile,
     keys: Arc<notary::state::NodeState>,
+    time: u64,
     timeout: Duration,
     reply: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
@@ -182,7 +210,7 @@ async fn run_session(
     let xs = [seats[0].node_id, seats[1].node_id, seats[2].node_id];
     let ncfg = NodeConfig {
         roots: ctx.roots.clone(),
-        time: crate::now(),
+        time,
         timeout,
         faults: Faults::default(),
         uid: Some(UidKey {

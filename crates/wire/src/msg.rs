@@ -172,8 +172,15 @@ pub enum Command {
         seats: Vec<Seat>,
         /// Give up after this many seconds.
         timeout_secs: u32,
+        /// The session's time (unix seconds): every node checks certificates and dates the
+        /// notarization with it, so all three agree. Each node refuses a time further than
+        /// [`MAX_TIME_SKEW`] from its own clock.
+        time: u64,
     },
 }
+
+/// How far (seconds) a session's time may be from a node's own clock.
+pub const MAX_TIME_SKEW: u64 = 60;
 
 /// Node → coordinator on a command stream.
 #[derive(Debug, Clone, Serialize, Deserialize)]
