@@ -255,9 +255,10 @@ pub fn demo_provider(args: DemoProviderArgs) -> anyhow::Result<ExitCode> {
         "demo provider (demo data only) listening on {}",
         running.addr
     );
-    loop {
-        std::thread::park();
-    }
+    // As PID 1 in a container, SIGTERM does nothing unless handled.
+    runtime()?.block_on(notary::daemon::shutdown_signal());
+    drop(running);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn node_config(
