@@ -14,11 +14,11 @@
 use std::sync::Arc;
 
 use dcap_qvl::QuoteCollateralV3;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::DistinguishedName;
 use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
 
@@ -428,17 +428,21 @@ fn to_rustls(err: RaTlsError) -> rustls::Error {
     )))
 }
 
-/// The handshake-signature half of a rustls verifier, identical for both directions: checked
-/// with the ring provider's algorithms against the (attested) certificate's key.
+/// The handshake-signature half of a rustls certificate verifier, for a struct with a
+/// `provider: Arc<rustls::crypto::CryptoProvider>` field: the peer proves it holds its
+/// certificate's key with the provider's algorithms. Shared by the RA-TLS verifiers here and
+/// the network's own verifiers (`crates/wire`), whose crates must depend on `rustls`.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! handshake_signatures {
     () => {
         fn verify_tls12_signature(
             &self,
             message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(
+            cert: &::rustls::pki_types::CertificateDer<'_>,
+            dss: &::rustls::DigitallySignedStruct,
+        ) -> Result<::rustls::client::danger::HandshakeSignatureValid, ::rustls::Error> {
+            ::rustls::crypto::verify_tls12_signature(
                 message,
                 cert,
                 dss,
@@ -449,10 +453,10 @@ macro_rules! handshake_signatures {
         fn verify_tls13_signature(
             &self,
             message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(
+            cert: &::rustls::pki_types::CertificateDer<'_>,
+            dss: &::rustls::DigitallySignedStruct,
+        ) -> Result<::rustls::client::danger::HandshakeSignatureValid, ::rustls::Error> {
+            ::rustls::crypto::verify_tls13_signature(
                 message,
                 cert,
                 dss,
@@ -460,7 +464,7 @@ macro_rules! handshake_signatures {
             )
         }
 
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        fn supported_verify_schemes(&self) -> Vec<::rustls::SignatureScheme> {
             self.provider
                 .signature_verification_algorithms
                 .supported_schemes()

@@ -5,29 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// Why a configuration cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The TOML is malformed or has unknown keys.
-    #[error("{path}: {why}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        why: String,
-    },
-    /// A setting is out of range.
-    #[error("{0}")]
-    Invalid(String),
-}
+pub use notary::daemon::ConfigError;
 
 /// Deliberate misbehaviour, for the tests that show a dishonest coordinator causes aborts
 /// rather than false notarizations. Never set in a deployment; the coordinator logs an error
@@ -92,23 +70,11 @@ fn default_timeout() -> u32 {
 impl Config {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut c: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            why: e.message().to_string(),
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        if c.state_dir.is_relative() {
-            c.state_dir = base.join(&c.state_dir);
-        }
-        if let Some(p) = c.policy.as_mut() {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        }
+        let mut c: Config = notary::daemon::read_toml(path)?;
+        notary::daemon::resolve_relative(
+            path,
+            std::iter::once(&mut c.state_dir).chain(c.policy.as_mut()),
+        );
         c.check()?;
         Ok(c)
     }

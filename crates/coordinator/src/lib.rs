@@ -1202,30 +1202,6 @@ pub mod cli {
     /// Logs to stderr (`RUST_LOG`, default `info`), loads `config`, runs until SIGINT or
     /// SIGTERM. Exit 0 after shutdown, 1 on a fatal error, 2 for a bad configuration.
     pub fn main(config: PathBuf) -> ExitCode {
-        notary::daemon::init_logging("info");
-        let cfg = match Config::load(&config) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("coordinator: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let rt = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("coordinator: cannot start the runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match rt.block_on(crate::serve(cfg, notary::daemon::shutdown_signal())) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("coordinator: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        notary::daemon::main("coordinator", || Config::load(&config), crate::serve)
     }
 }

@@ -7,29 +7,7 @@ use std::path::{Path, PathBuf};
 use attestation::TeeKind;
 use serde::Deserialize;
 
-/// Why a configuration cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The TOML is malformed or has unknown keys.
-    #[error("{path}: {why}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        why: String,
-    },
-    /// The settings contradict each other or the security rules.
-    #[error("{0}")]
-    Invalid(String),
-}
+pub use notary::daemon::ConfigError;
 
 /// Where the node's quotes come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -114,30 +92,14 @@ fn default_drain() -> u64 {
 impl Config {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut c: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            why: e.message().to_string(),
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        fix(&mut c.state_dir);
-        if let Some(p) = c.policy.as_mut() {
-            fix(p);
-        }
-        if let Some(p) = c.provider_roots.as_mut() {
-            fix(p);
-        }
-        if let Some(p) = c.tee.collateral.as_mut() {
-            fix(p);
-        }
+        let mut c: Config = notary::daemon::read_toml(path)?;
+        notary::daemon::resolve_relative(
+            path,
+            std::iter::once(&mut c.state_dir)
+                .chain(c.policy.as_mut())
+                .chain(c.provider_roots.as_mut())
+                .chain(c.tee.collateral.as_mut()),
+        );
         c.check()?;
         Ok(c)
     }

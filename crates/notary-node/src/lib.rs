@@ -577,30 +577,6 @@ pub mod cli {
     /// Logs to stderr (`RUST_LOG`, default `info`), loads `config`, and runs the node until
     /// SIGINT/SIGTERM. Exit 0 after a clean drain, 1 on a fatal error, 2 for a bad config.
     pub fn main(config: PathBuf) -> ExitCode {
-        notary::daemon::init_logging("info");
-        let cfg = match Config::load(&config) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("notary-node: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let rt = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("notary-node: cannot start the runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match rt.block_on(crate::serve(cfg, notary::daemon::shutdown_signal())) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("notary-node: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        notary::daemon::main("notary-node", || Config::load(&config), crate::serve)
     }
 }

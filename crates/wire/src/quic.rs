@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attestation::ratls::{RaTlsIdentity, RaTlsServerVerifier};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::DistinguishedName;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 
 /// Errors setting up or dialing QUIC.
@@ -71,44 +71,13 @@ fn cfg_err(e: impl std::fmt::Display) -> QuicError {
     QuicError::Config(e.to_string())
 }
 
-/// The handshake-signature half of a verifier: TLS 1.3 only, with the provider's algorithms
-/// (so the peer proves it holds its certificate's key, whatever the certificate is).
-macro_rules! handshake_signatures {
-    () => {
-        fn verify_tls12_signature(
-            &self,
-            _message: &[u8],
-            _cert: &CertificateDer<'_>,
-            _dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            Err(rustls::Error::PeerIncompatible(
-                rustls::PeerIncompatible::Tls12NotOffered,
-            ))
-        }
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    };
-}
-
 /// Accepts any client certificate, or none, after checking the handshake signature (so the
 /// peer holds the certificate's key). Whoever accepts a stream decides what the certificate
 /// must be: a node checks a peer node's RA-TLS certificate; clients present none.
 #[derive(Debug)]
-struct AnyClientCert(Arc<rustls::crypto::CryptoProvider>);
+struct AnyClientCert {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
 
 impl ClientCertVerifier for AnyClientCert {
     fn offer_client_auth(&self) -> bool {
@@ -128,13 +97,15 @@ impl ClientCertVerifier for AnyClientCert {
     ) -> Result<ClientCertVerified, rustls::Error> {
         Ok(ClientCertVerified::assertion())
     }
-    handshake_signatures!();
+    attestation::handshake_signatures!();
 }
 
 /// Accepts the coordinator's certificate whatever it is (after checking the handshake
 /// signature). The coordinator is untrusted by design: see the module documentation.
 #[derive(Debug)]
-struct UncheckedCoordinator(Arc<rustls::crypto::CryptoProvider>);
+struct UncheckedCoordinator {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
 
 impl ServerCertVerifier for UncheckedCoordinator {
     fn verify_server_cert(
@@ -147,7 +118,7 @@ impl ServerCertVerifier for UncheckedCoordinator {
     ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    handshake_signatures!();
+    attestation::handshake_signatures!();
 }
 
 fn server_config(
@@ -158,7 +129,7 @@ fn server_config(
     let mut tls = rustls::ServerConfig::builder_with_provider(p.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(cfg_err)?
-        .with_client_cert_verifier(Arc::new(AnyClientCert(p)))
+        .with_client_cert_verifier(Arc::new(AnyClientCert { provider: p }))
         .with_single_cert(vec![cert], key)
         .map_err(cfg_err)?;
     tls.alpn_protocols = vec![attestation::ratls::ALPN.to_vec()];
@@ -200,7 +171,7 @@ pub fn coordinator_client_config(
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(cfg_err)?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(UncheckedCoordinator(p)));
+        .with_custom_certificate_verifier(Arc::new(UncheckedCoordinator { provider: p }));
     let mut tls = match identity {
         Some(id) => builder
             .with_client_auth_cert(vec![id.cert().clone()], id.key())
