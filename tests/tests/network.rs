@@ -17,17 +17,17 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use disclosure::client::Selection;
 use mpc_tls::provider::{json_response, pki, serve_forever, Running};
 use notarization::group::GroupFile;
 use tessera_client::net::{fetch_group, prove_network, NetError, NetNotarized, NetworkOptions};
-use tessera_client::prove::{presentation, Selection, Target};
+use tessera_client::prove::{presentation, revealed_targets, Options, Target};
 use wire::msg::{ClientReply, ClientRequest, PROTOCOL};
 
 const NAME: &str = "provider.test";
 /// The simulated notary node's MRENCLAVE (configs/measurements.simulated.toml).
 const SIM_MRENCLAVE: &str = "efba80e4803b47e028be42615d8fea0e27fb30a762779671922a6b6f76824090";
-const BODY: &str =
-    r#"{"name":"Alice Smith","birthdate":"1990-04-01","nationality":"us","balance":"1234.50"}"#;
+const BODY: &str = r#"{"user":{"name":"Alice Smith","birthdate":"1990-04-01","nationality":"us"},"balance":"1234.50"}"#;
 
 fn free_udp() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
@@ -304,32 +304,32 @@ async fn prove_at(
         NAME,
         provider,
         &target.request(&[]).unwrap(),
-        sel.planner(),
+        &sel,
         &|_| {},
     )
     .await
 }
 
 fn selection() -> Selection {
-    Selection {
-        reveal: vec!["nationality".into()],
-        commit: vec![],
-        predicates: vec!["birthdate<=today-18y".into()],
-        uid_fields: vec!["name".into(), "birthdate".into()],
+    Options {
+        reveal: vec!["$.user.nationality".into()],
+        predicates: vec!["$.user.birthdate<=today-18y".into()],
+        uid_fields: vec!["$.user.name,$.user.birthdate".into()],
         scope: Some("e2e.example".into()),
+        ..Default::default()
     }
+    .selection()
+    .unwrap()
 }
 
 /// The notarization verifies as a presentation and shows what was asked.
 fn check_proof(n: &NetNotarized, group: &GroupFile) -> String {
-    let d = n.client.disclosure.as_ref().unwrap();
     let p = presentation(
         n.notarization.clone(),
         n.signature,
         n.leaves.clone(),
-        &d.plan,
-        &n.client.response,
-        &["nationality".to_string()],
+        &n.plan,
+        &revealed_targets(&selection()),
     )
     .unwrap();
     let now = std::time::SystemTime::now()
@@ -338,10 +338,18 @@ fn check_proof(n: &NetNotarized, group: &GroupFile) -> String {
         .as_secs();
     let v = notarization::verify(&p, &[group.trusted().unwrap()], now).unwrap();
     assert_eq!(
-        v.revealed.get("nationality").map(String::as_str),
-        Some("us")
+        v.revealed.get("$.user.nationality").map(|r| r.get()),
+        Some("\"us\"")
     );
-    assert_eq!(v.predicates.get("birthdate<=today-18y"), Some(&true));
+    assert_eq!(v.predicates.get("$.user.birthdate<=today-18y"), Some(&true));
+    assert_eq!(
+        (
+            v.request.method.as_str(),
+            v.request.target.as_str(),
+            v.status
+        ),
+        ("GET", "/api/me", 200)
+    );
     assert!(v.simulated);
     v.nullifier.unwrap()
 }
@@ -425,7 +433,18 @@ fn three_nodes_a_killed_node_a_restart_twenty_concurrent_sessions_and_a_graceful
         let after = failed_at.duration_since(killed_at);
         eprintln!("killed node 2: the client failed {after:?} later: {err}");
         assert!(after < Duration::from_secs(10), "the error took {after:?}");
-        let cm = http_get(net.coord_health, "/metrics");
+        // The coordinator counts the failure when the surviving nodes report it, which may
+        // be a moment after the client has its error.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let cm = loop {
+            let cm = http_get(net.coord_health, "/metrics");
+            if metric(&cm, "tessera_coordinator_sessions_failed_total") >= 1.0
+                || Instant::now() > deadline
+            {
+                break cm;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         assert_eq!(
             metric(&cm, "tessera_coordinator_sessions_succeeded_total"),
             1.0,

@@ -8,14 +8,15 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use disclosure::client::Selection;
 use notarization::group::GroupFile;
 use tessera_client::net::{fetch_group, prove_network as prove_net, NetworkOptions, Step};
-use tessera_client::prove::{presentation, Selection, Target};
+use tessera_client::prove::{presentation, revealed_targets, Options, Target};
 
 use super::{now, DemoArgs, DemoProviderArgs, GroupArgs, ProveArgs};
 
 /// The demo provider's response body: a person's record at an imaginary provider.
-pub const DEMO_BODY: &str = r#"{"name":"Alice Smith","birthdate":"1990-04-01","nationality":"us","balance":"1234.50","email":"alice@example.com"}"#;
+pub const DEMO_BODY: &str = r#"{"user":{"name":"Alice Smith","birthdate":"1990-04-01","nationality":"US","verified":true,"address":{"city":"Springfield","country":"US"}},"account":{"balance":1234.50,"currency":"EUR"},"email":"alice@example.com","friends":[{"name":"Alan Turing"}]}"#;
 
 /// Progress on stderr: a bar on a terminal, one line per step otherwise.
 struct Progress {
@@ -64,7 +65,8 @@ fn step_text(s: &Step) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        Step::Session => "MPC-TLS session with the provider, then the disclosure".into(),
+        Step::Session => "MPC-TLS session with the provider".into(),
+        Step::Disclosing => "the committee proves the selected values in its circuit".into(),
         Step::Signing => "waiting for the committee's threshold signature".into(),
         Step::Checking => "checking the notarization against this session".into(),
     }
@@ -124,30 +126,24 @@ pub fn prove_network(
             eprintln!("WARNING: the notary group runs in SIMULATED TEEs: no hardware security");
         }
         let addr = provider_addr(args, target).await?;
-        let progress = Progress::new(5);
+        let progress = Progress::new(6);
         let opts = NetworkOptions {
             coordinator: coordinator.to_string(),
             group: group.clone(),
             timeout,
         };
-        let r = prove_net(&opts, &target.host, addr, request, sel.planner(), &|s| {
+        let r = prove_net(&opts, &target.host, addr, request, &sel, &|s| {
             progress.step(step_text(&s))
         })
         .await;
         progress.done();
         let n = r?;
-        let d = n
-            .client
-            .disclosure
-            .as_ref()
-            .context("the session ended without a disclosure")?;
         let p = presentation(
             n.notarization.clone(),
             n.signature,
             n.leaves.clone(),
-            &d.plan,
-            &n.client.response,
-            &args.reveal,
+            &n.plan,
+            &revealed_targets(&sel),
         )?;
         anyhow::Ok((p, group))
     })?;
@@ -299,7 +295,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let url = "https://provider.demo/api/me";
     let out = rt.block_on(async {
-        let progress = Progress::new(9);
+        let progress = Progress::new(10);
         let pki = mpc_tls::provider::pki(&["provider.demo"])?;
         let ca = work.path().join("provider-ca.pem");
         std::fs::write(&ca, &pki.ca_pem)?;
@@ -351,14 +347,17 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "group {} formed (epoch {})",
             group.key_id, group.epoch
         ));
-        let sel = Selection {
-            reveal: vec!["nationality".into()],
-            commit: vec![],
-            predicates: vec!["birthdate<=today-18y".into()],
-            uid_fields: vec!["name".into(), "birthdate".into()],
+        let sel = Options {
+            reveal: vec!["$.user.nationality".into()],
+            predicates: vec![
+                "$.user.birthdate<=today-18y".into(),
+                "$.account.balance>=1000".into(),
+            ],
+            uid_fields: vec!["$.user.name,$.user.birthdate".into()],
             scope: Some("demo.example".into()),
-        };
-        sel.check()?;
+            ..Default::default()
+        }
+        .selection()?;
         let target = Target::parse(url)?;
         let request = target.request(&[])?;
         let opts = NetworkOptions {
@@ -367,29 +366,18 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             timeout: Duration::from_secs(60),
         };
         let t0 = Instant::now();
-        let n = prove_net(
-            &opts,
-            &target.host,
-            provider.addr,
-            &request,
-            sel.clone().planner(),
-            &|s| progress.step(step_text(&s)),
-        )
+        let n = prove_net(&opts, &target.host, provider.addr, &request, &sel, &|s| {
+            progress.step(step_text(&s))
+        })
         .await?;
         let took = t0.elapsed();
         progress.done();
-        let d = n
-            .client
-            .disclosure
-            .as_ref()
-            .context("the session ended without a disclosure")?;
         let p = presentation(
             n.notarization.clone(),
             n.signature,
             n.leaves.clone(),
-            &d.plan,
-            &n.client.response,
-            &sel.reveal,
+            &n.plan,
+            &revealed_targets(&sel),
         )?;
         let ppath = args.dir.join("proof.json");
         std::fs::write(&ppath, p.to_json()? + "\n")?;

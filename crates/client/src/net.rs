@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use attestation::ratls::RaTlsServerVerifier;
 use attestation::{RaTlsVerifier, SimPki, Verifier};
-use mpc_tls::client::{run_client_disclosing, ClientOutput, Planner};
+use disclosure::client::{disclose, plan, ClientDiscloseError, ClientPlan, PlanError, Selection};
+use disclosure::request::DisclosureResult;
+use mpc_tls::client::{run_client, ClientOutput};
 use mpc_tls::net::ClientLinks;
 use notarization::group::{verify_log, GroupFile, SignedEntry};
 use notarization::{Commitment, Notarization};
@@ -51,6 +53,19 @@ pub enum NetError {
         #[source]
         source: mpc_tls::client::ClientError,
     },
+    /// The response cannot give what was asked (checked by the client before the nodes
+    /// compute anything).
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The disclosure failed.
+    #[error("the disclosure with {committee}: {source}")]
+    Disclosure {
+        /// "role 0 = node 1, …".
+        committee: String,
+        /// Cause.
+        #[source]
+        source: ClientDiscloseError,
+    },
     /// The provider could not be reached.
     #[error("cannot connect to the provider at {addr}: {error}")]
     Provider {
@@ -88,8 +103,10 @@ pub enum Step {
     Committee,
     /// Checking the committee's attestations (node ids).
     Attesting(Vec<u16>),
-    /// Running MPC-TLS with the provider and the disclosure.
+    /// Running MPC-TLS with the provider.
     Session,
+    /// The committee proving what was asked about the response.
+    Disclosing,
     /// Waiting for the threshold signature.
     Signing,
     /// Checking the signed notarization.
@@ -106,6 +123,10 @@ pub struct NetNotarized {
     pub leaves: Vec<Commitment>,
     /// What the client got.
     pub client: ClientOutput,
+    /// The client's disclosure plan (request, salts, values).
+    pub plan: ClientPlan,
+    /// The committee's disclosure result.
+    pub result: DisclosureResult,
     /// The committee's seats.
     pub seats: Vec<Seat>,
 }
@@ -171,7 +192,7 @@ pub async fn prove_network(
     server_name: &str,
     provider: SocketAddr,
     request: &[u8],
-    planner: Planner<'_>,
+    sel: &Selection,
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<NetNotarized, NetError> {
     let timeout = opts.timeout;
@@ -236,24 +257,30 @@ pub async fn prove_network(
             error,
         })?;
     let _ = tcp.set_nodelay(true);
-    let out = run_client_disclosing(
+    let committee = seats
+        .iter()
+        .map(|s| format!("role {} = node {}", s.role, s.node_id))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let out = run_client(
         server_name,
         tcp,
         &mut links,
         request,
         timeout,
         &mut rand::rngs::OsRng,
-        Some(planner),
+        true,
     )
     .await
     .map_err(|source| NetError::Session {
-        committee: seats
-            .iter()
-            .map(|s| format!("role {} = node {}", s.role, s.node_id))
-            .collect::<Vec<_>>()
-            .join(", "),
+        committee: committee.clone(),
         source,
     })?;
+    progress(Step::Disclosing);
+    let plan = plan(sel, request, &out.response, &mut rand::rngs::OsRng)?;
+    let result = disclose(&mut links, &plan, timeout, &mut rand::rngs::OsRng)
+        .await
+        .map_err(|source| NetError::Disclosure { committee, source })?;
     progress(Step::Signing);
     let signed = tokio::time::timeout(timeout, frame::recv(&mut crecv, LARGE))
         .await
@@ -278,7 +305,15 @@ pub async fn prove_network(
     let signature: [u8; 64] = signature
         .try_into()
         .map_err(|_| NetError::Refused("the signature is not 64 bytes".into()))?;
-    check_against_session(&notarization, &leaves, &out, server_name, &ids)?;
+    check_against_session(
+        &notarization,
+        &leaves,
+        &out,
+        &plan,
+        &result,
+        server_name,
+        &ids,
+    )?;
     // The group signature, the leaves' root and the simulation flags, as a verifier will.
     let trusted = opts.group.trusted().map_err(NetError::Refused)?;
     let bare = notarization::Presentation {
@@ -298,6 +333,8 @@ pub async fn prove_network(
         signature,
         leaves,
         client: out,
+        plan,
+        result,
         seats,
     })
 }
@@ -367,11 +404,16 @@ async fn attest_and_open(
 }
 
 /// The notarization must describe this client's session: the provider, the transcript
-/// hashes and counts, the commitments it computed, and the committee it talked to.
+/// hashes and counts, the request line and status, the commitments the committee computed
+/// (targets and capacities as planned), the predicates and nullifier, and the committee it
+/// talked to.
+#[allow(clippy::too_many_arguments)]
 fn check_against_session(
     n: &Notarization,
     leaves: &[Commitment],
     out: &ClientOutput,
+    plan: &ClientPlan,
+    result: &DisclosureResult,
     server_name: &str,
     ids: &[u16],
 ) -> Result<(), NetError> {
@@ -397,17 +439,40 @@ fn check_against_session(
     {
         return refuse("the transcript");
     }
-    let d = out
-        .disclosure
-        .as_ref()
-        .ok_or_else(|| NetError::Refused("the session had no disclosure".into()))?;
-    if leaves.len() != d.result.commitments.len()
+    let req = &plan.request;
+    if n.request.method != req.http.method
+        || n.request.target != req.http.target
+        || n.request.host != req.http.host
+        || n.status != result.status
+    {
+        return refuse("the request line or status");
+    }
+    if leaves.len() != result.commitments.len()
         || leaves
             .iter()
-            .zip(&d.result.commitments)
-            .any(|(l, c)| l.hash != *c)
+            .zip(&result.commitments)
+            .zip(&req.commit)
+            .any(|((l, c), t)| {
+                l.hash != *c
+                    || Some(l.target.clone()) != req.target_text(*t)
+                    || Some(l.capacity as usize) != req.target_capacity(*t)
+            })
     {
         return refuse("a commitment");
+    }
+    let preds: Vec<(Option<String>, bool)> = n
+        .predicates
+        .iter()
+        .map(|p| (Some(p.expr.clone()), p.result))
+        .collect();
+    let mine: Vec<(Option<String>, bool)> = (0..req.predicates.len())
+        .map(|i| (req.predicate_text(i), result.predicates[i]))
+        .collect();
+    if preds != mine {
+        return refuse("a predicate");
+    }
+    if n.nullifiers.first().map(|x| x.value) != result.nullifier {
+        return refuse("the nullifier");
     }
     if notarization::commitment_root(leaves) != n.commitment_root {
         return refuse("the commitment root");

@@ -1,17 +1,13 @@
-//! The client's side of proving: what to ask of the response (fields to reveal or commit to,
-//! predicates, a nullifier), turned into a disclosure plan once the plaintext is known, and
-//! the presentation assembled from the signed notarization. Salts and values stay on the
-//! phone; only what the user reveals goes into the presentation.
+//! The client's side of proving: the user's options (JSON paths, byte ranges, predicates,
+//! a nullifier) read into a [`Selection`], the request to send, and the presentation
+//! assembled from the signed notarization. Salts and values stay on the phone; only what
+//! the user reveals goes into the presentation.
 
-use mpc_tls::client::{DisclosurePlan, Planner};
-use mpc_tls::disclose::{
-    locate, parse_predicate, DiscloseError, DisclosureRequest, FieldRef, PredicateReq, Rhs, UidReq,
-    SALT,
-};
+use disclosure::client::{ClientPlan, Selection};
+use disclosure::expr::parse_predicate;
+use disclosure::path::Path;
+use disclosure::request::ByteRange;
 use notarization::{Commitment, Notarization, Opening, Presentation, VERSION};
-use rand::rngs::OsRng;
-use rand::RngCore;
-use uid_prf::canon::{detect_date_format, in_circuit_text_domain, FieldKind};
 
 /// Why a proof cannot be made.
 #[derive(Debug, thiserror::Error)]
@@ -23,205 +19,155 @@ pub enum ProveError {
     #[error("invalid URL {0:?}: expected https://HOST[:PORT]/PATH")]
     Url(String),
     /// A header is not `Name: value`.
-    #[error("invalid header {0:?}: expected 'Name: value'")]
+    #[error("invalid header {0:?}: expected 'Name: value' (Host, Connection and Accept-Encoding are set by tessera)")]
     Header(String),
     /// A revealed value is not UTF-8.
-    #[error("field {0:?} is not UTF-8 text")]
+    #[error("{0} is not UTF-8 text: commit to it instead of revealing it")]
     NotText(String),
-    /// The disclosure could not be planned.
-    #[error(transparent)]
-    Disclose(#[from] DiscloseError),
+    /// A path or predicate could not be read.
+    #[error("{0}")]
+    Parse(String),
 }
 
-/// What the user asks to prove about the response.
+/// The user's options as written on the command line (or given by an app).
 #[derive(Debug, Clone, Default)]
-pub struct Selection {
-    /// Fields to reveal (committed and opened in the presentation).
+pub struct Options {
+    /// JSON paths to reveal.
     pub reveal: Vec<String>,
-    /// Fields to commit to without revealing.
+    /// JSON paths to commit to.
     pub commit: Vec<String>,
-    /// Predicate expressions, e.g. `birthdate<=today-18y`.
+    /// Byte ranges of the body to reveal, `START:END`.
+    pub reveal_range: Vec<String>,
+    /// Byte ranges of the body to commit to, `START:END`.
+    pub commit_range: Vec<String>,
+    /// Predicates, e.g. `$.user.age>=18`.
     pub predicates: Vec<String>,
-    /// PII fields for the nullifier.
+    /// PII paths for the nullifier (each entry may hold several, comma-separated).
     pub uid_fields: Vec<String>,
     /// The nullifier's scope.
     pub scope: Option<String>,
 }
 
-impl Selection {
-    /// Checks the options before any connection is made.
-    pub fn check(&self) -> Result<(), ProveError> {
-        if self.uid_fields.is_empty() != self.scope.is_none() {
-            return Err(ProveError::Usage(
-                "--uid-fields and --scope go together".into(),
-            ));
-        }
-        if self.reveal.is_empty()
-            && self.commit.is_empty()
-            && self.predicates.is_empty()
-            && self.uid_fields.is_empty()
-        {
-            return Err(ProveError::Usage(
-                "nothing to prove: give --reveal, --commit, --predicate or --uid-fields".into(),
-            ));
-        }
-        for p in &self.predicates {
-            parse_predicate(p)?;
-        }
-        Ok(())
-    }
-
-    fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = Vec::new();
-        let preds = self
-            .predicates
-            .iter()
-            .filter_map(|p| parse_predicate(p).ok().map(|e| e.key));
-        for k in self
-            .reveal
-            .iter()
-            .chain(&self.commit)
-            .cloned()
-            .chain(preds)
-            .chain(self.uid_fields.iter().cloned())
-        {
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
-        }
-        keys
-    }
-
-    /// The plan for a response: every named field located under the field rule (first
-    /// occurrence in the body), fresh salts, date formats detected from the values.
-    pub fn plan(&self, response: &[u8]) -> Result<DisclosurePlan, ProveError> {
-        let keys = self.keys();
-        let mut fields: Vec<FieldRef> = Vec::new();
-        let mut values: Vec<Vec<u8>> = Vec::new();
-        for k in &keys {
-            let l = locate(response, k)?;
-            fields.push(l.field);
-            values.push(l.value);
-        }
-        let idx = |k: &str| keys.iter().position(|x| x == k).map(|i| i as u8);
-        let mut commit = Vec::new();
-        for k in self.reveal.iter().chain(&self.commit) {
-            if let Some(i) = idx(k) {
-                if !commit.contains(&i) {
-                    commit.push(i);
-                }
-            }
-        }
-        let mut predicates = Vec::new();
-        for p in &self.predicates {
-            let e = parse_predicate(p)?;
-            let field =
-                idx(&e.key).ok_or_else(|| ProveError::Usage(format!("no field {}", e.key)))?;
-            let value = String::from_utf8_lossy(&values[field as usize]).into_owned();
-            let date_format = match &e.rhs {
-                Rhs::Date(_) => Some(detect_date_format(&value).ok_or_else(|| {
-                    ProveError::Usage(format!(
-                        "predicate {p:?}: field {:?} is not a date in a supported format (YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD, DD.MM.YYYY, DD/MM/YYYY)",
-                        e.key
-                    ))
-                })?),
-                _ => None,
-            };
-            predicates.push(PredicateReq {
-                field,
-                cmp: e.cmp,
-                rhs: e.rhs,
-                date_format,
-            });
-        }
-        let uid = match &self.scope {
-            Some(scope) => {
-                let mut f = Vec::new();
-                for k in &self.uid_fields {
-                    let i = idx(k).ok_or_else(|| ProveError::Usage(format!("no field {k}")))?;
-                    let v = &values[i as usize];
-                    let kind = match std::str::from_utf8(v).ok().and_then(detect_date_format) {
-                        Some(fmt) => FieldKind::Date(fmt),
-                        None if in_circuit_text_domain(v)
-                            && !uid_prf::canon::canon_text(&String::from_utf8_lossy(v)).is_empty() =>
-                        {
-                            FieldKind::Text
-                        }
-                        None => {
-                            return Err(ProveError::Usage(format!(
-                                "field {k:?} cannot go into a nullifier: it must be non-empty, and only ASCII and Latin-1 letters without JSON escapes are canonicalised in the circuit"
-                            )))
-                        }
-                    };
-                    f.push((i, kind));
-                }
-                Some(UidReq {
-                    fields: f,
-                    scope: scope.clone(),
-                })
-            }
-            None => None,
+impl Options {
+    /// Reads the options into a selection and checks it (everything that can be checked
+    /// before any connection: syntax, limits, what the circuit can match).
+    pub fn selection(&self) -> Result<Selection, ProveError> {
+        let path = |s: &String| Path::parse(s).map_err(|e| ProveError::Parse(e.to_string()));
+        let ranges = |v: &[String]| {
+            v.iter()
+                .map(|s| parse_range(s))
+                .collect::<Result<Vec<_>, _>>()
         };
-        let salts = commit
-            .iter()
-            .map(|_| {
-                let mut s = [0u8; SALT];
-                OsRng.fill_bytes(&mut s);
-                s
-            })
-            .collect();
-        Ok(DisclosurePlan {
-            lens: values.iter().map(|v| v.len() as u8).collect(),
-            request: DisclosureRequest {
-                fields,
-                commit,
-                predicates,
-                uid,
-            },
-            salts,
-        })
-    }
-
-    /// [`Selection::plan`] as the planner the MPC-TLS client calls.
-    pub fn planner(self) -> Planner<'static> {
-        Box::new(move |_t, response| {
-            self.plan(response).map_err(|e| match e {
-                ProveError::Disclose(d) => d,
-                other => DiscloseError::Request(other.to_string()),
-            })
-        })
+        let mut uid = Vec::new();
+        for entry in &self.uid_fields {
+            for p in split_paths(entry) {
+                uid.push(Path::parse(&p).map_err(|e| ProveError::Parse(e.to_string()))?);
+            }
+        }
+        let sel = Selection {
+            reveal: self.reveal.iter().map(path).collect::<Result<_, _>>()?,
+            commit: self.commit.iter().map(path).collect::<Result<_, _>>()?,
+            reveal_ranges: ranges(&self.reveal_range)?,
+            commit_ranges: ranges(&self.commit_range)?,
+            predicates: self
+                .predicates
+                .iter()
+                .map(|p| parse_predicate(p).map_err(|e| ProveError::Parse(e.to_string())))
+                .collect::<Result<_, _>>()?,
+            uid_fields: uid,
+            scope: self.scope.clone(),
+        };
+        sel.check().map_err(|e| ProveError::Usage(e.to_string()))?;
+        Ok(sel)
     }
 }
 
-/// The presentation of a signed notarization, opening the fields in `reveal`.
+/// `START:END`, byte offsets in the body (after de-chunking), END exclusive.
+pub fn parse_range(s: &str) -> Result<ByteRange, ProveError> {
+    let bad = || {
+        ProveError::Parse(format!(
+            "invalid range {s:?}: expected START:END, byte offsets in the body with START < END"
+        ))
+    };
+    let (a, b) = s.split_once(':').ok_or_else(bad)?;
+    let start: u32 = a.trim().parse().map_err(|_| bad())?;
+    let end: u32 = b.trim().parse().map_err(|_| bad())?;
+    if start >= end {
+        return Err(bad());
+    }
+    Ok(ByteRange { start, end })
+}
+
+/// Splits a comma-separated list of paths, leaving commas inside brackets and quotes alone
+/// (`$.a,$['b,c']` is two paths).
+pub fn split_paths(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in s.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '[' => depth += 1,
+                ']' => depth = depth.saturating_sub(1),
+                ',' if depth == 0 => {
+                    out.push(std::mem::take(&mut cur).trim().to_string());
+                    continue;
+                }
+                _ => {}
+            },
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() || !out.is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out.retain(|p| !p.is_empty());
+    out
+}
+
+/// The targets the options reveal, as the notarization names them (canonical paths,
+/// `body[START:END]`).
+pub fn revealed_targets(sel: &Selection) -> Vec<String> {
+    sel.reveal
+        .iter()
+        .map(Path::to_string)
+        .chain(sel.reveal_ranges.iter().map(ByteRange::to_string))
+        .collect()
+}
+
+/// The presentation of a signed notarization, opening the targets in `reveal`.
 pub fn presentation(
     notarization: Notarization,
     signature: [u8; 64],
     leaves: Vec<Commitment>,
-    plan: &DisclosurePlan,
-    response: &[u8],
+    plan: &ClientPlan,
     reveal: &[String],
 ) -> Result<Presentation, ProveError> {
     let mut openings = Vec::new();
-    for k in reveal {
-        let (pos, &f) = plan
+    for t in reveal {
+        let k = plan
             .request
             .commit
             .iter()
-            .enumerate()
-            .find(|(_, &f)| plan.request.fields[f as usize].key == *k)
-            .ok_or_else(|| ProveError::Usage(format!("field {k:?} was not committed")))?;
-        let fr = &plan.request.fields[f as usize];
-        let start = fr.value_start();
-        let n = plan.lens[f as usize] as usize;
-        let raw = response
-            .get(start..start + n)
-            .ok_or_else(|| ProveError::Usage(format!("field {k:?} lies outside the response")))?;
-        let value = String::from_utf8(raw.to_vec()).map_err(|_| ProveError::NotText(k.clone()))?;
+            .position(|&c| plan.request.target_text(c).as_deref() == Some(t.as_str()))
+            .ok_or_else(|| ProveError::Usage(format!("{t} was not committed")))?;
+        let value = String::from_utf8(plan.values[k].clone())
+            .map_err(|_| ProveError::NotText(t.clone()))?;
         openings.push(Opening {
-            key: fr.key.clone(),
-            at: fr.at,
-            salt: plan.salts[pos],
+            target: t.clone(),
+            salt: plan.salts[k],
             value,
         });
     }
@@ -258,7 +204,10 @@ impl Target {
             Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
             None => (hostport, 443),
         };
-        if host.is_empty() || path.contains(char::is_whitespace) {
+        if host.is_empty()
+            || !host.bytes().all(|c| c.is_ascii_graphic())
+            || !path.bytes().all(|c| c.is_ascii_graphic())
+        {
             return Err(bad());
         }
         Ok(Target {
@@ -268,23 +217,48 @@ impl Target {
         })
     }
 
-    /// The HTTP/1.1 GET request, with the extra headers, asking the server to close.
+    /// The Host header's value: the host, with the port unless it is 443.
+    pub fn host_header(&self) -> String {
+        if self.port == 443 {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The HTTP/1.1 GET request: the request line and Host header first (the committee
+    /// proves both), the extra headers, then asking for JSON, an uncompressed body and a
+    /// close.
     pub fn request(&self, headers: &[String]) -> Result<Vec<u8>, ProveError> {
-        let mut r = format!("GET {} HTTP/1.1\r\nHost: {}\r\n", self.path, self.host);
+        let mut r = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\n",
+            self.path,
+            self.host_header()
+        );
         for h in headers {
             let (name, value) = h
                 .split_once(':')
                 .ok_or_else(|| ProveError::Header(h.clone()))?;
             let name = name.trim();
+            let reserved = [
+                "host",
+                "connection",
+                "accept-encoding",
+                "content-length",
+                "transfer-encoding",
+            ];
             if name.is_empty()
                 || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                || reserved.iter().any(|r| name.eq_ignore_ascii_case(r))
                 || value.contains(['\r', '\n'])
             {
                 return Err(ProveError::Header(h.clone()));
             }
             r.push_str(&format!("{name}: {}\r\n", value.trim()));
         }
-        r.push_str("Accept: application/json\r\nConnection: close\r\n\r\n");
+        r.push_str(
+            "Accept: application/json\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n",
+        );
         Ok(r.into_bytes())
     }
 }
@@ -304,38 +278,50 @@ mod tests {
         assert_eq!(Target::parse("https://bank.example").unwrap().path, "/");
         assert!(Target::parse("http://bank.example/").is_err());
         assert!(Target::parse("https://:1/").is_err());
-        let r = t.request(&["Cookie: a=b".into()]).unwrap();
-        assert!(String::from_utf8(r)
-            .unwrap()
-            .contains("\r\nCookie: a=b\r\n"));
+        let r = String::from_utf8(t.request(&["Cookie: a=b".into()]).unwrap()).unwrap();
+        assert!(r.starts_with("GET /api/me?x=1 HTTP/1.1\r\nHost: bank.example:8443\r\n"));
+        assert!(r.contains("\r\nCookie: a=b\r\n"));
+        assert!(r.contains("\r\nAccept-Encoding: identity\r\n"));
         assert!(t.request(&["Bad\r\nX: y".into()]).is_err());
         assert!(t.request(&["NoColon".into()]).is_err());
+        assert!(t.request(&["Host: other.example".into()]).is_err());
+        let (m, target, host) = disclosure::http::parse_request(r.as_bytes()).unwrap();
+        assert_eq!(
+            (m.as_str(), target.as_str(), host.as_str()),
+            ("GET", "/api/me?x=1", "bank.example:8443")
+        );
     }
 
     #[test]
-    fn plans_locate_fields_and_kinds() {
-        let resp = b"HTTP/1.1 200 OK\r\n\r\n{\"name\":\"Alice Smith\",\"birthdate\":\"01.04.1990\",\"nationality\":\"US\"}";
-        let sel = Selection {
-            reveal: vec!["nationality".into()],
-            predicates: vec!["birthdate<=today-18y".into()],
-            uid_fields: vec!["name".into(), "birthdate".into()],
+    fn options_read_into_a_selection() {
+        let o = Options {
+            reveal: vec!["user.address.country".into(), "$['odd key']".into()],
+            reveal_range: vec!["0:10".into()],
+            predicates: vec!["$.user.age >= 18".into()],
+            uid_fields: vec!["$.user.name,$['a,b']".into()],
             scope: Some("vote".into()),
             ..Default::default()
         };
-        sel.check().unwrap();
-        let p = sel.plan(resp).unwrap();
-        assert_eq!(p.request.fields.len(), 3);
-        assert_eq!(p.request.commit, vec![0]);
-        assert_eq!(p.salts.len(), 1);
-        assert_eq!(p.lens, vec![2, 10, 11]);
-        let u = p.request.uid.as_ref().unwrap();
-        assert_eq!(u.fields[0], (2, FieldKind::Text));
-        assert!(matches!(u.fields[1].1, FieldKind::Date(_)));
-        assert!(Selection::default().check().is_err());
-        let missing = Selection {
-            reveal: vec!["email".into()],
+        let s = o.selection().unwrap();
+        assert_eq!(s.reveal[0].to_string(), "$.user.address.country");
+        assert_eq!(s.uid_fields.len(), 2);
+        assert_eq!(s.uid_fields[1].to_string(), "$['a,b']");
+        assert_eq!(
+            revealed_targets(&s),
+            vec!["$.user.address.country", "$['odd key']", "body[0:10]"]
+        );
+        assert!(Options::default().selection().is_err());
+        for bad in ["10:5", "a:b", "5", "3:3"] {
+            assert!(parse_range(bad).is_err(), "{bad}");
+        }
+        let o = Options {
+            uid_fields: vec!["$.name".into()],
             ..Default::default()
         };
-        assert!(missing.plan(resp).is_err());
+        assert!(o.selection().is_err(), "uid fields without a scope");
+        assert_eq!(
+            split_paths("a, b ,$[\"c,]d\"]"),
+            vec!["a", "b", "$[\"c,]d\"]"]
+        );
     }
 }

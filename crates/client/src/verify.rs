@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use notarization::{verify, Presentation, TrustedGroup, Verified, VerifyError};
+use notarization::{verify, HttpRequest, Presentation, TrustedGroup, Verified};
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 /// The outcome of verifying a presentation, as `tessera verify` prints it.
 #[derive(Debug, Clone, Serialize)]
@@ -15,8 +16,14 @@ pub struct VerifyReport {
     pub server_name: Option<String>,
     /// The session's time (unix seconds).
     pub time: Option<u64>,
-    /// Revealed fields.
-    pub revealed: BTreeMap<String, String>,
+    /// The TLS version (`1.2`).
+    pub tls_version: Option<String>,
+    /// The request the response answers: method, target, host.
+    pub request: Option<HttpRequest>,
+    /// The response's status code.
+    pub status: Option<u16>,
+    /// Revealed values by canonical path (or `body[START:END]`), as typed JSON values.
+    pub revealed: BTreeMap<String, Box<RawValue>>,
     /// Predicate results.
     pub predicates: BTreeMap<String, bool>,
     /// The nullifier's scope.
@@ -47,6 +54,9 @@ impl VerifyReport {
             verified: true,
             server_name: Some(v.server_name),
             time: Some(v.time),
+            tls_version: Some(v.tls_version),
+            request: Some(v.request),
+            status: Some(v.status),
             revealed: v.revealed,
             predicates: v.predicates,
             scope: v.scope,
@@ -62,11 +72,14 @@ impl VerifyReport {
         }
     }
 
-    fn failed(e: &VerifyError, simulated: bool) -> Self {
+    fn failed(e: &dyn std::fmt::Display, simulated: bool) -> Self {
         VerifyReport {
             verified: false,
             server_name: None,
             time: None,
+            tls_version: None,
+            request: None,
+            status: None,
             revealed: BTreeMap::new(),
             predicates: BTreeMap::new(),
             scope: None,
@@ -109,11 +122,23 @@ impl VerifyReport {
                 .unwrap_or_else(|| t.to_string());
             o.push_str(&format!("time:        {when} ({t})\n"));
         }
+        if let Some(r) = &self.request {
+            o.push_str(&format!(
+                "request:     {} {} (host {})\n",
+                r.method, r.target, r.host
+            ));
+        }
+        if let Some(st) = self.status {
+            o.push_str(&format!("status:      {st}\n"));
+        }
+        if let Some(v) = &self.tls_version {
+            o.push_str(&format!("tls:         {v}\n"));
+        }
         if self.close_notify == Some(false) {
             o.push_str("note:        the provider did not close with close_notify (the response may be truncated)\n");
         }
         for (k, v) in &self.revealed {
-            o.push_str(&format!("revealed:    {k} = {v:?}\n"));
+            o.push_str(&format!("revealed:    {k} = {}\n", shown(v)));
         }
         for k in &self.committed {
             o.push_str(&format!("committed:   {k} (not revealed)\n"));
@@ -139,15 +164,20 @@ impl VerifyReport {
     }
 }
 
+/// A revealed value for people: a JSON string unescaped and quoted, anything else as its
+/// JSON text.
+fn shown(v: &RawValue) -> String {
+    match serde_json::from_str::<serde_json::Value>(v.get()) {
+        Ok(serde_json::Value::String(s)) => format!("{s:?}"),
+        _ => v.get().to_string(),
+    }
+}
+
 /// Verifies a presentation (JSON) against trusted groups (each a `group.json`) at `now`.
 pub fn verify_json(presentation: &str, trusted: &[TrustedGroup], now: u64) -> VerifyReport {
     let p = match Presentation::from_json(presentation) {
         Ok(p) => p,
-        Err(e) => {
-            let mut r = VerifyReport::failed(&VerifyError::BadSignature, false);
-            r.error = Some(format!("not a Tessera presentation: {e}"));
-            return r;
-        }
+        Err(e) => return VerifyReport::failed(&e, false),
     };
     match verify(&p, trusted, now) {
         Ok(v) => VerifyReport::ok(v),

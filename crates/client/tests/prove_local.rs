@@ -116,11 +116,17 @@ fn prove_verify_and_nullifiers() {
     assert_eq!(v["verified"], true);
     assert_eq!(v["server_name"], NAME);
     assert_eq!(v["simulated"], true);
-    assert_eq!(v["revealed"], serde_json::json!({"nationality": "us"}));
-    assert_eq!(v["predicates"]["birthdate<=today-18y"], true);
-    assert_eq!(v["predicates"]["balance>=1000"], true);
+    assert_eq!(v["revealed"], serde_json::json!({"$.nationality": "us"}));
+    assert_eq!(v["predicates"]["$.birthdate<=today-18y"], true);
+    assert_eq!(v["predicates"]["$.balance>=1000"], true);
     assert_eq!(v["scope"], "vote-2026");
-    assert_eq!(v["committed"], serde_json::json!(["email"]));
+    assert_eq!(v["committed"], serde_json::json!(["$.email"]));
+    assert_eq!(
+        v["request"],
+        serde_json::json!({"method": "GET", "target": "/api/me", "host": NAME})
+    );
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["tls_version"], "1.2");
     let null_a = v["nullifier"].as_str().unwrap().to_string();
     assert_eq!(null_a.len(), 64);
     // Nothing else of the response is in the presentation.
@@ -242,7 +248,7 @@ fn clear_errors_for_bad_requests() {
     );
     assert_eq!(code, 1, "{text}");
     assert!(
-        text.contains("no string value for key \"passport\""),
+        text.contains("the body has no value at $.passport"),
         "{text}"
     );
     assert!(!dir.path().join("x.json").exists());

@@ -86,20 +86,6 @@ fn public_groups(width: usize) -> [InputGroup; 2] {
     })
 }
 
-/// AES-128 of one block under expanded round keys, as a copy of a circuit built once per
-/// process (re-running the gadget for every counter block dominated session set-up time).
-pub(crate) fn aes_block(
-    b: &mut Builder,
-    rk: &[Bit],
-    block: &[Bit],
-) -> Result<Vec<Bit>, CircuitError> {
-    static AES: std::sync::OnceLock<mpc::circuit::Circuit> = std::sync::OnceLock::new();
-    let c = AES.get_or_init(mpc::circuit::aes::aes128_expanded_circuit);
-    let mut inputs = rk.to_vec();
-    inputs.extend_from_slice(block);
-    b.instantiate(c, &inputs)
-}
-
 /// The 16-byte counter block: implicit nonce (4) ‖ explicit nonce (8) ‖ counter (4).
 fn counter_block(iv: &[Bit], explicit: &[Bit], ctr: u32) -> Vec<Bit> {
     let mut block = iv.to_vec();
@@ -514,7 +500,7 @@ fn ctr_circuit(n: usize) -> Result<Arc<mpc::circuit::Circuit>, BuildError> {
     for suffix in pa.chunks_exact(SUFFIX_BITS) {
         let mut block = iv.to_vec();
         block.extend_from_slice(suffix);
-        outputs.extend(aes_block(&mut b, rk, &block)?);
+        outputs.extend(mpc::circuit::aes::expanded_block(&mut b, rk, &block)?);
     }
     let circuit = Arc::new(b.finish(&outputs)?);
     if let Ok(mut c) = CACHE.lock() {

@@ -10,13 +10,10 @@ use mpc::client::ClientPads;
 use mpc::spec::PartyId;
 use rand_core::{CryptoRng, RngCore};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::codec::{
     blocks_for, encode_record, join_gcm, split_gcm, CodecError, ContentType, MAX_FRAGMENT,
-};
-use crate::disclose::{
-    commitment, DiscloseError, DisclosureRequest, DisclosureResult, InputShares, SALT,
 };
 use crate::net::{ClientLinks, LinkError};
 use crate::proto::{pack_bits, unpack_bits, ToClient, ToNode, Transcript};
@@ -62,9 +59,6 @@ pub enum ClientError {
     /// The request is empty or too large.
     #[error("the request must be 1 byte to 1 MiB, not {0} bytes")]
     Request(usize),
-    /// The disclosure could not be planned from the response.
-    #[error(transparent)]
-    Disclose(#[from] DiscloseError),
 }
 
 /// What the client measured.
@@ -91,40 +85,7 @@ pub struct ClientOutput {
     pub transcript: Transcript,
     /// Measurements.
     pub stats: ClientStats,
-    /// The disclosure, if one was planned.
-    pub disclosure: Option<ClientDisclosure>,
 }
-
-/// What the client asks the nodes to attest, with its private inputs, as a planner makes
-/// it from the response.
-#[derive(Clone)]
-pub struct DisclosurePlan {
-    /// The public request.
-    pub request: DisclosureRequest,
-    /// Each field's value length.
-    pub lens: Vec<u8>,
-    /// Each commitment's salt.
-    pub salts: Vec<[u8; SALT]>,
-}
-
-impl Drop for DisclosurePlan {
-    fn drop(&mut self) {
-        self.lens.zeroize();
-        self.salts.zeroize();
-    }
-}
-
-/// A finished disclosure: the plan and what all three nodes computed.
-pub struct ClientDisclosure {
-    /// The plan.
-    pub plan: DisclosurePlan,
-    /// The nodes' result (identical at all three).
-    pub result: DisclosureResult,
-}
-
-/// Makes a disclosure plan once the response plaintext is known.
-pub type Planner<'a> =
-    Box<dyn FnOnce(&Transcript, &[u8]) -> Result<DisclosurePlan, DiscloseError> + Send + 'a>;
 
 impl std::fmt::Debug for ClientOutput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -132,23 +93,32 @@ impl std::fmt::Debug for ClientOutput {
             .field("response_bytes", &self.response.len())
             .field("transcript", &self.transcript)
             .field("stats", &self.stats)
-            .field("disclosure", &self.disclosure.as_ref().map(|d| &d.result))
             .finish()
     }
 }
 
 /// Collects one message kind from all three nodes.
-struct Gather<T> {
+pub struct Gather<T> {
     got: [Option<T>; 3],
 }
 
-impl<T> Gather<T> {
-    fn new() -> Self {
+impl<T> Default for Gather<T> {
+    fn default() -> Self {
         Gather {
             got: [None, None, None],
         }
     }
-    fn put(&mut self, node: PartyId, v: T, what: &'static str) -> Result<(), ClientError> {
+}
+
+impl<T> Gather<T> {
+    /// Nothing gathered yet.
+    pub fn new() -> Self {
+        Gather {
+            got: [None, None, None],
+        }
+    }
+    /// Stores node `node`'s message (`what`, for the error if it sends one twice).
+    pub fn put(&mut self, node: PartyId, v: T, what: &'static str) -> Result<(), ClientError> {
         let slot = self
             .got
             .get_mut(node as usize)
@@ -165,7 +135,13 @@ impl<T> Gather<T> {
         *slot = Some(v);
         Ok(())
     }
-    fn take(&mut self) -> Option<[T; 3]> {
+    /// Whether node `node` has sent its message.
+    pub fn has(&self, node: PartyId) -> bool {
+        self.got.get(node as usize).is_some_and(Option::is_some)
+    }
+
+    /// All three messages, once every node has sent one.
+    pub fn take(&mut self) -> Option<[T; 3]> {
         if self.got.iter().all(Option::is_some) {
             let [a, b, c] = std::mem::take(&mut self.got);
             Some([a?, b?, c?])
@@ -185,7 +161,8 @@ fn xor_tags(shares: &[[u8; 16]]) -> [u8; 16] {
     t
 }
 
-fn all_equal<T: PartialEq>(v: &[T; 3], what: &'static str) -> Result<(), ClientError> {
+/// `Ok` if all three nodes sent the same thing, else [`ClientError::Disagree`] naming `what`.
+pub fn all_equal<T: PartialEq>(v: &[T; 3], what: &'static str) -> Result<(), ClientError> {
     if v[0] == v[1] && v[1] == v[2] {
         Ok(())
     } else {
@@ -223,6 +200,8 @@ enum Phase {
 
 /// Runs one session: `server` is the open TCP connection to the provider, `links` reach the
 /// three nodes, `request` is the plaintext to send (split into records of at most 16 KiB).
+/// With `keep_open`, the nodes are told to keep the committed session open for a computation
+/// after the response (a disclosure), which the caller then runs over the same `links`.
 pub async fn run_client<S, R>(
     server_name: &str,
     server: S,
@@ -230,136 +209,13 @@ pub async fn run_client<S, R>(
     request: &[u8],
     timeout: Duration,
     rng: &mut R,
+    keep_open: bool,
 ) -> Result<ClientOutput, ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     R: RngCore + CryptoRng,
 {
-    run_client_disclosing(server_name, server, links, request, timeout, rng, None).await
-}
-
-/// [`run_client`], then, if `planner` is given, the disclosure it plans from the response:
-/// the nodes run the after-close pass and the client accepts the result only if all three
-/// nodes report the same and every commitment matches the value and salt it holds.
-pub async fn run_client_disclosing<S, R>(
-    server_name: &str,
-    server: S,
-    links: &mut ClientLinks,
-    request: &[u8],
-    timeout: Duration,
-    rng: &mut R,
-    planner: Option<Planner<'_>>,
-) -> Result<ClientOutput, ClientError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    R: RngCore + CryptoRng,
-{
-    let disclose = planner.is_some();
-    let mut out = session(server_name, server, links, request, timeout, rng, disclose).await?;
-    if let Some(planner) = planner {
-        let plan = planner(&out.transcript, &out.response)?;
-        out.disclosure = Some(disclosure(links, plan, &out.response, timeout, rng).await?);
-        out.stats.bytes_up = links.sent();
-        out.stats.bytes_down = links.received();
-    }
-    Ok(out)
-}
-
-/// Sends the plan's shares, gathers the three results and checks them.
-async fn disclosure<R: RngCore + CryptoRng>(
-    links: &mut ClientLinks,
-    plan: DisclosurePlan,
-    response: &[u8],
-    timeout: Duration,
-    rng: &mut R,
-) -> Result<ClientDisclosure, ClientError> {
-    plan.request.check(response.len())?;
-    let nf = plan.request.fields.len();
-    let nc = plan.request.commit.len();
-    if plan.lens.len() != nf || plan.salts.len() != nc {
-        return Err(DiscloseError::Request(
-            "the plan's private inputs do not match its request".into(),
-        )
-        .into());
-    }
-    let mut shares: [InputShares; 3] = Default::default();
-    for s in shares.iter_mut().take(2) {
-        s.lens = (0..nf).map(|_| (rng.next_u32() & 0xff) as u8).collect();
-        s.salts = (0..nc)
-            .map(|_| {
-                let mut b = [0u8; SALT];
-                rng.fill_bytes(&mut b);
-                b
-            })
-            .collect();
-    }
-    let mut last = InputShares {
-        lens: plan.lens.clone(),
-        salts: plan.salts.clone(),
-    };
-    for s in shares.iter().take(2) {
-        for (a, b) in last.lens.iter_mut().zip(&s.lens) {
-            *a ^= b;
-        }
-        for (a, b) in last.salts.iter_mut().zip(&s.salts) {
-            for (x, y) in a.iter_mut().zip(b) {
-                *x ^= y;
-            }
-        }
-    }
-    shares[2] = last;
-    for (node, s) in shares.iter().enumerate() {
-        links.send(
-            node as u8,
-            &ToNode::Disclose {
-                request: plan.request.clone(),
-                shares: s.clone(),
-            },
-        )?;
-    }
-    drop(shares);
-    let mut got = Gather::new();
-    loop {
-        let (node, m) = tokio::time::timeout(timeout, links.recv::<ToClient>())
-            .await
-            .map_err(|_| ClientError::Timeout(timeout, "the nodes' disclosure"))??;
-        match m {
-            ToClient::Error(reason) => return Err(ClientError::Node { node, reason }),
-            ToClient::Disclosed(r) => {
-                got.put(node, r, "the disclosure")?;
-                if let Some(all) = got.take() {
-                    all_equal(&all, "the disclosure")?;
-                    let [result, _, _] = all;
-                    for ((&f, salt), c) in plan
-                        .request
-                        .commit
-                        .iter()
-                        .zip(&plan.salts)
-                        .zip(&result.commitments)
-                    {
-                        let fr = &plan.request.fields[f as usize];
-                        let start = fr.value_start();
-                        let n = plan.lens[f as usize] as usize;
-                        let mine = response
-                            .get(start..start + n)
-                            .and_then(|v| commitment(salt, v));
-                        if mine.as_ref() != Some(c) {
-                            return Err(ClientError::Disagree(
-                                "a commitment (it does not match the response)",
-                            ));
-                        }
-                    }
-                    return Ok(ClientDisclosure { plan, result });
-                }
-            }
-            _ => {
-                return Err(ClientError::Protocol {
-                    node,
-                    what: "a message other than the disclosure".into(),
-                })
-            }
-        }
-    }
+    session(server_name, server, links, request, timeout, rng, keep_open).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -481,14 +337,17 @@ where
                     phase = Phase::Closed;
                 }
             }
+            Input::Node(Err(LinkError::NodeClosed(node))) if response.has(node) => {
+                // A node that has sent the response may close; the others still count.
+            }
             Input::Node(m) => {
                 let (node, m) = m?;
                 match m {
                     ToClient::Error(reason) => return Err(ClientError::Node { node, reason }),
-                    ToClient::Disclosed(_) => {
+                    ToClient::After(_) => {
                         return Err(ClientError::Protocol {
                             node,
-                            what: "a disclosure before the response".into(),
+                            what: "an after-close message before the response".into(),
                         })
                     }
                     ToClient::ClientHello(ch) => {
@@ -593,7 +452,6 @@ where
                                 response: Zeroizing::new(plain),
                                 transcript: a.1,
                                 stats,
-                                disclosure: None,
                             });
                         }
                     }

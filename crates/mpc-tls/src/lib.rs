@@ -7,9 +7,9 @@
 //! - [`verify`]: certificate chain and ServerKeyExchange checks each node does itself.
 //! - [`prf`]: the TLS 1.2 PRF with the Extended Master Secret as boolean circuits.
 //! - [`circuits`]: the session's four garbled executions.
-//! - [`disclose`]: the after-close pass: field rule, commitments, predicates, nullifier.
 //! - [`proto`] and [`net`]: client↔node messages, the transcript, channels over one transport.
-//! - [`node`]: a node's side of a session; [`client`]: the phone's side.
+//! - [`node`]: a node's side of a session (and the committed session it can hand on for a
+//!   computation over the response, the disclosure); [`client`]: the phone's side.
 //! - [`local`]: a whole session in one process (the example, the benchmark, the tests).
 //! - [`provider`]: a throwaway local HTTPS provider for the example, benchmark and tests.
 #![forbid(unsafe_code)]
@@ -17,7 +17,6 @@
 pub mod circuits;
 pub mod client;
 pub mod codec;
-pub mod disclose;
 pub mod handshake;
 pub mod local;
 pub mod net;

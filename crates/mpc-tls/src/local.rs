@@ -10,9 +10,9 @@ use rand::rngs::OsRng;
 use rand::SeedableRng;
 use tokio::net::TcpStream;
 
-use crate::client::{run_client_disclosing, ClientError, ClientOutput, Planner};
-use crate::net::{links, Recording, Tap};
-use crate::node::{run_node, Faults, NodeConfig, NodeError, NodeReport, UidKey};
+use crate::client::{run_client, ClientError, ClientOutput};
+use crate::net::{links, ClientLinks, Link, Recording, Tap};
+use crate::node::{run_node, Faults, NodeConfig, NodeError, NodeReport};
 use crate::verify::Roots;
 
 /// Settings for [`fetch`].
@@ -26,8 +26,6 @@ pub struct LocalConfig {
     pub timeout: Duration,
     /// Deliberate deviations per node, for adversarial tests (all off by default).
     pub faults: [Faults; 3],
-    /// Each node's UID key share, for nullifiers (none by default).
-    pub uid: [Option<UidKey>; 3],
 }
 
 impl LocalConfig {
@@ -42,7 +40,6 @@ impl LocalConfig {
             time,
             timeout: Duration::from_secs(30),
             faults: [Faults::default(); 3],
-            uid: Default::default(),
         }
     }
 }
@@ -94,17 +91,6 @@ pub async fn fetch(
     fetch_recorded(cfg, server_name, addr, request, None).await
 }
 
-/// [`fetch`], then the disclosure `planner` makes from the response.
-pub async fn fetch_disclosing(
-    cfg: &LocalConfig,
-    server_name: &str,
-    addr: SocketAddr,
-    request: &[u8],
-    planner: Planner<'_>,
-) -> Result<LocalOutput, LocalError> {
-    run_local(cfg, server_name, addr, request, None, Some(planner)).await
-}
-
 /// [`fetch`], recording everything node `i` sends and receives (to the client and the other
 /// nodes) into `recordings[i]`.
 pub async fn fetch_recorded(
@@ -114,72 +100,136 @@ pub async fn fetch_recorded(
     request: &[u8],
     recordings: Option<&[Recording; 3]>,
 ) -> Result<LocalOutput, LocalError> {
-    run_local(cfg, server_name, addr, request, recordings, None).await
-}
-
-async fn run_local(
-    cfg: &LocalConfig,
-    server_name: &str,
-    addr: SocketAddr,
-    request: &[u8],
-    recordings: Option<&[Recording; 3]>,
-    planner: Option<Planner<'_>>,
-) -> Result<LocalOutput, LocalError> {
-    let tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|error| LocalError::Connect { addr, error })?;
-    let _ = tcp.set_nodelay(true);
-    let (mut client_links, node_links) = links();
-    let mut tasks = Vec::new();
-    for (i, (t, link)) in memory_network().into_iter().zip(node_links).enumerate() {
-        let rec = recordings.map(|r| r[i].clone());
-        let link = match &rec {
-            Some(r) => link.with_tap(r.clone()),
-            None => link,
-        };
-        let t = Tap::new(t, rec);
-        let ncfg = NodeConfig {
-            roots: cfg.roots.clone(),
-            time: cfg.time,
-            timeout: cfg.timeout,
-            faults: cfg.faults[i],
-            uid: cfg.uid[i].clone(),
-        };
-        tasks.push(tokio::spawn(async move {
-            let mut rng =
-                rand_chacha::ChaCha20Rng::from_rng(OsRng).map_err(|_| NodeError::Random)?;
-            run_node(i as u8, ncfg, t, link, &mut rng).await
-        }));
-    }
-    let client = run_client_disclosing(
+    let LocalNet {
+        tcp,
+        mut client_links,
+        nodes,
+    } = LocalNet::connect(cfg, addr, recordings).await?;
+    let tasks: Vec<_> = nodes
+        .into_iter()
+        .map(|n| {
+            tokio::spawn(async move {
+                let mut rng = n.rng()?;
+                run_node(n.id, n.cfg, n.transport, n.link, &mut rng).await
+            })
+        })
+        .collect();
+    let client = run_client(
         server_name,
         tcp,
         &mut client_links,
         request,
         cfg.timeout,
         &mut OsRng,
-        planner,
+        false,
     )
     .await;
     drop(client_links);
-    let mut nodes = Vec::new();
-    let mut node_err = None;
+    let nodes = join_nodes(tasks).await;
+    let client = client?;
+    let nodes = nodes.map_err(|(node, e)| match e {
+        Some(source) => LocalError::Node { node, source },
+        None => LocalError::Task(node),
+    })?;
+    Ok(LocalOutput { client, nodes })
+}
+
+/// The transport an in-process node talks to its peers over.
+pub type LocalTransport = Tap<mpc::transport::MemoryTransport>;
+
+/// What one in-process node of [`LocalNet`] runs with.
+pub struct LocalNode {
+    /// Its party id.
+    pub id: mpc::spec::PartyId,
+    /// Its settings.
+    pub cfg: NodeConfig,
+    /// Its links to the other nodes.
+    pub transport: LocalTransport,
+    /// Its link to the client.
+    pub link: Link,
+}
+
+impl LocalNode {
+    /// A fresh random generator for the node's task.
+    pub fn rng(&self) -> Result<rand_chacha::ChaCha20Rng, NodeError> {
+        rand_chacha::ChaCha20Rng::from_rng(OsRng).map_err(|_| NodeError::Random)
+    }
+}
+
+/// Three in-process nodes and a client, wired together, and the client's connection to the
+/// provider: the pieces of [`fetch`], for callers that run more on the session (the
+/// disclosure) and so drive the node tasks themselves.
+pub struct LocalNet {
+    /// The client's open connection to the provider.
+    pub tcp: TcpStream,
+    /// The client's links to the nodes.
+    pub client_links: ClientLinks,
+    /// The nodes, party 0 to 2.
+    pub nodes: Vec<LocalNode>,
+}
+
+impl LocalNet {
+    /// Connects to the provider at `addr` and wires three nodes with the settings of `cfg`,
+    /// recording node `i`'s traffic into `recordings[i]` if given.
+    pub async fn connect(
+        cfg: &LocalConfig,
+        addr: SocketAddr,
+        recordings: Option<&[Recording; 3]>,
+    ) -> Result<LocalNet, LocalError> {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|error| LocalError::Connect { addr, error })?;
+        let _ = tcp.set_nodelay(true);
+        let (client_links, node_links) = links();
+        let mut nodes = Vec::new();
+        for (i, (t, link)) in memory_network().into_iter().zip(node_links).enumerate() {
+            let rec = recordings.map(|r| r[i].clone());
+            let link = match &rec {
+                Some(r) => link.with_tap(r.clone()),
+                None => link,
+            };
+            nodes.push(LocalNode {
+                id: i as u8,
+                cfg: NodeConfig {
+                    roots: cfg.roots.clone(),
+                    time: cfg.time,
+                    timeout: cfg.timeout,
+                    faults: cfg.faults[i],
+                },
+                transport: Tap::new(t, rec),
+                link,
+            });
+        }
+        Ok(LocalNet {
+            tcp,
+            client_links,
+            nodes,
+        })
+    }
+}
+
+/// Waits for the node tasks, in party order. The first failure is the error: the node's
+/// party index and its error (`None` if the task panicked or was cancelled).
+pub async fn join_nodes<T, E>(
+    tasks: Vec<tokio::task::JoinHandle<Result<T, E>>>,
+) -> Result<Vec<T>, (usize, Option<E>)> {
+    let mut out = Vec::new();
+    let mut err = None;
     for (i, t) in tasks.into_iter().enumerate() {
         match t.await {
-            Ok(Ok(r)) => nodes.push(r),
+            Ok(Ok(r)) => out.push(r),
             Ok(Err(e)) => {
-                node_err.get_or_insert(LocalError::Node { node: i, source: e });
+                err.get_or_insert((i, Some(e)));
             }
             Err(_) => {
-                node_err.get_or_insert(LocalError::Task(i));
+                err.get_or_insert((i, None));
             }
         }
     }
-    let client = client?;
-    if let Some(e) = node_err {
-        return Err(e);
+    match err {
+        Some(e) => Err(e),
+        None => Ok(out),
     }
-    Ok(LocalOutput { client, nodes })
 }
 
 /// A command-line program's exit: success, or the error on one line (whatever

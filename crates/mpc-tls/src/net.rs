@@ -181,6 +181,9 @@ pub enum LinkError {
     /// A message that does not decode.
     #[error("undecodable message from the {0}")]
     Decode(&'static str),
+    /// A node's link ended (its stream closed or broke).
+    #[error("node {0}'s link closed (the node stopped or the connection was lost)")]
+    NodeClosed(PartyId),
 }
 
 /// The node's end of its message link with the client. Counts bytes; an optional tap
@@ -273,7 +276,7 @@ fn bridge<S, M: Send + 'static>(
     peer: PartyId,
     mut out: mpsc::UnboundedReceiver<M>,
     bytes: fn(&M) -> &[u8],
-    inbound: impl Fn(Vec<u8>) -> bool + Send + 'static,
+    inbound: impl Fn(Option<Vec<u8>>) -> bool + Send + 'static,
 ) -> tokio::task::JoinHandle<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
@@ -292,10 +295,11 @@ where
     });
     tokio::spawn(async move {
         while let Ok(Some(m)) = mpc::transport::read_frame(&mut r, peer).await {
-            if !inbound(m) {
+            if !inbound(Some(m)) {
                 return;
             }
         }
+        inbound(None);
     });
     writer
 }
@@ -317,7 +321,7 @@ impl Link {
             client,
             up_rx,
             |m| &m.1,
-            move |m| down_tx.send(m).is_ok(),
+            move |m| m.is_some_and(|m| down_tx.send(m).is_ok()),
         );
         Link {
             node,
@@ -398,7 +402,11 @@ impl ClientLinks {
             let (tx, rx) = mpsc::unbounded_channel();
             let up = up_tx.clone();
             let id = node;
-            bridge(s, id, rx, Vec::as_slice, move |m| up.send((id, m)).is_ok());
+            // The end of a node's stream reaches the client as an empty message (a real
+            // message is never empty), so it learns at once that the node is gone.
+            bridge(s, id, rx, Vec::as_slice, move |m| {
+                up.send((id, m.unwrap_or_default())).is_ok()
+            });
             node += 1;
             tx
         });
@@ -426,9 +434,13 @@ impl ClientLinks {
         (0..3).try_for_each(|n| self.send(n, m))
     }
 
-    /// Receives the next message from any node.
+    /// Receives the next message from any node; [`LinkError::NodeClosed`] when a node's link
+    /// over a stream ends (the caller decides whether it still needed that node).
     pub async fn recv<M: DeserializeOwned>(&mut self) -> Result<(PartyId, M), LinkError> {
         let (node, bytes) = self.rx.recv().await.ok_or(LinkError::Closed("nodes"))?;
+        if bytes.is_empty() {
+            return Err(LinkError::NodeClosed(node));
+        }
         self.received += bytes.len() as u64;
         let m = postcard::from_bytes(&bytes).map_err(|_| LinkError::Decode("node"))?;
         Ok((node, m))

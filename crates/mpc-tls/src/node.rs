@@ -20,6 +20,12 @@
 //! 6. The client relays the response until the server closes; the nodes compare what they
 //!    received, compute every record's tag mask and keystream, verify every tag, and only
 //!    then release the (masked) keystream and the transcript.
+//!
+//! After step 6 the session is *committed*: the ciphertext of both directions is fixed and
+//! every node holds the same transcript. [`run_node_committed`] stops there and hands the
+//! caller a [`Committed`] session, whose garbled-circuit session still holds both traffic keys
+//! on its wires, so that a later computation over the committed ciphertext (the disclosure)
+//! can run on it; [`run_node`] closes the session at once.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -40,7 +46,7 @@ use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::circuits::{
     batch_blocks, ctr_spec, handshake_spec, hs_out, plan_batches, server_finished_spec,
@@ -48,10 +54,6 @@ use crate::circuits::{
 };
 use crate::codec::{
     self, blocks_for, gcm_aad, split_gcm, Alert, CodecError, ContentType, MAX_FRAGMENT,
-};
-use crate::disclose::{
-    disclosure_spec, public_input, read_output, DiscloseError, DisclosureRequest, DisclosureResult,
-    Plan, UidCommittee,
 };
 use crate::handshake::{Flight, ServerError, ServerFlight};
 use crate::net::{ch, Channel, Link, LinkError};
@@ -73,18 +75,6 @@ pub struct NodeConfig {
     pub timeout: Duration,
     /// Deliberate deviations, for adversarial tests; all off by default.
     pub faults: Faults,
-    /// This node's UID key share and the committee's share coordinates, if it serves
-    /// nullifiers.
-    pub uid: Option<UidKey>,
-}
-
-/// A node's share of the UID key, as the disclosure circuit takes it.
-#[derive(Debug, Clone)]
-pub struct UidKey {
-    /// This node's share.
-    pub share: uid_prf::shamir::Share,
-    /// Every party's share coordinate and the threshold.
-    pub committee: UidCommittee,
 }
 
 /// Ways a node can be told to deviate from the protocol, so tests can check that every
@@ -98,10 +88,6 @@ pub struct Faults {
     pub bad_public_input: bool,
     /// Send the client a request keystream with one bit flipped.
     pub bad_masked_keystream: bool,
-    /// Feed the disclosure circuit a UID key share with one bit flipped.
-    pub bad_uid_share: bool,
-    /// Feed the disclosure circuit (parties 0 and 1 only) a ciphertext with one bit flipped.
-    pub bad_disclosure_input: bool,
 }
 
 /// Why a node stopped. Messages never include key material or plaintext.
@@ -148,9 +134,6 @@ pub enum NodeError {
     /// Waited too long.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
-    /// The disclosure failed.
-    #[error(transparent)]
-    Disclose(#[from] DiscloseError),
 }
 
 /// Where a node's time went (wall clock, including waiting for peers).
@@ -173,8 +156,6 @@ pub struct NodeTimings {
     pub response_build: Duration,
     /// The response executions, including tag checks.
     pub response_exec: Duration,
-    /// Building, garbling and running the disclosure execution.
-    pub disclose: Duration,
 }
 
 impl From<CodecError> for NodeError {
@@ -203,8 +184,6 @@ pub struct NodeReport {
     pub node_bytes_received: u64,
     /// The client random the nodes chose together: unique to the session.
     pub session_nonce: [u8; 32],
-    /// The disclosure, if the client asked for one.
-    pub disclosure: Option<(DisclosureRequest, DisclosureResult)>,
 }
 
 /// The nodes' own messages on the control channel.
@@ -370,7 +349,7 @@ fn kind(m: &ToNode) -> &'static str {
         ToNode::ServerBytes(_) => "ServerBytes",
         ToNode::RequestCiphertext(_) => "RequestCiphertext",
         ToNode::Closed { .. } => "Closed",
-        ToNode::Disclose { .. } => "Disclose",
+        ToNode::After(_) => "an after-close message",
     }
 }
 
@@ -431,6 +410,28 @@ where
     T: Transport + 'static,
     R: RngCore + CryptoRng + Send,
 {
+    Ok(run_node_committed(id, cfg, transport, link, rng)
+        .await?
+        .finish()
+        .await)
+}
+
+/// Runs one node until the session is committed (the response verified and relayed, the
+/// transcript agreed and sent to the client) and returns it still open, with both traffic
+/// keys on the wires of its garbled-circuit session, for a computation over the committed
+/// ciphertext. On failure the client and the other nodes are told why and the session is
+/// closed.
+pub async fn run_node_committed<T, R>(
+    id: PartyId,
+    cfg: NodeConfig,
+    transport: T,
+    link: Link,
+    rng: &mut R,
+) -> Result<Committed<T>, NodeError>
+where
+    T: Transport + 'static,
+    R: RngCore + CryptoRng + Send,
+{
     let base = Channel::new(transport);
     let mut cx = Ctx {
         id,
@@ -441,26 +442,179 @@ where
         stream: ServerStream::new(),
         early: Vec::new(),
     };
-    let r = session(&mut cx, rng).await;
-    if let Err(e) = &r {
-        tracing::warn!(node = id, error = %e, "MPC-TLS session failed");
-        let _ = cx.link.send(&ToClient::Error(e.to_string()));
-        if !matches!(e, NodeError::PeerAborted { .. }) {
-            if let Ok(b) = postcard::to_stdvec(&Ctl::Abort(e.to_string())) {
-                for p in peers(id) {
-                    let _ = cx.ctl.send(p, b.clone()).await;
-                }
+    match session(&mut cx, rng).await {
+        Ok(open) => Ok(Committed { cx, open }),
+        Err(e) => {
+            tell_failure(
+                &mut cx,
+                &e.to_string(),
+                matches!(e, NodeError::PeerAborted { .. }),
+            )
+            .await;
+            close(&mut cx, false).await;
+            Err(e)
+        }
+    }
+}
+
+/// Tells the client, and (unless a peer stopped first) the other nodes, why this node stops.
+async fn tell_failure<T: Transport>(cx: &mut Ctx<T>, reason: &str, peer_stopped: bool) {
+    tracing::warn!(node = cx.id, error = %reason, "MPC-TLS session failed");
+    let _ = cx.link.send(&ToClient::Error(reason.to_string()));
+    if !peer_stopped {
+        if let Ok(b) = postcard::to_stdvec(&Ctl::Abort(reason.to_string())) {
+            for p in peers(cx.id) {
+                let _ = cx.ctl.send(p, b.clone()).await;
             }
         }
     }
+}
+
+/// Flushes and closes the client link and the peer transport. After a failure it waits only
+/// briefly for peers (one of them may be the reason).
+async fn close<T: Transport>(cx: &mut Ctx<T>, ok: bool) {
     let _ = tokio::time::timeout(cx.cfg.timeout, cx.link.close()).await;
-    // After a failure, wait only briefly for peers (one of them may be the reason).
-    let linger = match r {
-        Ok(_) => cx.cfg.timeout,
-        Err(_) => cx.cfg.timeout.min(Duration::from_secs(2)),
+    let linger = if ok {
+        cx.cfg.timeout
+    } else {
+        cx.cfg.timeout.min(Duration::from_secs(2))
     };
     cx.base.close(linger).await;
-    r
+}
+
+/// One record of the committed traffic, as the nodes hold it: its explicit nonce and its
+/// ciphertext (no tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedRecord {
+    /// The record's explicit nonce (the counter block's middle 8 bytes).
+    pub explicit: [u8; 8],
+    /// The ciphertext.
+    pub ciphertext: Vec<u8>,
+}
+
+/// What the session keeps once committed.
+struct Open<T: Transport> {
+    gc: Session<Channel<T>>,
+    e_hs: ExecId,
+    request: Vec<CommittedRecord>,
+    response: Vec<CommittedRecord>,
+    disclose: bool,
+    report: NodeReport,
+}
+
+/// A committed session at one node: the transcript is agreed and sent to the client, and
+/// the garbled-circuit session still holds both traffic keys on its wires (never revealed to
+/// anyone). What runs on it next must end with [`Committed::finish`] or [`Committed::fail`].
+pub struct Committed<T: Transport> {
+    cx: Ctx<T>,
+    open: Open<T>,
+}
+
+impl<T: Transport> std::fmt::Debug for Committed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committed")
+            .field("node", &self.cx.id)
+            .field("transcript", &self.open.report.transcript)
+            .finish()
+    }
+}
+
+impl<T: Transport> Committed<T> {
+    /// This node's party id in the session.
+    pub fn id(&self) -> PartyId {
+        self.cx.id
+    }
+    /// The session's time (unix seconds).
+    pub fn time(&self) -> u64 {
+        self.cx.cfg.time
+    }
+    /// How long to wait for a peer or the client.
+    pub fn timeout(&self) -> Duration {
+        self.cx.cfg.timeout
+    }
+    /// The session's report so far (transcript, nonce, MPC-TLS timings).
+    pub fn report(&self) -> &NodeReport {
+        &self.open.report
+    }
+    /// Whether the client said at the start that it would ask for a computation after the
+    /// response (a disclosure).
+    pub fn client_will_disclose(&self) -> bool {
+        self.open.disclose
+    }
+    /// The garbled-circuit session, to preprocess and execute more executions on it.
+    pub fn session(&mut self) -> &mut Session<Channel<T>> {
+        &mut self.open.gc
+    }
+    /// Where the server traffic key is kept: (execution, output group). Its bits are the
+    /// expanded AES key ([`mpc::circuit::aes::EXPANDED_KEY_BITS`]) then the 4-byte implicit
+    /// nonce ([`crate::circuits::TRAFFIC_KEY_BITS`] in all).
+    pub fn server_key(&self) -> (ExecId, usize) {
+        (self.open.e_hs, hs_out::SERVER_KEY)
+    }
+    /// Where the client traffic key is kept, as [`Committed::server_key`].
+    pub fn client_key(&self) -> (ExecId, usize) {
+        (self.open.e_hs, hs_out::CLIENT_KEY)
+    }
+    /// The request's application-data records, in order (record i has sequence number and
+    /// explicit nonce i + 1).
+    pub fn request_records(&self) -> &[CommittedRecord] {
+        &self.open.request
+    }
+    /// The response's application-data records, in order (alerts left out), as every node
+    /// verified them.
+    pub fn response_records(&self) -> &[CommittedRecord] {
+        &self.open.response
+    }
+    /// The next message the client sent after the response ([`ToNode::After`]).
+    pub async fn recv_client(&mut self) -> Result<Vec<u8>, NodeError> {
+        match self.cx.recv_client().await? {
+            ToNode::After(b) => Ok(b),
+            other => Err(NodeError::Client(format!(
+                "sent {} after the response",
+                kind(&other)
+            ))),
+        }
+    }
+    /// Sends the client a message ([`ToClient::After`]).
+    pub fn send_client(&mut self, bytes: Vec<u8>) -> Result<(), NodeError> {
+        Ok(self.cx.link.send(&ToClient::After(bytes))?)
+    }
+    /// Exchanges `hash` and this node's verdict with the other nodes: every node must agree
+    /// on the hash and be satisfied, or the session stops (naming `what`).
+    pub async fn agree(
+        &mut self,
+        what: &'static str,
+        hash: [u8; 32],
+        ok: bool,
+    ) -> Result<(), NodeError> {
+        self.cx.agree(what, hash, ok).await
+    }
+
+    /// Ends the session: flushes the client link, lets the peers finish, and returns the
+    /// report with the session's final totals (AND gates, bytes).
+    pub async fn finish(mut self) -> NodeReport {
+        close(&mut self.cx, true).await;
+        self.report_totals()
+    }
+
+    /// Ends the session after a failure of what ran on it: tells the client and (unless
+    /// `peer_stopped`, the failure being a peer's abort) the other nodes `reason`, then
+    /// closes.
+    pub async fn fail(mut self, reason: &str, peer_stopped: bool) {
+        tell_failure(&mut self.cx, reason, peer_stopped).await;
+        close(&mut self.cx, false).await;
+    }
+
+    fn report_totals(&self) -> NodeReport {
+        let t = self.open.gc.timings();
+        let stats = self.cx.base.stats();
+        NodeReport {
+            and_gates: t.garbled_ands.max(t.evaluated_ands),
+            node_bytes_sent: stats.total_sent(),
+            node_bytes_received: stats.total_received(),
+            ..self.open.report.clone()
+        }
+    }
 }
 
 /// Reads handshake messages until the server's first flight is complete.
@@ -517,7 +671,7 @@ fn ghash_tag(
     Ok(xor16(&g, mask_share))
 }
 
-async fn session<T, R>(cx: &mut Ctx<T>, rng: &mut R) -> Result<NodeReport, NodeError>
+async fn session<T, R>(cx: &mut Ctx<T>, rng: &mut R) -> Result<Open<T>, NodeError>
 where
     T: Transport + 'static,
     R: RngCore + CryptoRng + Send,
@@ -1072,105 +1226,36 @@ where
     })?;
     drop(masked_ks);
 
-    // 7. The disclosure: one garbled pass over the committed ciphertext.
-    let disclosure = if disclose {
-        let t0 = Instant::now();
-        let (request, shares) = match cx.recv_client().await? {
-            ToNode::Disclose { request, shares } => (request, shares),
-            other => {
-                return Err(NodeError::Client(format!(
-                    "sent {} instead of Disclose",
-                    kind(&other)
-                )))
-            }
-        };
-        let app: Vec<usize> = (0..layout.len()).filter(|&r| !layout[r].alert).collect();
-        let lens: Vec<usize> = app.iter().map(|&r| layout[r].len).collect();
-        let checked = request.check(received_bytes as usize).and_then(|()| {
-            if request.uid.is_some() && cx.cfg.uid.is_none() {
-                return Err(DiscloseError::Request(
-                    "a nullifier was asked for but a node holds no UID key share".into(),
-                ));
-            }
-            if shares.lens.len() != request.fields.len()
-                || shares.salts.len() != request.commit.len()
-            {
-                return Err(DiscloseError::Request(
-                    "the private inputs do not match the request".into(),
-                ));
-            }
-            request.digest()
-        });
-        let digest = match &checked {
-            Ok(d) => *d,
-            Err(_) => [0; 32],
-        };
-        let agreed = cx
-            .agree("the disclosure request", digest, checked.is_ok())
-            .await;
-        checked?;
-        agreed?;
-        let plan = Plan::new(&request, &lens);
-        let uid = cx.cfg.uid.as_ref().map(|u| u.committee);
-        let built = disclosure_spec(
-            &request,
-            &plan,
-            e_hs,
-            hs_out::SERVER_KEY,
-            cx.cfg.time,
-            uid.filter(|_| request.uid.is_some()),
-        )?;
-        let exec = gc.preprocess(built.spec)?;
-        let mut inputs = Inputs::none();
-        if id < 2 {
-            let mut public = public_input(
-                &plan,
-                |r| frags[app[r]].explicit,
-                |r| frags[app[r]].ciphertext.to_vec(),
-            );
-            if cx.cfg.faults.bad_disclosure_input {
-                if let Some(b) = public.last_mut() {
-                    *b ^= 1;
-                }
-            }
-            inputs = inputs.value(
-                crate::disclose::input::PUBLIC_0 + id as usize,
-                bytes_to_bits(&public),
-            );
-        }
-        let mut shared = shares.lens.clone();
-        for s in &shares.salts {
-            shared.extend_from_slice(s);
-        }
-        inputs = inputs.value(crate::disclose::input::SHARED, bytes_to_bits(&shared));
-        shared.zeroize();
-        if request.uid.is_some() {
-            if let Some(u) = &cx.cfg.uid {
-                let mut y = u.share.y.to_bytes();
-                if cx.cfg.faults.bad_uid_share {
-                    y[15] ^= 1;
-                }
-                inputs = inputs.value(crate::disclose::input::UID + id as usize, bytes_to_bits(&y));
-                y.zeroize();
-            }
-        }
-        let out = gc.execute(exec, inputs, rng).await?;
-        let result = read_output(&request, &built.layout, value(&out, 0)?, built.resolved)?;
-        tm.disclose = t0.elapsed();
-        cx.link.send(&ToClient::Disclosed(result.clone()))?;
-        Some((request, result))
-    } else {
-        None
-    };
-    let t = gc.timings();
-    let stats = cx.base.stats();
-    Ok(NodeReport {
+    let report = NodeReport {
         timings: tm,
         transcript,
-        and_gates: t.garbled_ands.max(t.evaluated_ands),
-        node_bytes_sent: stats.total_sent(),
-        node_bytes_received: stats.total_received(),
+        and_gates: 0,
+        node_bytes_sent: 0,
+        node_bytes_received: 0,
         session_nonce: client_random,
-        disclosure,
+    };
+    let committed = |r: &usize| CommittedRecord {
+        explicit: frags[*r].explicit,
+        ciphertext: frags[*r].ciphertext.to_vec(),
+    };
+    let response = (0..layout.len())
+        .filter(|&r| !layout[r].alert)
+        .map(|r| committed(&r))
+        .collect();
+    let request = cts
+        .into_iter()
+        .enumerate()
+        .map(|(i, ciphertext)| CommittedRecord {
+            explicit: (1 + i as u64).to_be_bytes(),
+            ciphertext,
+        })
+        .collect();
+    Ok(Open {
+        gc,
+        e_hs,
+        request,
+        response,
+        disclose,
+        report,
     })
 }

@@ -43,7 +43,8 @@ pub enum ToNode {
         request_records: Vec<u32>,
         /// This node's pad, packed.
         request_pad: Vec<u8>,
-        /// Whether the client will ask for a disclosure after the response.
+        /// Whether the client will ask for a computation on the committed session after the
+        /// response (a disclosure), so the nodes keep it open.
         disclose: bool,
     },
     /// Bytes read from the provider's TCP connection, relayed unchanged.
@@ -58,14 +59,9 @@ pub enum ToNode {
         /// This node's pad, packed.
         response_pad: Vec<u8>,
     },
-    /// After the response: what to attest about it (public, identical for every node) and
-    /// this node's shares of the client's private inputs.
-    Disclose {
-        /// The request.
-        request: crate::disclose::DisclosureRequest,
-        /// This node's shares.
-        shares: crate::disclose::InputShares,
-    },
+    /// After the response, for what runs on the committed session (the disclosure): an
+    /// opaque message that layer defines and decodes itself.
+    After(Vec<u8>),
 }
 
 /// Node → client.
@@ -95,8 +91,9 @@ pub enum ToClient {
         /// What the nodes saw.
         transcript: Transcript,
     },
-    /// The disclosure's results (commitments, predicates, nullifier).
-    Disclosed(crate::disclose::DisclosureResult),
+    /// After the response, from what runs on the committed session (the disclosure): an
+    /// opaque message that layer defines and decodes itself.
+    After(Vec<u8>),
     /// The node stopped; the reason.
     Error(String),
 }

@@ -41,7 +41,6 @@ async fn run(response: bool, at: usize) -> (String, Vec<String>) {
             time: 1_900_000_000,
             timeout: Duration::from_secs(10),
             faults: Default::default(),
-            uid: None,
         };
         tasks.push(tokio::spawn(async move {
             let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(i as u64);
@@ -87,6 +86,7 @@ async fn run(response: bool, at: usize) -> (String, Vec<String>) {
         &req,
         Duration::from_secs(10),
         &mut rng,
+        false,
     )
     .await;
     let client_err = client.expect_err("the session must fail").to_string();

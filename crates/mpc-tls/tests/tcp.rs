@@ -46,7 +46,6 @@ async fn nodes(
                 .as_secs(),
             timeout: TIMEOUT,
             faults: Default::default(),
-            uid: None,
         };
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
@@ -86,9 +85,17 @@ async fn three_sessions_in_a_row_over_tcp() {
     for _ in 0..3 {
         let mut links = tcp::client_links(&client_listener, TIMEOUT).await.unwrap();
         let tls = TcpStream::connect(addr).await.unwrap();
-        let out = run_client(NAME, tls, &mut links, &req, TIMEOUT, &mut rand::rngs::OsRng)
-            .await
-            .unwrap();
+        let out = run_client(
+            NAME,
+            tls,
+            &mut links,
+            &req,
+            TIMEOUT,
+            &mut rand::rngs::OsRng,
+            false,
+        )
+        .await
+        .unwrap();
         assert_eq!(&out.response[..], &http_response(b)[..]);
         transcripts.push(out.transcript);
     }
@@ -119,7 +126,16 @@ async fn a_node_that_vanishes_mid_session_stops_everyone_quickly() {
     let mut links = tcp::client_links(&client_listener, TIMEOUT).await.unwrap();
     let tls = TcpStream::connect(addr).await.unwrap();
     let req = http_request(NAME, "/", 100);
-    let r = run_client(NAME, tls, &mut links, &req, TIMEOUT, &mut rand::rngs::OsRng).await;
+    let r = run_client(
+        NAME,
+        tls,
+        &mut links,
+        &req,
+        TIMEOUT,
+        &mut rand::rngs::OsRng,
+        false,
+    )
+    .await;
     let err = r
         .expect_err("a session with a vanished node must fail")
         .to_string();

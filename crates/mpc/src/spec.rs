@@ -37,6 +37,17 @@ pub enum InputSource {
         /// Its output group.
         group: usize,
     },
+    /// Part of a [`OutputTo::Keep`] output group of an earlier execution: its bits
+    /// `offset..offset + width`, so one kept group (a decrypted record, say) can feed
+    /// several later executions, each the part it needs.
+    KeptPart {
+        /// The earlier execution.
+        exec: ExecId,
+        /// Its output group.
+        group: usize,
+        /// First bit of the group this input group takes.
+        offset: usize,
+    },
 }
 
 /// Who learns an output group.
@@ -203,6 +214,16 @@ fn fingerprint(c: &Circuit, inputs: &[InputGroup], outputs: &[OutputGroup]) -> [
                 h.update(&exec.to_le_bytes());
                 h.update(&(group as u64).to_le_bytes())
             }
+            InputSource::KeptPart {
+                exec,
+                group,
+                offset,
+            } => {
+                h.update(&[3]);
+                h.update(&exec.to_le_bytes());
+                h.update(&(group as u64).to_le_bytes());
+                h.update(&(offset as u64).to_le_bytes())
+            }
         };
     }
     for g in outputs {
@@ -279,15 +300,12 @@ impl Plan {
                     let contribs = p.alloc(slot, &[0, 1, 2], g.width);
                     p.inputs.extend(contribs);
                 }
-                InputSource::Kept { exec, group } => {
-                    // Bits are resolved against the earlier execution when garbling.
-                    p.inputs
-                        .extend((0..g.width as u32).map(|bit| Contrib::Kept {
-                            exec,
-                            group: group as u32,
-                            bit,
-                        }));
-                }
+                InputSource::Kept { exec, group } => p.kept(exec, group, 0, g.width),
+                InputSource::KeptPart {
+                    exec,
+                    group,
+                    offset,
+                } => p.kept(exec, group, offset, g.width),
             }
         }
         for (gi, g) in spec.outputs.iter().enumerate() {
@@ -297,6 +315,16 @@ impl Plan {
             }
         }
         p
+    }
+
+    /// Kept labels of bits `offset..offset + width` of an earlier execution's output group;
+    /// they are resolved against that execution when garbling and evaluating.
+    fn kept(&mut self, exec: ExecId, group: usize, offset: usize, width: usize) {
+        self.inputs.extend((0..width).map(|i| Contrib::Kept {
+            exec,
+            group: group as u32,
+            bit: (offset + i) as u32,
+        }));
     }
 
     /// Allocates `width` slots for each of `parties` and returns the per-bit contributions.

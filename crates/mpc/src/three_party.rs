@@ -535,7 +535,17 @@ impl Party {
         self.check_live()?;
         let id = self.execs.len() as ExecId;
         for (gi, g) in spec.inputs().iter().enumerate() {
-            if let InputSource::Kept { exec, group } = g.source {
+            let kept = match g.source {
+                InputSource::Kept { exec, group } => Some((exec, group, 0)),
+                InputSource::KeptPart {
+                    exec,
+                    group,
+                    offset,
+                } => Some((exec, group, offset)),
+                _ => None,
+            };
+            if let Some((exec, group, offset)) = kept {
+                let whole = matches!(g.source, InputSource::Kept { .. });
                 let bad = |why| {
                     Error::Spec(SpecError::BadKept {
                         group: gi,
@@ -555,8 +565,15 @@ impl Party {
                 if og.to != OutputTo::Keep {
                     return Err(bad("that output group is not kept"));
                 }
-                if og.width != g.width {
+                if whole && og.width != g.width {
                     return Err(bad("widths differ"));
+                }
+                if !whole
+                    && offset
+                        .checked_add(g.width)
+                        .map_or(true, |end| end > og.width)
+                {
+                    return Err(bad("the part lies outside the group"));
                 }
             }
         }

@@ -582,6 +582,96 @@ fn kept_input_must_name_an_earlier_kept_group() {
     ));
 }
 
+/// Parts of one kept group feed later executions, in any order and overlapping; a part
+/// outside the group is refused when the execution is registered.
+#[test]
+fn kept_parts_feed_later_executions() {
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    // Execution 0 keeps 64 bits from party 2 (XOR-shared to the garblers) untouched.
+    let mut b = Builder::new();
+    let x = b.inputs(64);
+    let id = Arc::new(b.finish(&x).unwrap());
+    let keep = Arc::new(
+        ExecSpec::new(
+            id,
+            vec![InputGroup {
+                width: 64,
+                source: InputSource::Private(2),
+            }],
+            vec![OutputGroup {
+                width: 64,
+                to: OutputTo::Keep,
+            }],
+        )
+        .unwrap(),
+    );
+    // Execution 1 reveals bits 40..56 then 8..24 of it (XORed together and as they are).
+    let mut b = Builder::new();
+    let hi = b.inputs(16);
+    let lo = b.inputs(16);
+    let mut outs = b.xor_vec(&hi, &lo).unwrap();
+    outs.extend(&lo);
+    let c = Arc::new(b.finish(&outs).unwrap());
+    let part = |offset| InputGroup {
+        width: 16,
+        source: InputSource::KeptPart {
+            exec: 0,
+            group: 0,
+            offset,
+        },
+    };
+    let reveal = Arc::new(
+        ExecSpec::new(
+            c.clone(),
+            vec![part(40), part(8)],
+            vec![OutputGroup {
+                width: 32,
+                to: OutputTo::All,
+            }],
+        )
+        .unwrap(),
+    );
+    let mut net = Net::new(22);
+    let e0 = net.preprocess(&keep);
+    let e1 = net.preprocess(&reveal);
+    net.run();
+    let v = bits(&mut rng, 64);
+    net.start(
+        e0,
+        [
+            Inputs::none(),
+            Inputs::none(),
+            Inputs::none().value(0, v.clone()),
+        ],
+    );
+    net.start(e1, [Inputs::none(), Inputs::none(), Inputs::none()]);
+    net.run();
+    assert!(net.errors.iter().all(Option::is_none), "{:?}", net.errors);
+    let want: Vec<bool> = (0..16)
+        .map(|i| v[40 + i] ^ v[8 + i])
+        .chain(v[8..24].iter().copied())
+        .collect();
+    for out in net.outputs(e1) {
+        assert_eq!(value(&out.unwrap()[0]), want);
+    }
+    // A part reaching past the group's end is refused.
+    let outside = Arc::new(
+        ExecSpec::new(
+            c,
+            vec![part(0), part(49)],
+            vec![OutputGroup {
+                width: 32,
+                to: OutputTo::All,
+            }],
+        )
+        .unwrap(),
+    );
+    assert!(matches!(
+        net.parties[0].preprocess(outside),
+        Err(Error::Spec(_))
+    ));
+}
+
 #[test]
 fn wrong_inputs_are_usage_errors_not_aborts() {
     let mut net = Net::new(9);

@@ -3,7 +3,7 @@
 //! and the version first. Decoding accepts exactly the bytes encoding produces (no trailing
 //! bytes, booleans 0 or 1, UTF-8 strings), so one notarization has one encoding.
 
-use crate::{CommitteeMember, Notarization, NullifierClaim, PredicateResult, VERSION};
+use crate::{CommitteeMember, HttpRequest, Notarization, NullifierClaim, PredicateResult, VERSION};
 
 /// The first bytes of every encoded notarization.
 const MAGIC: &[u8] = b"tessera-notarization";
@@ -129,6 +129,10 @@ impl Notarization {
         w.u32(self.received_records);
         w.u64(self.received_bytes);
         w.bool(self.close_notify);
+        w.str(&self.request.method, "request method")?;
+        w.str(&self.request.target, "request target")?;
+        w.str(&self.request.host, "host")?;
+        w.u16(self.status);
         w.b32(&self.commitment_root);
         w.len(self.predicates.len(), "predicate list")?;
         for p in &self.predicates {
@@ -188,6 +192,12 @@ impl Notarization {
         let received_records = r.u32()?;
         let received_bytes = r.u64()?;
         let close_notify = r.bool("close_notify")?;
+        let request = HttpRequest {
+            method: r.str("request method")?,
+            target: r.str("request target")?,
+            host: r.str("host")?,
+        };
+        let status = r.u16()?;
         let commitment_root = r.b32()?;
         let np = r.u16()?;
         let mut predicates = Vec::with_capacity(np as usize);
@@ -253,6 +263,8 @@ impl Notarization {
             received_records,
             received_bytes,
             close_notify,
+            request,
+            status,
             commitment_root,
             predicates,
             nullifiers,
@@ -286,15 +298,28 @@ pub(crate) mod tests {
             received_records: 2,
             received_bytes: 900,
             close_notify: true,
+            request: HttpRequest {
+                method: "GET".into(),
+                target: "/api/me".into(),
+                host: "provider.example".into(),
+            },
+            status: 200,
             commitment_root: [5; 32],
-            predicates: vec![PredicateResult {
-                expr: "birthdate<=today-18y".into(),
-                resolved: Some("2007-11-21".into()),
-                result: true,
-            }],
+            predicates: vec![
+                PredicateResult {
+                    expr: "$.user.birthdate<=today-18y".into(),
+                    resolved: Some("2007-11-21".into()),
+                    result: true,
+                },
+                PredicateResult {
+                    expr: r#"$.user.nationality in ["DE","FR","NL"]"#.into(),
+                    resolved: None,
+                    result: false,
+                },
+            ],
             nullifiers: vec![NullifierClaim {
                 scope: "vote.example/2026".into(),
-                fields: vec!["name:text".into(), "birthdate:date".into()],
+                fields: vec!["$.user.name:text".into(), "$.user.birthdate:date".into()],
                 value: [6; 32],
             }],
             session_nonce: [7; 32],
@@ -324,8 +349,12 @@ pub(crate) mod tests {
         t.push(0);
         assert_eq!(Notarization::from_bytes(&t), Err(DecodeError::Trailing(1)));
         let mut v = b.clone();
-        v[MAGIC.len() + 1] = 2;
-        assert_eq!(Notarization::from_bytes(&v), Err(DecodeError::Version(2)));
+        v[MAGIC.len() + 1] = 1;
+        assert_eq!(Notarization::from_bytes(&v), Err(DecodeError::Version(1)));
+        assert_eq!(
+            DecodeError::Version(1).to_string(),
+            "notarization version 1 is not supported (this build reads version 2)"
+        );
         let mut m = b;
         m[0] ^= 1;
         assert_eq!(Notarization::from_bytes(&m), Err(DecodeError::Magic));
@@ -350,8 +379,84 @@ pub(crate) mod tests {
         let mut n = sample();
         n.server_name.push('x');
         variants.push(n);
+        let mut n = sample();
+        n.predicates[1].expr = r#"$.user.nationality in ["DE","FR"]"#.into();
+        variants.push(n);
         for v in variants {
             assert_ne!(v.to_bytes().unwrap(), base);
         }
+    }
+
+    #[test]
+    fn the_request_line_host_and_status_are_signed() {
+        let base = sample().to_bytes().unwrap();
+        let mut variants = Vec::new();
+        let mut n = sample();
+        n.request.method = "POST".into();
+        variants.push(n);
+        let mut n = sample();
+        n.request.target = "/api/me?x=1".into();
+        variants.push(n);
+        let mut n = sample();
+        n.request.host = "evil.example".into();
+        variants.push(n);
+        let mut n = sample();
+        n.status = 404;
+        variants.push(n);
+        // Moving bytes between adjacent strings changes the encoding too (length prefixes).
+        let mut n = sample();
+        n.request.method = "GET/".into();
+        n.request.target = "api/me".into();
+        variants.push(n);
+        let mut n = sample();
+        n.request.target = "/api/meprovider".into();
+        n.request.host = ".example".into();
+        variants.push(n);
+        let mut seen = vec![base.clone()];
+        for v in variants {
+            let b = v.to_bytes().unwrap();
+            assert!(!seen.contains(&b));
+            assert_eq!(Notarization::from_bytes(&b).unwrap(), v);
+            seen.push(b);
+        }
+    }
+
+    #[test]
+    fn request_and_status_follow_close_notify() {
+        let n = sample();
+        let b = n.to_bytes().unwrap();
+        // magic, version, server name, time, TLS version, suite, 4 hashes, counts.
+        let at = MAGIC.len() + 2 + 2 + n.server_name.len() + 8 + 2 + 2 + 4 * 32 + 4 + 8 + 4 + 8;
+        assert_eq!(b[at], 1, "close_notify");
+        let mut want = Vec::new();
+        for s in ["GET", "/api/me", "provider.example"] {
+            want.extend_from_slice(&(s.len() as u16).to_be_bytes());
+            want.extend_from_slice(s.as_bytes());
+        }
+        want.extend_from_slice(&200u16.to_be_bytes());
+        want.extend_from_slice(&n.commitment_root);
+        assert_eq!(&b[at + 1..at + 1 + want.len()], &want[..]);
+    }
+
+    #[test]
+    fn too_long_strings_are_refused_not_truncated() {
+        let mut n = sample();
+        n.request.target = "/".repeat(usize::from(u16::MAX) + 1);
+        assert_eq!(n.to_bytes(), Err(DecodeError::TooLong("request target")));
+        n.request.target = "/".repeat(usize::from(u16::MAX));
+        let b = n.to_bytes().unwrap();
+        assert_eq!(Notarization::from_bytes(&b).unwrap(), n);
+    }
+
+    #[test]
+    fn non_utf8_request_strings_are_refused() {
+        let n = sample();
+        let mut b = n.to_bytes().unwrap();
+        let at = b.windows(7).position(|w| w == b"/api/me").unwrap();
+        b[at] = 0xff;
+        assert_eq!(
+            Notarization::from_bytes(&b),
+            Err(DecodeError::Invalid("request target"))
+        );
     }
 }

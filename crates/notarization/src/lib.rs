@@ -5,9 +5,26 @@
 //!   ([`Notarization::to_bytes`]) is what the FROST group signs; a JSON form (serde) is what
 //!   travels. The verifier re-encodes the JSON form, so only the canonical bytes matter.
 //! - [`Presentation`]: a notarization, its Ed25519 signature, the commitment leaves and the
-//!   openings of the fields the user chose to reveal.
+//!   openings of the targets the user chose to reveal.
 //! - [`verify`]: a pure function of the presentation, the trusted groups and the time.
 //! - [`group`]: `group.json` and the signed membership log.
+//!
+//! # What a revealed value means (format version 2)
+//!
+//! A commitment names a *target* of the HTTP response body: either a canonical JSONPath
+//! (`$.user.address.country`, `$.friends[0].name`, `$['odd key']`) or a byte range
+//! (`body[START:END]`). A verified opening of target P with value V says: V is the value at
+//! JSON path P (or the bytes of range P) of the body of the HTTP response with status S to
+//! the request `METHOD TARGET` on host H, from the provider named in the notarization, at
+//! its time. The request line, the Host header ([`HttpRequest`]) and the status are part of
+//! the signed notarization, so a relying party can tell which resource the value came from
+//! and with which status the provider answered (one that needs a success checks it).
+//!
+//! A path target's value is the raw JSON text of the value exactly as it appeared in the
+//! body (a string with its quotes and escapes, a number as written, `true`, `null`, or a
+//! whole object or array); a range's value is the range's bytes as text. Commitments pad
+//! values to a public *capacity* (a length class, at most [`MAX_CAPACITY`] bytes), so the
+//! commitment leaves (signed through the root) show each value's class, not its length.
 //!
 //! Nothing here holds a secret: salts in openings are revealed on purpose.
 #![forbid(unsafe_code)]
@@ -19,20 +36,21 @@ mod presentation;
 
 pub use encoding::DecodeError;
 pub use presentation::{
-    commitment_hash, commitment_root, leaf_hash, verify, Commitment, Opening, Presentation,
-    TrustedGroup, Verified, VerifyError, MAX_SKEW, MAX_VALUE, SALT,
+    commitment_hash, commitment_root, leaf_hash, verify, Commitment, FormatError, Opening,
+    Presentation, TrustedGroup, Verified, VerifyError, MAX_CAPACITY, MAX_SKEW, SALT,
 };
 
 use serde::{Deserialize, Serialize};
 
 /// The format version this crate writes and reads.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// A predicate and its result, as the committee computed it in the circuit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PredicateResult {
-    /// The expression, e.g. `birthdate<=today-18y`.
+    /// The predicate's canonical text, e.g. `$.user.age>=18`,
+    /// `$.user.birthdate<=today-18y` or `$.user.nationality in ["DE","FR","NL"]`.
     pub expr: String,
     /// For a date relative to the session (`today-18y`), the date it stood for.
     pub resolved: Option<String>,
@@ -40,14 +58,15 @@ pub struct PredicateResult {
     pub result: bool,
 }
 
-/// A scoped nullifier: HMAC-SHA256 under the threshold UID key of the canonical PII fields
-/// and the scope.
+/// A scoped nullifier: HMAC-SHA256 under the threshold UID key of the canonical PII values
+/// (each the value at a JSON path of the response body) and the scope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NullifierClaim {
     /// The relying party's scope.
     pub scope: String,
-    /// The fields, in order, as `key:kind` (`name:text`, `birthdate:date`).
+    /// The fields, in order, as `PATH:KIND`: a canonical JSONPath of the body and the kind
+    /// the value was canonicalized as (`$.user.name:text`, `$.user.birthdate:date`).
     pub fields: Vec<String>,
     /// The nullifier.
     #[serde(with = "hexser::h32")]
@@ -66,6 +85,19 @@ pub struct CommitteeMember {
     pub measurement: String,
     /// Whether its TEE was simulated.
     pub simulated: bool,
+}
+
+/// The HTTP request a session's response answers, as the committee decrypted it in the
+/// circuit: the request line's method and request target, and the Host header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRequest {
+    /// The request line's method, e.g. `GET`.
+    pub method: String,
+    /// The request line's request target, e.g. `/api/me?fields=name`.
+    pub target: String,
+    /// The Host header's value, e.g. `provider.example`.
+    pub host: String,
 }
 
 /// What the committee signs about one session.
@@ -105,6 +137,10 @@ pub struct Notarization {
     pub received_bytes: u64,
     /// Whether the provider closed with close_notify (else the response may be truncated).
     pub close_notify: bool,
+    /// The request the response answers.
+    pub request: HttpRequest,
+    /// The response's HTTP status code.
+    pub status: u16,
     /// Root over the commitment leaves ([`commitment_root`]).
     #[serde(with = "hexser::h32")]
     pub commitment_root: [u8; 32],

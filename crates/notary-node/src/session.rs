@@ -9,11 +9,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use disclosure::node::{disclose, DiscloseConfig, UidKey};
 use mpc::spec::PartyId;
 use mpc::transport::StreamTransport;
-use mpc_tls::disclose::UidCommittee;
 use mpc_tls::net::Link;
-use mpc_tls::node::{run_node, Faults, NodeConfig, UidKey};
+use mpc_tls::node::{run_node_committed, Faults, NodeConfig};
 use notarization::CommitteeMember;
 use notary::notarize::{build_notarization, commit, leaves, sign_own};
 use notary::state::member_record;
@@ -213,18 +213,19 @@ async fn run_session(
         time,
         timeout,
         faults: Faults::default(),
+    };
+    let dcfg = DiscloseConfig {
         uid: Some(UidKey {
             share: keys.uid.clone(),
-            committee: UidCommittee {
-                xs,
-                t: usize::from(group.threshold),
-            },
+            xs,
+            t: usize::from(group.threshold),
         }),
+        ..Default::default()
     };
     // The garbled circuits are CPU-bound: a thread of their own keeps this runtime (and the
     // QUIC keep-alives of every other connection) responsive.
     let party = PartyId::from(role);
-    let report = tokio::task::spawn_blocking(move || {
+    let (report, disclosed) = tokio::task::spawn_blocking(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -235,9 +236,22 @@ async fn run_session(
             let link = Link::over_stream(party, tokio::io::join(client.recv, client.send));
             let mut rng = rand_chacha::ChaCha20Rng::from_rng(OsRng)
                 .map_err(|_| NodeError::Protocol("no randomness".into()))?;
-            run_node(party, ncfg, transport, link, &mut rng)
+            let mut c = run_node_committed(party, ncfg, transport, link, &mut rng)
                 .await
-                .map_err(|e| NodeError::Protocol(format!("MPC-TLS: {e}")))
+                .map_err(|e| NodeError::Protocol(format!("MPC-TLS: {e}")))?;
+            if !c.client_will_disclose() {
+                let reason =
+                    "the client did not ask for a disclosure: there is nothing to notarize";
+                c.fail(reason, false).await;
+                return Err(NodeError::Protocol(reason.into()));
+            }
+            match disclose(&mut c, &dcfg, &mut rng).await {
+                Ok(d) => Ok((c.finish().await, d)),
+                Err(e) => {
+                    c.fail(&e.to_string(), e.peer_stopped()).await;
+                    Err(NodeError::Protocol(format!("disclosure: {e}")))
+                }
+            }
         })
     })
     .await
@@ -245,9 +259,9 @@ async fn run_session(
     .map_err(at("mpc"))?;
     ctx.metrics
         .bytes(report.node_bytes_sent, report.node_bytes_received);
-    let mine =
-        build_notarization(&report, group, &committee).map_err(|e| Abort("notarize", proto(e)))?;
-    let leaves = leaves(&report).map_err(|e| Abort("notarize", proto(e)))?;
+    let mine = build_notarization(&report, &disclosed, group, &committee)
+        .map_err(|e| Abort("notarize", proto(e)))?;
+    let leaves = leaves(&disclosed).map_err(|e| Abort("notarize", proto(e)))?;
     let bytes = mine.to_bytes().map_err(|e| Abort("notarize", proto(e)))?;
     let (nonces, c) = commit(&keys.key, &mut OsRng);
     let c = postcard::to_stdvec(&c).map_err(|_| Abort("signing", proto("cannot encode")))?;

@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 use attestation::{
     CollateralWindow, PlatformStatus, Policy, SimIdentity, SimPki, SimulatedTee, TeeKind, Verifier,
 };
-use mpc_tls::client::{ClientOutput, Planner};
-use mpc_tls::disclose::UidCommittee;
-use mpc_tls::local::{fetch_disclosing, LocalConfig, LocalError};
-use mpc_tls::node::UidKey;
+use disclosure::client::{ClientPlan, Selection};
+use disclosure::local::{fetch_disclosing, LocalDiscloseError};
+use disclosure::node::{DiscloseConfig, UidKey};
+use disclosure::request::DisclosureResult;
+use mpc_tls::client::ClientOutput;
+use mpc_tls::local::LocalConfig;
 use notarization::{Commitment, CommitteeMember, Notarization};
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha512};
@@ -46,9 +48,9 @@ pub enum CommitteeError {
     /// A node's simulated attestation failed.
     #[error("attestation of node {0}: {1}")]
     Attestation(u16, String),
-    /// The MPC-TLS session failed.
+    /// The MPC-TLS session or the disclosure failed.
     #[error(transparent)]
-    Session(#[from] LocalError),
+    Session(#[from] LocalDiscloseError),
     /// Building or signing the notarization failed.
     #[error(transparent)]
     Notary(#[from] NotaryError),
@@ -65,8 +67,12 @@ pub struct Notarized {
     pub signature: [u8; 64],
     /// The commitment leaves.
     pub leaves: Vec<Commitment>,
-    /// What the client got (response plaintext, disclosure plan and result).
+    /// What the client got (response plaintext, transcript).
     pub client: ClientOutput,
+    /// The client's disclosure plan (request, salts, values).
+    pub plan: ClientPlan,
+    /// The committee's disclosure result.
+    pub result: DisclosureResult,
 }
 
 /// Three nodes with their keys, and the group record.
@@ -161,46 +167,51 @@ impl LocalCommittee {
             .collect()
     }
 
-    fn uid_keys(&self) -> [Option<UidKey>; 3] {
+    fn disclose_configs(&self) -> [DiscloseConfig; 3] {
         let xs = [self.nodes[0].id, self.nodes[1].id, self.nodes[2].id];
-        let committee = UidCommittee {
-            xs,
-            t: usize::from(self.group.threshold),
-        };
-        let k = |i: usize| {
-            Some(UidKey {
+        let k = |i: usize| DiscloseConfig {
+            uid: Some(UidKey {
                 share: self.nodes[i].uid.clone(),
-                committee,
-            })
+                xs,
+                t: usize::from(self.group.threshold),
+            }),
+            ..Default::default()
         };
         [k(0), k(1), k(2)]
     }
 
-    /// Runs a session against the provider at `addr`, the disclosure `planner` makes from
-    /// the response, and the threshold signature. `cfg.uid` is filled from the nodes' keys.
+    /// Runs a session against the provider at `addr`, the disclosure of `sel` the client
+    /// plans from the response, and the threshold signature.
     pub async fn prove(
         &self,
-        mut cfg: LocalConfig,
+        cfg: LocalConfig,
         server_name: &str,
         addr: SocketAddr,
         request: &[u8],
-        planner: Planner<'_>,
+        sel: &Selection,
     ) -> Result<Notarized, CommitteeError> {
-        cfg.uid = self.uid_keys();
-        let out = fetch_disclosing(&cfg, server_name, addr, request, planner).await?;
+        let out = fetch_disclosing(
+            &cfg,
+            &self.disclose_configs(),
+            server_name,
+            addr,
+            request,
+            sel,
+        )
+        .await?;
         let committee = self.committee();
         // Each node builds its own notarization from its own report.
         let mine: Vec<Notarization> = out
             .nodes
             .iter()
-            .map(|r| build_notarization(r, &self.group, &committee))
+            .map(|(r, d)| build_notarization(r, d, &self.group, &committee))
             .collect::<Result<_, _>>()?;
         for (i, n) in mine.iter().enumerate().skip(1) {
             if n != &mine[0] {
                 return Err(CommitteeError::Disagree(self.nodes[i].id));
             }
         }
-        let leaves = leaves(&out.nodes[0])?;
+        let leaves = leaves(&out.nodes[0].1)?;
         let notarization = mine[0].clone();
         let signature = self.sign(&mine, &notarization)?;
         Ok(Notarized {
@@ -208,6 +219,8 @@ impl LocalCommittee {
             signature,
             leaves,
             client: out.client,
+            plan: out.plan,
+            result: out.result,
         })
     }
 

@@ -2,24 +2,21 @@
 //! a node signs only the notarization it built itself from what it computed, whatever the
 //! coordinator asks.
 
+use disclosure::node::Disclosed;
 use mpc_tls::node::NodeReport;
 use notarization::{
-    commitment_root, Commitment, CommitteeMember, Notarization, NullifierClaim, PredicateResult,
-    VERSION,
+    commitment_root, Commitment, CommitteeMember, HttpRequest, Notarization, NullifierClaim,
+    PredicateResult, VERSION,
 };
 use rand_core::{CryptoRng, RngCore};
 use threshold::sign::{self, Commitment as SignCommitment, Nonces, SignatureShare, SigningPackage};
 use threshold::NodeKey;
-use uid_prf::canon::FieldKind;
 
 use crate::state::GroupFile;
 
 /// Why a node will not sign, or signing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NotaryError {
-    /// The session produced no disclosure to notarize.
-    #[error("the session has no disclosure to notarize")]
-    NoDisclosure,
     /// The disclosure's outputs do not fit its request.
     #[error("the disclosure's results do not match its request")]
     Malformed,
@@ -34,41 +31,35 @@ pub enum NotaryError {
     Sign(#[from] threshold::sign::SignError),
 }
 
-/// The commitment leaves of a report's disclosure, in request order.
-pub fn leaves(report: &NodeReport) -> Result<Vec<Commitment>, NotaryError> {
-    let (req, res) = report
-        .disclosure
-        .as_ref()
-        .ok_or(NotaryError::NoDisclosure)?;
+/// The commitment leaves of a disclosure, in request order.
+pub fn leaves(d: &Disclosed) -> Result<Vec<Commitment>, NotaryError> {
+    let (req, res) = (&d.request, &d.result);
     if req.commit.len() != res.commitments.len() {
         return Err(NotaryError::Malformed);
     }
     req.commit
         .iter()
         .zip(&res.commitments)
-        .map(|(&f, h)| {
-            let fr = req.fields.get(f as usize).ok_or(NotaryError::Malformed)?;
+        .map(|(&t, h)| {
             Ok(Commitment {
-                key: fr.key.clone(),
-                at: fr.at,
+                target: req.target_text(t).ok_or(NotaryError::Malformed)?,
+                capacity: req.target_capacity(t).ok_or(NotaryError::Malformed)? as u32,
                 hash: *h,
             })
         })
         .collect()
 }
 
-/// The notarization a node signs for its report.
+/// The notarization a node signs for its session report and disclosure.
 pub fn build_notarization(
     report: &NodeReport,
+    d: &Disclosed,
     group: &GroupFile,
     committee: &[CommitteeMember],
 ) -> Result<Notarization, NotaryError> {
-    let (req, res) = report
-        .disclosure
-        .as_ref()
-        .ok_or(NotaryError::NoDisclosure)?;
+    let (req, res) = (&d.request, &d.result);
     let t = &report.transcript;
-    let root = commitment_root(&leaves(report)?);
+    let root = commitment_root(&leaves(d)?);
     if res.predicates.len() != req.predicates.len() || res.resolved.len() != req.predicates.len() {
         return Err(NotaryError::Malformed);
     }
@@ -87,17 +78,7 @@ pub fn build_notarization(
             fields: u
                 .fields
                 .iter()
-                .map(|(f, kind)| {
-                    let key = &req
-                        .fields
-                        .get(*f as usize)
-                        .ok_or(NotaryError::Malformed)?
-                        .key;
-                    Ok(match kind {
-                        FieldKind::Text => format!("{key}:text"),
-                        FieldKind::Date(_) => format!("{key}:date"),
-                    })
-                })
+                .map(|(f, kind)| req.uid_field_text(*f, *kind).ok_or(NotaryError::Malformed))
                 .collect::<Result<_, NotaryError>>()?,
             value,
         }],
@@ -119,6 +100,12 @@ pub fn build_notarization(
         received_records: t.received_records,
         received_bytes: t.received_bytes,
         close_notify: t.close_notify,
+        request: HttpRequest {
+            method: req.http.method.clone(),
+            target: req.http.target.clone(),
+            host: req.http.host.clone(),
+        },
+        status: res.status,
         commitment_root: root,
         predicates,
         nullifiers,

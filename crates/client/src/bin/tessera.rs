@@ -79,17 +79,27 @@ struct ProveArgs {
     /// in the clear.
     #[arg(long = "header")]
     headers: Vec<String>,
-    /// Reveal this JSON field's string value (repeatable).
+    /// Reveal the JSON value at this path of the body (repeatable): '$.user.address.country',
+    /// '$.friends[0].name', "$['odd key']"; a bare 'name' means '$.name'.
     #[arg(long)]
     reveal: Vec<String>,
-    /// Commit to this field without revealing it (repeatable).
+    /// Commit to the value at this path without revealing it (repeatable).
     #[arg(long)]
     commit: Vec<String>,
-    /// A predicate such as 'birthdate<=today-18y', 'balance>=100' or 'nationality==US'.
+    /// Reveal bytes START:END of the body (after de-chunking), for bodies that are not JSON.
+    #[arg(long = "reveal-range")]
+    reveal_range: Vec<String>,
+    /// Commit to bytes START:END of the body without revealing them.
+    #[arg(long = "commit-range")]
+    commit_range: Vec<String>,
+    /// A predicate on a path: '$.user.age>=18', '$.user.birthdate<=today-18y',
+    /// '$.account.balance>=1000.50', '$.user.verified==true',
+    /// '$.user.nationality in ["DE","FR","NL"]'.
     #[arg(long = "predicate")]
     predicates: Vec<String>,
-    /// Fields for a scoped nullifier (comma-separated), e.g. name,birthdate,nationality.
-    #[arg(long, value_delimiter = ',')]
+    /// Paths of the PII for a scoped nullifier (comma-separated), e.g.
+    /// '$.user.name,$.user.birthdate'.
+    #[arg(long)]
     uid_fields: Vec<String>,
     /// The relying party's scope for the nullifier.
     #[arg(long)]
@@ -164,20 +174,22 @@ fn now() -> u64 {
 }
 
 fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
-    use tessera_client::prove::{Selection, Target};
+    use tessera_client::prove::{Options, Target};
     if args.local && args.state.is_none() {
         anyhow::bail!("--local needs --state DIR");
     }
     let target = Target::parse(&args.url)?;
     let request = target.request(&args.headers)?;
-    let sel = Selection {
+    let sel = Options {
         reveal: args.reveal.clone(),
         commit: args.commit.clone(),
+        reveal_range: args.reveal_range.clone(),
+        commit_range: args.commit_range.clone(),
         predicates: args.predicates.clone(),
         uid_fields: args.uid_fields.clone(),
         scope: args.scope.clone(),
-    };
-    sel.check()?;
+    }
+    .selection()?;
     let roots = match &args.ca {
         Some(p) => {
             let pem = String::from_utf8(read(p, "CA file")?).context("CA file is not PEM text")?;
@@ -205,10 +217,10 @@ fn prove_run(
     state: &Path,
     target: &tessera_client::prove::Target,
     request: &[u8],
-    sel: tessera_client::prove::Selection,
+    sel: disclosure::client::Selection,
     roots: mpc_tls::verify::Roots,
 ) -> anyhow::Result<()> {
-    use tessera_client::prove::presentation;
+    use tessera_client::prove::{presentation, revealed_targets};
     let t = now();
     let step = |m: &str| eprintln!("[tessera] {m}");
     step(&format!(
@@ -239,22 +251,16 @@ fn prove_run(
             target.host
         ));
         let n = committee
-            .prove(cfg, &target.host, addr, request, sel.planner())
+            .prove(cfg, &target.host, addr, request, &sel)
             .await?;
         anyhow::Ok(n)
     })?;
-    let disclosure = notarized
-        .client
-        .disclosure
-        .as_ref()
-        .context("the session ended without a disclosure")?;
     let p = presentation(
         notarized.notarization.clone(),
         notarized.signature,
         notarized.leaves.clone(),
-        &disclosure.plan,
-        &notarized.client.response,
-        &args.reveal,
+        &notarized.plan,
+        &revealed_targets(&sel),
     )?;
     let json = p.to_json()?;
     std::fs::write(&args.output, json + "\n")

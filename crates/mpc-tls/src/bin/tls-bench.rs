@@ -321,6 +321,7 @@ async fn remote_session(
         req,
         cfg.timeout,
         &mut rand::rngs::OsRng,
+        false,
     )
     .await
     .context("session failed")?;
@@ -344,7 +345,6 @@ async fn node_process(party: PartyId, a: Args) -> anyhow::Result<()> {
         time: setup.time,
         timeout: Duration::from_secs(a.timeout),
         faults: Default::default(),
-        uid: None,
     };
     let mut result = NodeResult {
         party,

@@ -355,6 +355,21 @@ fn sbox_byte(x: u8) -> u8 {
     inv ^ inv.rotate_left(1) ^ inv.rotate_left(2) ^ inv.rotate_left(3) ^ inv.rotate_left(4) ^ 0x63
 }
 
+/// AES-128 of one block under expanded round keys, as a copy of
+/// [`aes128_expanded_circuit`] (built once per process): much faster than running the gadget
+/// again when a circuit needs many blocks (counter-mode keystream, decryption).
+pub fn expanded_block(
+    b: &mut Builder,
+    rk: &[Bit],
+    block: &[Bit],
+) -> Result<Vec<Bit>, CircuitError> {
+    static AES: std::sync::OnceLock<Circuit> = std::sync::OnceLock::new();
+    let c = AES.get_or_init(aes128_expanded_circuit);
+    let mut inputs = rk.to_vec();
+    inputs.extend_from_slice(block);
+    b.instantiate(c, &inputs)
+}
+
 /// Plain (non-circuit) AES-128 key expansion: the 11 round keys, round key 0 (the key
 /// itself) first, 176 bytes, in the layout [`aes128_expanded_circuit`] expects.
 ///
