@@ -64,8 +64,11 @@ pub mod dec_out {
     pub const PLAIN: usize = 1;
 }
 
+/// Circuits built once per key and process.
+type Cache<K> = OnceLock<Mutex<BTreeMap<K, Arc<Circuit>>>>;
+
 fn cached_circuit<K: Ord + Clone>(
-    cache: &'static OnceLock<Mutex<BTreeMap<K, Arc<Circuit>>>>,
+    cache: &'static Cache<K>,
     key: K,
     max: usize,
     build: impl FnOnce() -> Result<Circuit, BuildError>,
@@ -93,7 +96,7 @@ pub fn decrypt_spec(key: (ExecId, usize), n: usize) -> Result<Arc<ExecSpec>, Bui
     if n == 0 || n > DECRYPT_BLOCKS {
         return Err(BuildError::Layout(format!("a decryption of {n} blocks")));
     }
-    static CACHE: OnceLock<Mutex<BTreeMap<usize, Arc<Circuit>>>> = OnceLock::new();
+    static CACHE: Cache<usize> = OnceLock::new();
     let circuit = cached_circuit(&CACHE, n, 4, || {
         let mut b = Builder::new();
         let k = b.inputs(TRAFFIC_KEY_BITS);
@@ -258,7 +261,7 @@ pub mod const_out {
 /// The constant execution: the scan's initial state and a chunk of [`PAD`] bytes, kept.
 pub fn const_spec(shape: &Shape) -> Result<Arc<ExecSpec>, BuildError> {
     let (w, chunk) = (shape.state_width(), shape.chunk());
-    static CACHE: OnceLock<Mutex<BTreeMap<(usize, usize), Arc<Circuit>>>> = OnceLock::new();
+    static CACHE: Cache<(usize, usize)> = OnceLock::new();
     let circuit = cached_circuit(&CACHE, (w, chunk), 4, || {
         let b = Builder::new();
         let mut outs = vec![Bit::Const(false); w];
@@ -284,7 +287,7 @@ pub fn const_spec(shape: &Shape) -> Result<Arc<ExecSpec>, BuildError> {
 /// The scan circuit of a shape: inputs the state then [`Shape::chunk`] bytes; outputs the
 /// next state. Built once per shape and process.
 pub fn scan_circuit(shape: &Shape) -> Result<Arc<Circuit>, BuildError> {
-    static CACHE: OnceLock<Mutex<BTreeMap<ShapeKey, Arc<Circuit>>>> = OnceLock::new();
+    static CACHE: Cache<ShapeKey> = OnceLock::new();
     cached_circuit(&CACHE, ShapeKey(shape.clone()), 4, || {
         let mut b = Builder::new();
         let mut st = b.inputs(shape.state_width());
@@ -445,7 +448,7 @@ pub fn final_spec(
         }
         ranges.push(inp.bytes(groups));
     }
-    let salts_group = (!req.commit.is_empty()).then(|| inp.groups.len());
+    let salts_group = (!req.commit.is_empty()).then_some(inp.groups.len());
     let salts = inp.take(
         (!req.commit.is_empty())
             .then(|| InputGroup {

@@ -690,7 +690,7 @@ mod tests {
             }],
             framing: Framing::Length(2),
         };
-        assert_eq!(checks(&lay, r).2, false);
+        assert!(!checks(&lay, r).2);
         // A head length that ends early (inside the head) fails the end check.
         let mut short = lay.clone();
         short.head_len = 19;

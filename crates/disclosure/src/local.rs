@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use mpc_tls::client::{run_client, ClientOutput};
 use mpc_tls::local::{join_nodes, LocalConfig, LocalError, LocalNet};
+use mpc_tls::net::Recording;
 use mpc_tls::node::{run_node_committed, NodeReport};
 use rand::rngs::OsRng;
 
@@ -68,12 +69,26 @@ pub async fn fetch_disclosing(
     request: &[u8],
     sel: &Selection,
 ) -> Result<LocalDisclosed, LocalDiscloseError> {
+    fetch_disclosing_recorded(cfg, disclose_cfg, server_name, addr, request, sel, None).await
+}
+
+/// [`fetch_disclosing`], recording everything node `i` sends and receives (to the client and
+/// the other nodes) into `recordings[i]`.
+pub async fn fetch_disclosing_recorded(
+    cfg: &LocalConfig,
+    disclose_cfg: &[DiscloseConfig; 3],
+    server_name: &str,
+    addr: SocketAddr,
+    request: &[u8],
+    sel: &Selection,
+    recordings: Option<&[Recording; 3]>,
+) -> Result<LocalDisclosed, LocalDiscloseError> {
     let t0 = Instant::now();
     let LocalNet {
         tcp,
         mut client_links,
         nodes,
-    } = LocalNet::connect(cfg, addr, None).await?;
+    } = LocalNet::connect(cfg, addr, recordings).await?;
     let tasks: Vec<_> = nodes
         .into_iter()
         .zip(disclose_cfg.iter().cloned())

@@ -250,7 +250,8 @@ fn schedule(
             steps.push(Step::Scan { chunk: k });
         }
     }
-    let mut rest = vec![0..req.http.head_len as usize];
+    let mut rest: Vec<std::ops::Range<usize>> =
+        std::iter::once(0..req.http.head_len as usize).collect();
     rest.extend(plan.framing.iter().map(|(at, w)| *at..at + w.len()));
     for r in &req.ranges {
         rest.extend(content_to_response(plan, r.start as usize..r.end as usize));

@@ -186,7 +186,7 @@ impl DisclosureRequest {
             return Err(bad(format!("more than {MAX_RANGES} byte ranges")));
         }
         for r in &self.ranges {
-            let len = r.end.checked_sub(r.start).unwrap_or(0) as usize;
+            let len = r.end.saturating_sub(r.start) as usize;
             if len == 0 || len > notarization::MAX_CAPACITY || r.end as usize > content_len {
                 return Err(bad(format!(
                     "{r} must be 1 to {} bytes inside the {content_len}-byte body",

@@ -20,7 +20,7 @@ fn write(
     out: &mut String,
     escaped: &mut std::collections::HashSet<usize>,
 ) {
-    let mut space = |out: &mut String, k: &mut usize| {
+    let space = |out: &mut String, k: &mut usize| {
         let w = ws[*k % ws.len()];
         *k += 1;
         for _ in 0..(w % 3) {
@@ -95,7 +95,7 @@ fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i32>().prop_map(|i| Value::from(i)),
+        any::<i32>().prop_map(Value::from),
         (-1_000_000i64..1_000_000, 1u32..4).prop_map(|(m, e)| {
             serde_json::from_str(&format!("{}.{}", m, 10u32.pow(e))).unwrap()
         }),
@@ -126,12 +126,12 @@ fn path_into(v: &Value, choices: &[u8], wild: bool) -> Vec<Segment> {
     let mut cur = v;
     for &c in choices {
         match cur {
-            Value::Object(m) if !m.is_empty() && !(wild && c % 4 == 0) => {
+            Value::Object(m) if !(m.is_empty() || wild && c % 4 == 0) => {
                 let (k, next) = m.iter().nth(c as usize % m.len()).unwrap();
                 out.push(Segment::Name(k.clone()));
                 cur = next;
             }
-            Value::Array(a) if !a.is_empty() && !(wild && c % 4 == 0) => {
+            Value::Array(a) if !(a.is_empty() || wild && c % 4 == 0) => {
                 let i = c as usize % a.len();
                 out.push(Segment::Index(i as u32));
                 cur = &a[i];

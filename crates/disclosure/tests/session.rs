@@ -1,56 +1,207 @@
-//! Whole sessions with a disclosure, three nodes in-process.
+//! Whole sessions with a disclosure, three nodes in-process on the MPC engine: what an
+//! honest committee returns, what a deviating node causes (an abort at every honest party,
+//! never a result), and that no node ever sends, receives or reports a disclosed value,
+//! the request's secrets or a key.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex};
 
 use disclosure::client::Selection;
 use disclosure::expr::parse_predicate;
-use disclosure::local::fetch_disclosing;
-use disclosure::node::DiscloseConfig;
+use disclosure::local::{fetch_disclosing, fetch_disclosing_recorded};
+use disclosure::node::{DiscloseConfig, Faults, UidKey};
 use disclosure::path::Path;
 use mpc_tls::local::LocalConfig;
-use mpc_tls::provider::{http_request, json_response, pki, serve_responses};
+use mpc_tls::net::Recording;
+use mpc_tls::provider::{json_response, pki, rustls_server_serving, serve_responses, Behaviour};
 use mpc_tls::verify::Roots;
+use uid_prf::shamir::{keygen_combine, keygen_deal, Share};
 
-const BODY: &str = r#"{"user":{"name":"Al\"ice","age":119,"verified":true,"address":{"country":"US"}},"account":{"balance":1234.56},"friends":[{"name":"Alan Turing"}]}"#;
+const NAME: &str = "provider.test";
+const BODY: &str = r#"{"user":{"name":"Zaphod Beeblebrox","birthdate":"1966-10-11","nationality":"BG","age":57,"address":{"country":"US"}},"account":{"balance":1234.56},"friends":[{"name":"Ford Prefect"}]}"#;
 
-#[test]
-fn reveal_paths_and_predicates() {
-    let p = pki(&["provider.test"]).unwrap();
-    let (addr, _h) = serve_responses(&p, vec![json_response(BODY)]).unwrap();
-    let cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem).unwrap());
-    let req = http_request("provider.test", "/api/me", 64);
-    let sel = Selection {
-        reveal: vec![
-            Path::parse("$.user.address.country").unwrap(),
-            Path::parse("$.user.name").unwrap(),
-        ],
-        predicates: vec![
-            parse_predicate("$.user.age>=18").unwrap(),
-            parse_predicate("$.account.balance>=1000").unwrap(),
-            parse_predicate("$.user.verified==true").unwrap(),
-        ],
-        ..Default::default()
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    let out = rt
+        .unwrap()
+}
+
+fn uid(xs: [u16; 3]) -> [Share; 3] {
+    let mut rng = rand::thread_rng();
+    let dealt: Vec<_> = xs
+        .iter()
+        .map(|_| keygen_deal(&xs, 2, &mut rng).unwrap())
+        .collect();
+    [0, 1, 2].map(|i| {
+        let mine: Vec<_> = dealt.iter().map(|d| d[i].clone()).collect();
+        keygen_combine(xs[i], &mine).unwrap()
+    })
+}
+
+fn configs(shares: &[Share; 3], xs: [u16; 3]) -> [DiscloseConfig; 3] {
+    [0, 1, 2].map(|i| DiscloseConfig {
+        uid: Some(UidKey {
+            share: shares[i].clone(),
+            xs,
+            t: 2,
+        }),
+        ..Default::default()
+    })
+}
+
+fn selection() -> Selection {
+    Selection {
+        reveal: vec![Path::parse("$.user.address.country").unwrap()],
+        predicates: vec![
+            parse_predicate("$.user.age>=18").unwrap(),
+            parse_predicate("$.account.balance>=1000").unwrap(),
+        ],
+        uid_fields: vec![
+            Path::parse("$.user.name").unwrap(),
+            Path::parse("$.user.birthdate").unwrap(),
+        ],
+        scope: Some("vote".into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn an_honest_committee_returns_the_nullifier_of_the_path() {
+    let p = pki(&[NAME]).unwrap();
+    let (addr, _h) = serve_responses(&p, vec![json_response(BODY); 2]).unwrap();
+    let cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem).unwrap());
+    let xs = [1, 2, 3];
+    let shares = uid(xs);
+    let req = mpc_tls::provider::http_request(NAME, "/api/me", 64);
+    let out = rt()
         .block_on(fetch_disclosing(
             &cfg,
-            &Default::default() as &[DiscloseConfig; 3],
-            "provider.test",
+            &configs(&shares, xs),
+            NAME,
             addr,
             &req,
-            &sel,
+            &selection(),
         ))
         .unwrap();
-    println!("{:?} in {:?}", out.result, t0.elapsed());
+    let key = uid_prf::shamir::combine(&shares, 2).unwrap();
+    let want = uid_prf::canon::nullifier(
+        &key,
+        &[
+            (uid_prf::canon::FieldKind::Text, "zaphod beeblebrox"),
+            (
+                uid_prf::canon::FieldKind::Date(uid_prf::canon::DateFormat::Iso),
+                "1966-10-11",
+            ),
+        ],
+        "vote",
+    )
+    .unwrap();
+    assert_eq!(out.result.nullifier, Some(want));
+    assert_eq!(out.result.predicates, vec![true, true]);
     assert_eq!(out.result.status, 200);
-    assert_eq!(out.result.predicates, vec![true, true, true]);
-    assert_eq!(out.plan.values[0], br#""US""#);
-    for (_, d) in &out.nodes {
-        println!("{:?}", d.timings);
+    assert!(out.nodes.iter().all(|(_, d)| d.result == out.result));
+}
+
+#[test]
+fn a_deviating_node_aborts_the_disclosure() {
+    let p = pki(&[NAME]).unwrap();
+    let (addr, _h) = serve_responses(&p, vec![json_response(BODY); 3]).unwrap();
+    let cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem).unwrap());
+    let xs = [1, 2, 3];
+    let shares = uid(xs);
+    let req = mpc_tls::provider::http_request(NAME, "/api/me", 64);
+    let rt = rt();
+    for (node, faults, want) in [
+        (
+            0usize,
+            Faults {
+                bad_ciphertext: true,
+                ..Default::default()
+            },
+            "disagree about the ciphertext",
+        ),
+        (
+            1,
+            Faults {
+                bad_uid_share: true,
+                ..Default::default()
+            },
+            "inconsistent",
+        ),
+    ] {
+        let mut dc = configs(&shares, xs);
+        dc[node].faults = faults;
+        let r = rt.block_on(fetch_disclosing(&cfg, &dc, NAME, addr, &req, &selection()));
+        let e = match r {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a deviating node did not abort the disclosure"),
+        };
+        assert!(e.contains(want), "{faults:?}: {e}");
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn nodes_never_see_a_disclosed_value_or_a_key() {
+    let p = pki(&[NAME]).unwrap();
+    let b = Behaviour {
+        extract_keys: true,
+        ..Behaviour::default()
+    };
+    let (addr, server) = rustls_server_serving(&p, b, vec![json_response(BODY)]).unwrap();
+    let cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem).unwrap());
+    let xs = [1, 2, 3];
+    let shares = uid(xs);
+    let cookie = b"Cookie: session=7f3a9c1e5b2d8046-very-secret-cookie";
+    let req = [
+        b"GET /api/me HTTP/1.1\r\nHost: provider.test\r\n".as_slice(),
+        cookie,
+        b"\r\nConnection: close\r\n\r\n",
+    ]
+    .concat();
+    let recs: [Recording; 3] = std::array::from_fn(|_| Arc::new(Mutex::new(Vec::new())));
+    let out = rt()
+        .block_on(fetch_disclosing_recorded(
+            &cfg,
+            &configs(&shares, xs),
+            NAME,
+            addr,
+            &req,
+            &selection(),
+            Some(&recs),
+        ))
+        .unwrap();
+    let served = server.join().unwrap();
+    let (client_key, server_key) = served[0].keys.expect("keys extracted");
+    let uid_key = uid_prf::shamir::combine(&shares, 2).unwrap().to_bytes();
+    let needles: Vec<(&str, &[u8])> = vec![
+        ("the cookie", &cookie[16..]),
+        ("the name", b"Zaphod Beeblebrox"),
+        ("the birth date", b"1966-10-11"),
+        ("the revealed value", br#""US""#),
+        ("the balance", b"1234.56"),
+        ("a friend", b"Ford Prefect"),
+        ("the client write key", &client_key),
+        ("the server write key", &server_key),
+        ("the UID key", &uid_key),
+    ];
+    for (i, r) in recs.iter().enumerate() {
+        let mut seen = r.lock().unwrap().clone();
+        assert!(
+            seen.len() > 1_000_000,
+            "node {i} recorded {} bytes",
+            seen.len()
+        );
+        seen.extend(format!("{:?}", out.nodes[i]).into_bytes());
+        for (what, n) in &needles {
+            assert!(!contains(&seen, n), "node {i} saw {what}");
+        }
+        // The public facts do appear: the request line and the path.
+        assert!(contains(&seen, b"/api/me"), "node {i}");
     }
 }

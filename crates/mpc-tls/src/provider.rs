@@ -21,6 +21,9 @@ pub enum ProviderError {
     /// Binding the listener failed.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    /// A server program from the system is missing or did not start.
+    #[error("{0}")]
+    External(String),
 }
 
 /// A CA and one leaf certificate for some names, all ECDSA P-256.
@@ -154,6 +157,16 @@ pub fn rustls_server(
     b: Behaviour,
     connections: usize,
 ) -> Result<(SocketAddr, std::thread::JoinHandle<Vec<Served>>), ProviderError> {
+    rustls_server_serving(pki, b, (0..connections).map(|_| http_response(b)).collect())
+}
+
+/// [`rustls_server`] answering its connections, one after the other, with `responses`
+/// (whole HTTP responses) instead of [`http_response`]'s.
+pub fn rustls_server_serving(
+    pki: &Pki,
+    b: Behaviour,
+    responses: Vec<Vec<u8>>,
+) -> Result<(SocketAddr, std::thread::JoinHandle<Vec<Served>>), ProviderError> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     let mut provider = rustls::crypto::ring::default_provider();
     if b.aes256_only {
@@ -176,11 +189,7 @@ pub fn rustls_server(
     let mut config = config;
     config.enable_secret_extraction = b.extract_keys;
     let config = Arc::new(config);
-    serve(
-        config,
-        b,
-        (0..connections).map(move |_| http_response(b)).collect(),
-    )
+    serve(config, b, responses)
 }
 
 /// An HTTP response with a JSON body (`Content-Type: application/json`, `Content-Length`,
@@ -355,4 +364,127 @@ pub fn serve_forever(
         }
     });
     Ok(Running { addr, stop })
+}
+
+/// A server program from the system's packages (nginx, `openssl s_server`), for the tests
+/// that run sessions against real servers: killed, and its directory removed, when dropped.
+pub struct External {
+    child: std::process::Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its working directory (configuration, certificates, served files, log).
+    pub dir: std::path::PathBuf,
+}
+
+impl Drop for External {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The path of a program from the system's packages, or an error saying how to install it.
+pub fn system_binary(name: &str) -> Result<std::path::PathBuf, ProviderError> {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
+        let p = std::path::Path::new(dir).join(name);
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    Err(ProviderError::External(format!(
+        "{name} is not installed: run `apt-get install -y nginx openssl` (as .ci/run does)"
+    )))
+}
+
+/// A fresh directory for an external server's files.
+pub fn scratch_dir(tag: &str) -> Result<std::path::PathBuf, ProviderError> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let d = std::env::temp_dir().join(format!("tessera-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(d.join("www"))?;
+    Ok(d)
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16, ProviderError> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts `cmd` (with its working directory in `dir`, logging to `log`) and waits until it
+/// accepts connections on `addr`.
+pub fn spawn_external(
+    mut cmd: std::process::Command,
+    dir: std::path::PathBuf,
+    addr: SocketAddr,
+    log: &std::path::Path,
+) -> Result<External, ProviderError> {
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log)?)
+        .spawn()?;
+    let mut server = External { child, addr, dir };
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(10) {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Ok(server);
+        }
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(ProviderError::External(format!(
+                "the server exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Err(ProviderError::External(format!(
+        "the server did not listen on {addr}: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    )))
+}
+
+/// nginx on 127.0.0.1 with `pki`'s leaf for `name`, serving `files` (path under the root,
+/// contents), with `server_extra` added to its `server` block (e.g. gzip settings).
+pub fn nginx(
+    pki: &Pki,
+    name: &str,
+    files: &[(&str, Vec<u8>)],
+    server_extra: &str,
+) -> Result<External, ProviderError> {
+    let bin = system_binary("nginx")?;
+    let dir = scratch_dir("nginx")?;
+    std::fs::write(dir.join("leaf.pem"), &pki.leaf_pem)?;
+    std::fs::write(dir.join("leaf.key"), &pki.leaf_key_pem)?;
+    for (f, data) in files {
+        let path = dir.join("www").join(f);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, data)?;
+    }
+    let port = free_port()?;
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n access_log off;\n client_body_temp_path {d}/t1;\n proxy_temp_path {d}/t2;\n fastcgi_temp_path {d}/t3;\n uwsgi_temp_path {d}/t4;\n scgi_temp_path {d}/t5;\n\
+          types {{ application/json json; text/html html; }}\n\
+          server {{\n  listen 127.0.0.1:{port} ssl;\n  server_name {name};\n  ssl_certificate {d}/leaf.pem;\n  ssl_certificate_key {d}/leaf.key;\n\
+           ssl_protocols TLSv1.2 TLSv1.3;\n  keepalive_timeout 0;\n  default_type text/plain;\n  root {d}/www;\n{server_extra}\n }}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf)?;
+    let log = dir.join("error.log");
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args([
+        "-p",
+        &d.to_string(),
+        "-c",
+        &format!("{d}/nginx.conf"),
+        "-e",
+        &log.display().to_string(),
+    ]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    spawn_external(cmd, dir, addr, &log)
 }

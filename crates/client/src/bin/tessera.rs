@@ -38,7 +38,7 @@ enum Command {
     /// Run a notary network on loopback (SIMULATED TEEs), prove a demo response, verify it.
     Demo(DemoArgs),
     /// Notarize an HTTPS response and write a presentation (proof.json).
-    Prove(ProveArgs),
+    Prove(Box<ProveArgs>),
     /// Fetch a notary network's membership log, check it, and write its group.json.
     Group(GroupArgs),
     /// Serve the demo JSON provider over HTTPS (for docker compose).
@@ -404,7 +404,7 @@ fn emit(report: &AuditReport, json: bool) -> anyhow::Result<ExitCode> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Prove(args) => prove(args),
+        Command::Prove(args) => prove(*args),
         Command::Group(args) => tessera_client_cli::group(args),
         Command::Demo(args) => tessera_client_cli::demo(args),
         Command::DemoProvider(args) => tessera_client_cli::demo_provider(args),
