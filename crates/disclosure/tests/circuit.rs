@@ -471,38 +471,23 @@ fn deviating_nodes_abort() {
         Deviation::default(),
     );
     assert!(ok.result.unwrap().nullifier.is_some());
+    let run = |dev: Deviation| {
+        run_request(&p.request, &response, 64, &request, &p.salts, Some(&uid), dev)
+            .result
+            .unwrap_err()
+    };
     for d in 0..3 {
-        let e = run_request(
-            &p.request,
-            &response,
-            64,
-            &request,
-            &p.salts,
-            Some(&uid),
-            Deviation {
-                flip_ciphertext_in: Some(d),
-                ..Default::default()
-            },
-        )
-        .result
-        .unwrap_err();
+        let e = run(Deviation {
+            flip_ciphertext_in: Some(d),
+            ..Default::default()
+        });
         assert!(e.contains("disagree"), "{e}");
     }
     for party in 0..3 {
-        let e = run_request(
-            &p.request,
-            &response,
-            64,
-            &request,
-            &p.salts,
-            Some(&uid),
-            Deviation {
-                bad_uid_share: Some(party),
-                ..Default::default()
-            },
-        )
-        .result
-        .unwrap_err();
+        let e = run(Deviation {
+            bad_uid_share: Some(party),
+            ..Default::default()
+        });
         assert!(e.contains("inconsistent"), "{e}");
     }
 }

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
-use std::process::Command;
 
 use disclosure::client::Selection;
 use disclosure::expr::parse_predicate;
@@ -14,7 +13,7 @@ use disclosure::local::{fetch_disclosing, LocalDiscloseError, LocalDisclosed};
 use disclosure::path::Path;
 use disclosure::request::ByteRange;
 use mpc_tls::local::LocalConfig;
-use mpc_tls::provider::{free_port, nginx, pki, scratch_dir, spawn_external, system_binary};
+use mpc_tls::provider::{nginx, pki, s_server_www, scratch_dir};
 use mpc_tls::verify::Roots;
 
 const NAME: &str = "provider.test";
@@ -122,22 +121,8 @@ async fn openssl_s_server_http10_body_to_the_close() {
     std::fs::write(dir.join("leaf.pem"), &p.leaf_pem).unwrap();
     std::fs::write(dir.join("leaf.key"), &p.leaf_key_pem).unwrap();
     std::fs::write(dir.join("www/profile.json"), PROFILE).unwrap();
-    let port = free_port().unwrap();
-    let mut cmd = Command::new(system_binary("openssl").unwrap());
-    cmd.current_dir(dir.join("www")).args([
-        "s_server",
-        "-accept",
-        &format!("127.0.0.1:{port}"),
-        "-cert",
-        "../leaf.pem",
-        "-key",
-        "../leaf.key",
-        "-WWW",
-        "-quiet",
-    ]);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let log = dir.join("s_server.log");
-    let _server = spawn_external(cmd, dir, addr, &log).unwrap();
+    let server = s_server_www(dir).unwrap();
+    let addr = server.addr;
     let roots = Roots::from_pem(&p.ca_pem).unwrap();
     let start = PROFILE.find("Alice").unwrap() as u32;
     let sel = Selection {

@@ -6,20 +6,13 @@
 use disclosure::logic::{byte_bits, Byte, Clear};
 use disclosure::path::Path;
 use disclosure::scan::{scan_chunk, scan_clear, Shape, PAD};
-use mpc::circuit::{Bit, Builder, Circuit};
+use mpc::circuit::Circuit;
 use proptest::prelude::*;
 
-fn circuit(sh: &Shape) -> (Circuit, usize) {
-    let mut b = Builder::new();
-    let mut st = b.inputs(sh.state_width());
-    let by = b.inputs(sh.chunk() * 8);
-    let bytes: Vec<Byte<Bit>> = by
-        .chunks(8)
-        .map(|c| std::array::from_fn(|i| c[i]))
-        .collect();
-    scan_chunk(&mut b, sh, &mut st, &bytes);
-    let ands = b.and_count();
-    (b.finish(&st).unwrap(), ands)
+fn circuit(sh: &Shape) -> (std::sync::Arc<Circuit>, usize) {
+    let c = disclosure::circuit::scan_circuit(sh).unwrap();
+    let ands = c.and_count();
+    (c, ands)
 }
 
 /// Runs `body` through the circuit and through Clear, chunk by chunk, comparing states.

@@ -488,3 +488,25 @@ pub fn nginx(
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     spawn_external(cmd, dir, addr, &log)
 }
+
+/// `openssl s_server -WWW` on 127.0.0.1 serving the files of `dir/www`, with the certificate
+/// `dir/leaf.pem` and key `dir/leaf.key` (it answers HTTP/1.0, its body delimited by the
+/// close).
+pub fn s_server_www(dir: std::path::PathBuf) -> Result<External, ProviderError> {
+    let port = free_port()?;
+    let log = dir.join("s_server.log");
+    let mut cmd = std::process::Command::new(system_binary("openssl")?);
+    cmd.current_dir(dir.join("www")).args([
+        "s_server",
+        "-accept",
+        &format!("127.0.0.1:{port}"),
+        "-cert",
+        "../leaf.pem",
+        "-key",
+        "../leaf.key",
+        "-WWW",
+        "-quiet",
+    ]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    spawn_external(cmd, dir, addr, &log)
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 use mpc_tls::codec::CipherSuite;
 use mpc_tls::local::{fetch, LocalConfig};
 use mpc_tls::provider::{
-    body_byte, free_port, nginx, pki, scratch_dir, spawn_external, system_binary,
+    body_byte, nginx, pki, s_server_www, scratch_dir, system_binary,
 };
 use mpc_tls::verify::Roots;
 
@@ -156,23 +156,9 @@ async fn openssl_s_server_rsa() {
     for (f, data) in files(&sizes) {
         std::fs::write(dir.join("www").join(f), data).unwrap();
     }
-    let port = free_port().unwrap();
-    let log = dir.join("s_server.log");
-    let mut cmd = Command::new(system_binary("openssl").unwrap());
-    cmd.current_dir(dir.join("www")).args([
-        "s_server",
-        "-accept",
-        &format!("127.0.0.1:{port}"),
-        "-cert",
-        "../leaf.pem",
-        "-key",
-        "../leaf.key",
-        "-WWW",
-        "-quiet",
-    ]);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let ca = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
-    let _server = spawn_external(cmd, dir, addr, &log).unwrap();
+    let server = s_server_www(dir).unwrap();
+    let addr = server.addr;
     let roots = Roots::from_pem(&ca).unwrap();
     for n in sizes {
         let out = get(&roots, addr, &format!("/f{n}"), true).await;

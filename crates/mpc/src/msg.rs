@@ -28,6 +28,9 @@ pub enum AbortCode {
     CheckFailed = 9,
     /// A party's own input was invalid (for example a point at infinity).
     BadInput = 10,
+    /// Public-input labels did not match the other garbler's digest (a party deviated, or
+    /// the parties hold different public values).
+    PublicInputMismatch = 11,
     /// A code this version does not know.
     Unknown = 255,
 }
@@ -45,6 +48,7 @@ impl AbortCode {
             8 => AbortCode::Inconsistent,
             9 => AbortCode::CheckFailed,
             10 => AbortCode::BadInput,
+            11 => AbortCode::PublicInputMismatch,
             _ => AbortCode::Unknown,
         }
     }
@@ -63,6 +67,7 @@ impl std::fmt::Display for AbortCode {
             AbortCode::Inconsistent => "inconsistent shares",
             AbortCode::CheckFailed => "multiplication check failed",
             AbortCode::BadInput => "invalid input",
+            AbortCode::PublicInputMismatch => "public input labels did not match the digest",
             AbortCode::Unknown => "unknown reason",
         })
     }
@@ -120,6 +125,22 @@ pub enum Msg {
         /// Hash of the active labels.
         tag: [u8; 32],
     },
+    /// Garbler 0 → evaluator: the active labels of the public input wires of one execution
+    /// ([`InputSource::Public`](crate::InputSource::Public)), in wire order.
+    PublicLabels {
+        /// Execution.
+        exec: ExecId,
+        /// 16 bytes per public wire: the label `Z ⊕ v·Δ`.
+        labels: Vec<u8>,
+    },
+    /// Garbler 1 → evaluator: a digest of the public values and of the active public labels
+    /// garbler 1 computed from its own copy of the values.
+    PublicDigest {
+        /// Execution.
+        exec: ExecId,
+        /// The digest.
+        digest: [u8; 32],
+    },
     /// Any party → the others: it aborted.
     Abort(AbortCode),
 }
@@ -136,6 +157,13 @@ impl std::fmt::Debug for Msg {
                     f,
                     "InputLabels {{ exec: {exec}, wires: {} }}",
                     entries.len() / 32
+                )
+            }
+            Msg::PublicLabels { exec, labels } => {
+                write!(
+                    f,
+                    "PublicLabels {{ exec: {exec}, wires: {} }}",
+                    labels.len() / 16
                 )
             }
             other => write!(f, "{}", other.kind()),
@@ -192,6 +220,8 @@ const T_SHARES: u8 = 6;
 const T_LABELS: u8 = 7;
 const T_REVEAL: u8 = 8;
 const T_ABORT: u8 = 9;
+const T_PUBLIC_LABELS: u8 = 10;
+const T_PUBLIC_DIGEST: u8 = 11;
 
 impl Msg {
     /// Short name of the message kind, for errors and logs.
@@ -205,6 +235,8 @@ impl Msg {
             Msg::InputShares { .. } => "InputShares",
             Msg::InputLabels { .. } => "InputLabels",
             Msg::Reveal { .. } => "Reveal",
+            Msg::PublicLabels { .. } => "PublicLabels",
+            Msg::PublicDigest { .. } => "PublicDigest",
             Msg::Abort(_) => "Abort",
         }
     }
@@ -216,7 +248,9 @@ impl Msg {
             | Msg::GarbledDigest { exec, .. }
             | Msg::InputShares { exec, .. }
             | Msg::InputLabels { exec, .. }
-            | Msg::Reveal { exec, .. } => Some(*exec),
+            | Msg::Reveal { exec, .. }
+            | Msg::PublicLabels { exec, .. }
+            | Msg::PublicDigest { exec, .. } => Some(*exec),
             _ => None,
         }
     }
@@ -266,6 +300,17 @@ impl Msg {
                 o.extend_from_slice(&exec.to_le_bytes());
                 put_bits(&mut o, colours);
                 o.extend_from_slice(tag);
+            }
+            Msg::PublicLabels { exec, labels } => {
+                o.reserve(9 + labels.len());
+                o.push(T_PUBLIC_LABELS);
+                o.extend_from_slice(&exec.to_le_bytes());
+                put_bytes(&mut o, labels);
+            }
+            Msg::PublicDigest { exec, digest } => {
+                o.push(T_PUBLIC_DIGEST);
+                o.extend_from_slice(&exec.to_le_bytes());
+                o.extend_from_slice(digest);
             }
             Msg::Abort(code) => {
                 o.push(T_ABORT);
@@ -362,6 +407,18 @@ impl Msg {
                 exec: r.u32()?,
                 colours: r.bits()?,
                 tag: r.arr32()?,
+            },
+            T_PUBLIC_LABELS => {
+                let exec = r.u32()?;
+                let labels = r.bytes()?;
+                if labels.len() % 16 != 0 {
+                    return Err(DecodeError("public labels are not 16-byte multiples"));
+                }
+                Msg::PublicLabels { exec, labels }
+            }
+            T_PUBLIC_DIGEST => Msg::PublicDigest {
+                exec: r.u32()?,
+                digest: r.arr32()?,
             },
             T_ABORT => Msg::Abort(AbortCode::from_u8(r.u8()?)),
             _ => return Err(DecodeError("unknown message type")),
@@ -490,7 +547,16 @@ mod tests {
                 colours: Bits::from_bools(&[false, true]),
                 tag: [8; 32],
             },
+            Msg::PublicLabels {
+                exec: 5,
+                labels: vec![7; 48],
+            },
+            Msg::PublicDigest {
+                exec: 6,
+                digest: [9; 32],
+            },
             Msg::Abort(AbortCode::TableMismatch),
+            Msg::Abort(AbortCode::PublicInputMismatch),
         ]
     }
 
@@ -536,5 +602,30 @@ mod tests {
             entries: vec![0xab; 32],
         };
         assert!(!format!("{m:?}").contains("171"));
+        let m = Msg::PublicLabels {
+            exec: 1,
+            labels: vec![0xab; 32],
+        };
+        assert_eq!(format!("{m:?}"), "PublicLabels { exec: 1, wires: 2 }");
+    }
+
+    #[test]
+    fn public_labels_must_be_whole_labels() {
+        let mut e = Msg::PublicLabels {
+            exec: 0,
+            labels: vec![1; 32],
+        }
+        .encode();
+        // Claim 31 bytes and drop one: a well-framed message with a partial label.
+        e[5..9].copy_from_slice(&31u32.to_le_bytes());
+        e.pop();
+        assert_eq!(
+            Msg::decode(&e),
+            Err(DecodeError("public labels are not 16-byte multiples"))
+        );
+        assert_eq!(
+            AbortCode::from_u8(AbortCode::PublicInputMismatch as u8),
+            AbortCode::PublicInputMismatch
+        );
     }
 }

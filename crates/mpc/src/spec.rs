@@ -48,6 +48,12 @@ pub enum InputSource {
         /// First bit of the group this input group takes.
         offset: usize,
     },
+    /// A value every party already knows and agrees on (a ciphertext the nodes hold, a
+    /// counter). Each party supplies the same bits; garbler 0 sends the evaluator the active
+    /// labels, garbler 1 a digest of the labels it computed from its own copy, so a party
+    /// that deviates, or parties that hold different values, abort. No per-bit commitments,
+    /// and no second copy of the value is needed to catch a lying garbler.
+    Public,
 }
 
 /// Who learns an output group.
@@ -224,6 +230,7 @@ fn fingerprint(c: &Circuit, inputs: &[InputGroup], outputs: &[OutputGroup]) -> [
                 h.update(&(group as u64).to_le_bytes());
                 h.update(&(offset as u64).to_le_bytes())
             }
+            InputSource::Public => h.update(&[4]),
         };
     }
     for g in outputs {
@@ -248,11 +255,13 @@ pub(crate) enum Slot {
 }
 
 /// Where one circuit input (or one output pad) gets its label from: up to four virtual
-/// wires (garbler, index in that garbler's list), or kept labels.
+/// wires (garbler, index in that garbler's list), kept labels, or a public wire (index in
+/// the execution's list of public wires).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Contrib {
     Vws { n: u8, v: [(u8, u32); 4] },
     Kept { exec: ExecId, group: u32, bit: u32 },
+    Public(u32),
 }
 
 /// Kind of a garbler-owned virtual input wire.
@@ -278,6 +287,11 @@ pub(crate) struct Plan {
     pub inputs: Vec<Contrib>,
     /// Per masked output bit, in output order (only bits of masked groups).
     pub pads: Vec<Contrib>,
+    /// Public input groups (every party supplies them): group index and its run of public
+    /// wires.
+    pub public: Vec<(usize, Range<u32>)>,
+    /// Number of public wires.
+    pub n_public: u32,
 }
 
 impl Plan {
@@ -288,6 +302,8 @@ impl Plan {
             slots: [Vec::new(), Vec::new(), Vec::new()],
             inputs: Vec::with_capacity(spec.circuit.num_inputs()),
             pads: Vec::new(),
+            public: Vec::new(),
+            n_public: 0,
         };
         for (gi, g) in spec.inputs.iter().enumerate() {
             let slot = Slot::Input(gi);
@@ -306,6 +322,12 @@ impl Plan {
                     group,
                     offset,
                 } => p.kept(exec, group, offset, g.width),
+                InputSource::Public => {
+                    let start = p.n_public;
+                    p.n_public += g.width as u32;
+                    p.inputs.extend((start..p.n_public).map(Contrib::Public));
+                    p.public.push((gi, start..p.n_public));
+                }
             }
         }
         for (gi, g) in spec.outputs.iter().enumerate() {

@@ -15,6 +15,39 @@
 //! 3. *Output*: the evaluator decodes what it may and sends each garbler the colour bits of
 //!    that garbler's outputs with a hash of the active labels. The evaluator does not know the
 //!    other label of any wire, so it cannot authenticate a false output.
+//!
+//! *Public inputs* ([`InputSource::Public`]: a value all three parties know, such as a
+//! ciphertext the nodes hold) need neither commitments nor a second copy. Both garblers derive
+//! the zero-labels `Z_i` of the public wires from the shared seed, under their own domain
+//! (`tessera mpc public labels v1`, keyed by the seed and the execution id; wire `i` takes
+//! bytes `16i..16i+16` of the ChaCha20 stream), so garbling needs only `Z_i`, never the values,
+//! and runs ahead of the inputs like any other. Online, garbler 0 sends the evaluator the
+//! active labels `Z_i ⊕ v_i·Δ` of all public wires of the execution in one
+//! [`Msg::PublicLabels`]; garbler 1 sends [`Msg::PublicDigest`], one keyed hash over the
+//! execution id, the spec fingerprint, the values and the labels that it computed from its own
+//! copy of the values. The evaluator hashes the received labels with its own copy of the
+//! values and uses the labels only if the result equals garbler 1's digest; otherwise it aborts
+//! with [`Abort::PublicInputMismatch`]. Its own copy of the values enters only this check: the
+//! labels it evaluates on are always the garblers'.
+//!
+//! Why this is enough, with at most one corrupt party:
+//! - *Corrupt garbler 0.* Garbler 1 and the evaluator are honest and hold the true value `v`;
+//!   garbler 1's digest covers exactly the labels `Z_i ⊕ v_i·Δ`. Labels for any other value (or
+//!   anything else) hash to a different digest unless garbler 0 finds a blake3 collision, so
+//!   the evaluator aborts before evaluating: never a wrong output.
+//! - *Corrupt garbler 1.* It sends no labels, only the digest: a wrong digest (or one made from
+//!   another view of the value) makes the evaluator abort; it cannot change the labels that
+//!   garbler 0 sends, which are those of the true value.
+//! - *Corrupt evaluator.* It receives one label per public wire, the active label of a value it
+//!   already knows, exactly as it would for an input of its own; the `Z_i` are pseudorandom,
+//!   fresh per execution (the execution id is in their derivation) and independent of every
+//!   other label, so it learns nothing about Δ or about other wires. Lying about its copy of the
+//!   value can only make it abort, which it can always do.
+//! - *Honest parties that disagree* on a public value abort: if the garblers' copies differ, the
+//!   labels differ; if the evaluator's copy differs from garbler 1's, the hashed values differ.
+//! - *Replays.* The digest binds the execution id and the fingerprint and the labels are fresh per
+//!   execution, so a message of another execution fails the check; a duplicate is
+//!   [`Abort::Unexpected`].
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, OnceLock};
@@ -58,6 +91,17 @@ pub enum Abort {
         exec: ExecId,
         /// Offending garbler.
         party: PartyId,
+    },
+    /// The public-input labels from one garbler do not hash to the other garbler's digest: a
+    /// garbler deviated, or the parties hold different public values.
+    #[error("public input labels of execution {exec} from party {sender} do not match the digest from party {other} (a party deviated, or the parties hold different public values)")]
+    PublicInputMismatch {
+        /// Execution.
+        exec: ExecId,
+        /// Garbler that sent the labels.
+        sender: PartyId,
+        /// Garbler that sent the digest.
+        other: PartyId,
     },
     /// The evaluator revealed an output whose labels do not authenticate.
     #[error("party {party} revealed outputs of execution {exec} whose labels do not authenticate")]
@@ -107,6 +151,7 @@ impl Abort {
         match self {
             Abort::TableMismatch { .. } => AbortCode::TableMismatch,
             Abort::InvalidInputLabel { .. } => AbortCode::InvalidInputLabel,
+            Abort::PublicInputMismatch { .. } => AbortCode::PublicInputMismatch,
             Abort::InvalidOutputLabel { .. } => AbortCode::InvalidOutputLabel,
             Abort::SeedCommitment { .. } => AbortCode::SeedCommitment,
             Abort::Malformed { .. } => AbortCode::Malformed,
@@ -161,7 +206,8 @@ impl Inputs {
         Self::default()
     }
     /// This party's value (or, for a [`InputSource::Shared`] group, its share) of input group
-    /// `group`.
+    /// `group`. Every party, the evaluator included, supplies the value of each
+    /// [`InputSource::Public`] group this way.
     pub fn value(mut self, group: usize, bits: Vec<bool>) -> Self {
         self.values.insert(group, bits);
         self
@@ -277,6 +323,8 @@ struct GState {
     vw_zero: [Zeroizing<Vec<Label>>; 2],
     /// Commitments for this garbler's virtual wires: `[slot 0, slot 1]`.
     coms: Vec<[[u8; 16]; 2]>,
+    /// Zero-labels of the public wires (dropped once their active labels are sent).
+    pub_zero: Zeroizing<Vec<Label>>,
     /// Zero-labels of the outputs (masked outputs include their pads).
     out_zero: Zeroizing<Vec<Label>>,
     tables: Option<(Vec<u8>, [[u8; 32]; 2], Bits)>,
@@ -286,6 +334,7 @@ struct GState {
     /// This garbler's shares of the evaluator wires.
     eshares: Option<Zeroizing<Vec<bool>>>,
     labels_sent: bool,
+    public_sent: bool,
     revealed: bool,
 }
 
@@ -301,6 +350,9 @@ struct EState {
     /// Value of each evaluator wire, and garbler 0's share of it.
     values: Option<(SecretBits, SecretBits)>,
     labels: [Option<Zeroizing<Vec<u8>>>; 2],
+    /// Garbler 0's active labels of the public wires, and garbler 1's digest of them.
+    public_labels: Option<Zeroizing<Vec<u8>>>,
+    public_digest: Option<[u8; 32]>,
     evaluated: bool,
     /// Active output labels (masked outputs include their pads); kept for chaining.
     out: Zeroizing<Vec<Label>>,
@@ -310,6 +362,8 @@ struct Exec {
     spec: Arc<ExecSpec>,
     plan: Plan,
     started: bool,
+    /// This party's copy of the public wires' values (once started).
+    public: Option<Vec<bool>>,
     g: GState,
     e: EState,
     output: Option<Vec<GroupOutput>>,
@@ -582,6 +636,7 @@ impl Party {
             spec,
             plan,
             started: false,
+            public: None,
             g: GState::default(),
             e: EState::default(),
             output: None,
@@ -653,12 +708,33 @@ impl Party {
                 None => dst.iter_mut().for_each(|b| *b = rng.next_u32() & 1 == 1),
             }
         }
+        // Public groups: every party supplies the value.
+        let mut public = vec![false; x.plan.n_public as usize];
+        for (gi, range) in &x.plan.public {
+            used_values += 1;
+            let bits = inputs.values.get(gi).ok_or_else(|| {
+                Error::Usage(format!(
+                    "execution {exec}: missing public input group {gi} (every party supplies \
+                     the value of a public group)"
+                ))
+            })?;
+            let dst = &mut public[range.start as usize..range.end as usize];
+            if bits.len() != dst.len() {
+                return Err(Error::Usage(format!(
+                    "execution {exec}: public input group {gi} takes {} bits, got {}",
+                    dst.len(),
+                    bits.len()
+                )));
+            }
+            dst.copy_from_slice(bits);
+        }
         if used_values != inputs.values.len() || used_pads != inputs.pads.len() {
             return Err(Error::Usage(format!(
                 "execution {exec}: inputs given for groups party {id} does not supply"
             )));
         }
         x.started = true;
+        x.public = Some(public);
         if id == EVALUATOR {
             let share0: Zeroizing<Vec<bool>> =
                 Zeroizing::new((0..n).map(|_| rng.next_u32() & 1 == 1).collect());
@@ -682,6 +758,7 @@ impl Party {
             // Values of own virtual wires; evaluator-share wires take the shares later.
             x.g.own = Some(vals);
             self.try_send_labels(exec);
+            self.try_send_public(exec);
         }
         Ok(())
     }
@@ -825,6 +902,31 @@ impl Party {
                 x.e.labels[g as usize] = Some(Zeroizing::new(entries));
                 Ok(())
             }
+            (EVALUATOR, GARBLER_0, m @ Msg::PublicLabels { exec, .. }) => {
+                let x = &mut self.execs[exec as usize];
+                if x.plan.n_public == 0 || x.e.public_labels.is_some() || x.e.evaluated {
+                    return Err(unexpected(&m));
+                }
+                let Msg::PublicLabels { labels, .. } = m else {
+                    return Err(unexpected(&m));
+                };
+                if labels.len() != 16 * x.plan.n_public as usize {
+                    return Err(Abort::Malformed {
+                        party: from,
+                        what: "wrong number of public labels",
+                    });
+                }
+                x.e.public_labels = Some(Zeroizing::new(labels));
+                Ok(())
+            }
+            (EVALUATOR, GARBLER_1, m @ Msg::PublicDigest { exec, digest }) => {
+                let x = &mut self.execs[exec as usize];
+                if x.plan.n_public == 0 || x.e.public_digest.is_some() || x.e.evaluated {
+                    return Err(unexpected(&m));
+                }
+                x.e.public_digest = Some(digest);
+                Ok(())
+            }
             (g, EVALUATOR, m @ Msg::InputShares { exec, .. }) if g < 2 => {
                 let x = &mut self.execs[exec as usize];
                 if x.g.eshares.is_some() {
@@ -911,6 +1013,7 @@ impl Party {
             Work::Digested { exec }
         };
         self.try_send_labels(exec);
+        self.try_send_public(exec);
         Ok(Some(work))
     }
 
@@ -944,7 +1047,9 @@ impl Party {
                     .collect(),
             ),
         ];
-        let resolve = |c: &Contrib| resolve_label(c, &vw_zero, before, |x| &x.g.out_zero);
+        let pub_zero = public_zero_labels(seed, exec, plan.n_public as usize);
+        let resolve =
+            |c: &Contrib| resolve_label(c, &vw_zero, &pub_zero, before, |x| &x.g.out_zero);
         let input_zero: Zeroizing<Vec<Label>> =
             Zeroizing::new(plan.inputs.iter().map(resolve).collect());
         let circuit = x.spec.circuit().clone();
@@ -999,11 +1104,13 @@ impl Party {
             garbled: true,
             vw_zero,
             coms: my_coms,
+            pub_zero,
             out_zero,
             tables: Some((tables, roots, Bits::from_bools(&decode))),
             own: x.g.own.take(),
             eshares: x.g.eshares.take(),
             labels_sent: false,
+            public_sent: false,
             revealed: false,
         };
         Ok(and_gates)
@@ -1043,6 +1150,35 @@ impl Party {
                 entries: entries.to_vec(),
             },
         ));
+    }
+
+    /// Garbler 0 sends the active labels of the public wires, garbler 1 its digest of them,
+    /// once the execution is garbled and this garbler has its copy of the values.
+    fn try_send_public(&mut self, exec: ExecId) {
+        let Seed::Ready { delta, .. } = &self.seed else {
+            return;
+        };
+        let x = &mut self.execs[exec as usize];
+        if x.plan.n_public == 0 || !x.g.garbled || x.g.public_sent {
+            return;
+        }
+        let Some(values) = &x.public else {
+            return;
+        };
+        let mut labels = Vec::with_capacity(16 * values.len());
+        for (z, &v) in x.g.pub_zero.iter().zip(values) {
+            labels.extend_from_slice(&delta.select(*z, v).to_bytes());
+        }
+        x.g.public_sent = true;
+        x.g.pub_zero = Zeroizing::default();
+        let msg = if self.id == GARBLER_0 {
+            Msg::PublicLabels { exec, labels }
+        } else {
+            let digest = public_digest(exec, x.spec.fingerprint(), values, &labels);
+            labels.zeroize();
+            Msg::PublicDigest { exec, digest }
+        };
+        self.outbox.push_back((EVALUATOR, msg));
     }
 
     fn garbler_reveal(
@@ -1164,7 +1300,13 @@ impl Party {
         let Some(x) = self.execs.get(k) else {
             return Ok(None);
         };
-        if !(x.e.verified && x.e.values.is_some() && x.e.labels.iter().all(Option::is_some)) {
+        let public_here = x.plan.n_public == 0
+            || (x.e.public_labels.is_some() && x.e.public_digest.is_some());
+        if !(x.e.verified
+            && x.e.values.is_some()
+            && x.e.labels.iter().all(Option::is_some)
+            && public_here)
+        {
             return Ok(None);
         }
         let and_gates = self.evaluate_exec(k as ExecId)?;
@@ -1183,6 +1325,29 @@ impl Party {
         else {
             return Ok(0);
         };
+        // Public labels: garbler 0's labels must hash, with this party's copy of the values,
+        // to garbler 1's digest.
+        let mut public = Zeroizing::new(Vec::with_capacity(plan.n_public as usize));
+        if plan.n_public > 0 {
+            let (Some(labels), Some(digest), Some(values)) =
+                (&x.e.public_labels, &x.e.public_digest, &x.public)
+            else {
+                return Ok(0);
+            };
+            let got = public_digest(exec, x.spec.fingerprint(), values, labels);
+            if !bool::from(got.ct_eq(digest)) {
+                return Err(Abort::PublicInputMismatch {
+                    exec,
+                    sender: GARBLER_0,
+                    other: GARBLER_1,
+                });
+            }
+            public.extend(labels.chunks_exact(16).map(|c| {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(c);
+                Label::from_bytes(b)
+            }));
+        }
         // Check every input label against the committed pairs and collect the active labels.
         let mut active: [Zeroizing<Vec<Label>>; 2] = Default::default();
         for g in 0..2u8 {
@@ -1217,7 +1382,7 @@ impl Party {
                 return Err(Abort::InvalidInputLabel { exec, party: g });
             }
         }
-        let resolve = |c: &Contrib| resolve_label(c, &active, before, |x| &x.e.out);
+        let resolve = |c: &Contrib| resolve_label(c, &active, &public, before, |x| &x.e.out);
         let inputs: Zeroizing<Vec<Label>> =
             Zeroizing::new(plan.inputs.iter().map(resolve).collect());
         let circuit = x.spec.circuit().clone();
@@ -1276,6 +1441,7 @@ impl Party {
         x.e.out = out;
         x.e.evaluated = true;
         x.e.labels = Default::default();
+        x.e.public_labels = None;
         x.e.garbled = None;
         x.output = Some(outputs);
         Ok(circuit.and_count())
@@ -1283,10 +1449,12 @@ impl Party {
 }
 
 /// The label (zero-label for garblers, active label for the evaluator) of one circuit input or
-/// pad: the XOR of its virtual wires' labels, or a kept output label of an earlier execution.
+/// pad: the XOR of its virtual wires' labels, a public wire's label, or a kept output label of
+/// an earlier execution.
 fn resolve_label(
     c: &Contrib,
     vws: &[Zeroizing<Vec<Label>>; 2],
+    public: &[Label],
     before: &[Exec],
     kept: impl Fn(&Exec) -> &[Label],
 ) -> Label {
@@ -1296,6 +1464,7 @@ fn resolve_label(
             .fold(Label::default(), |acc, &(o, i)| {
                 acc ^ vws[o as usize][i as usize]
             }),
+        Contrib::Public(i) => public[i as usize],
         Contrib::Kept { exec, group, bit } => {
             let src = &before[exec as usize];
             let start = src.spec.output_range(group as usize).start;
@@ -1316,6 +1485,48 @@ fn own_pad(plan: &Plan, vals: Option<&[bool]>, party: PartyId, gi: usize) -> Vec
         .flat_map(|(_, r)| r.clone())
         .map(|i| vals[i as usize])
         .collect()
+}
+
+/// Zero-labels of the `n` public wires of `exec`: wire `i` takes bytes `16i..16i + 16` of a
+/// ChaCha20 stream keyed, in its own domain, by the garbling seed and the execution id. Both
+/// garblers derive the same labels; no other derivation uses this domain.
+fn public_zero_labels(seed: &[u8; 32], exec: ExecId, n: usize) -> Zeroizing<Vec<Label>> {
+    if n == 0 {
+        return Zeroizing::default();
+    }
+    let mut key = Zeroizing::new([0u8; 32]);
+    let mut h = hasher!("tessera mpc public labels v1");
+    h.update(seed);
+    h.update(&exec.to_le_bytes());
+    key.copy_from_slice(h.finalize().as_bytes());
+    let mut rng = ChaCha20Rng::from_seed(*key);
+    let mut bytes = Zeroizing::new(vec![0u8; 16 * n]);
+    rng.fill_bytes(&mut bytes);
+    Zeroizing::new(
+        bytes
+            .chunks_exact(16)
+            .map(|c| {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(c);
+                let l = Label::from_bytes(b);
+                b.zeroize();
+                l
+            })
+            .collect(),
+    )
+}
+
+/// Garbler 1's digest of the public wires of `exec`: their values and active labels, bound to
+/// the execution and its spec. One bulk hash; the evaluator recomputes it over garbler 0's
+/// labels and its own copy of the values.
+fn public_digest(exec: ExecId, fingerprint: &[u8; 32], values: &[bool], labels: &[u8]) -> [u8; 32] {
+    let mut h = hasher!("tessera mpc public labels digest v1");
+    h.update(&exec.to_le_bytes());
+    h.update(fingerprint);
+    h.update(&(values.len() as u64).to_le_bytes());
+    h.update(&crate::circuit::bits_to_bytes(values));
+    h.update(labels);
+    *h.finalize().as_bytes()
 }
 
 fn seed_commit(s: &[u8; 32]) -> [u8; 32] {
