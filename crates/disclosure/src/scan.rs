@@ -398,21 +398,20 @@ fn classify<L: Logic>(l: &mut L, c: &Byte<L::Bit>) -> Classes<L::Bit> {
     let y0m11 = l.and(y0, m11);
     let colon = l.and(y0m11, t1); // 0x3A
     let z = l.and(ctl, m01); // 0x08–0x0F
-    let zt0 = l.and(z, t0);
-    let tab = l.and(zt0, b0); // 0x09
-    let zt1 = l.and(z, t1);
-    let lf = l.and(zt1, n0); // 0x0A
-    let zt2 = l.and(z, t2);
-    let cr = l.and(zt2, b0); // 0x0D
+    // Tab 0x09, LF 0x0A, CR 0x0D: low bits 001, 010, 101 (exclusive, so XOR is OR).
+    let l001 = l.and(t0, b0);
+    let l010 = l.and(t1, n0);
+    let l101 = l.and(t2, b0);
+    let l1 = l.xor(l001, l010);
+    let low = l.xor(l1, l101);
+    let tab_lf_cr = l.and(z, low);
     let xt1 = l.and(x, t1);
     let open = l.and(xt1, b0); // 0x5B 0x7B
     let xt2 = l.and(x, t2);
     let close = l.and(xt2, b0); // 0x5D 0x7D
     let xt2n0 = l.and(xt2, n0);
     let bs = l.and(xt2n0, n5); // 0x5C (not 0x7C)
-    let w1 = l.xor(space, tab);
-    let w2 = l.xor(lf, cr);
-    let ws = l.xor(w1, w2);
+    let ws = l.xor(space, tab_lf_cr);
     Classes {
         quote,
         bs,
@@ -579,9 +578,16 @@ fn step<L: Logic>(
     let n_cln = l.not(cln);
     let tok_nc = l.and(tok, n_c);
     let not_colon = l.and(tok_nc, n_cln); // a token that is neither a value nor `:`
-    let n_cle = l.not(cle);
-    let a_tok = l.and(a, tok);
-    let elem = l.and(a_tok, n_cle); // an array element's first byte (if in an array)
+    // An array element's first byte (if in an array); only paths with indexes need it.
+    let elem = if sh.nodes.iter().any(|n| !n.indexes.is_empty()) {
+        let n_cle = l.not(cle);
+        let a_tok = l.and(a, tok);
+        l.and(a_tok, n_cle)
+    } else {
+        l.lit(false)
+    };
+    // At most one key is waiting for its value at a time, so these are exclusive.
+    let mut colon_missing = l.lit(false);
 
     // The top-level value.
     let started = st[STARTED];
@@ -658,7 +664,8 @@ fn step<L: Logic>(
                     vs[ci] = start;
                     let p2 = l.xor(pend, start);
                     st[cb + PEND] = l.xor(p2, matched);
-                    syntax.push(l.and(pend, not_colon));
+                    let miss = l.and(pend, not_colon);
+                    colon_missing = l.xor(colon_missing, miss);
                     let found = st[cb + FOUND];
                     let dup = l.and(matched, found);
                     st[cb + ERR_DUP] = l.or(st[cb + ERR_DUP], dup);
@@ -752,6 +759,7 @@ fn step<L: Logic>(
 
     st[S] = s2;
     st[E] = e2;
+    syntax.push(colon_missing);
     let bad = or_all(l, &syntax);
     st[ERR_SYNTAX] = l.or(st[ERR_SYNTAX], bad);
     st[ERR_DEPTH] = l.or(st[ERR_DEPTH], over);

@@ -36,7 +36,8 @@ fn write(
                 }
                 space(out, k);
                 let esc = escape && *k % 5 == 0;
-                if esc {
+                // An empty key written "escaped" has no character to escape.
+                if esc && !key.is_empty() {
                     escaped.insert(v as *const Value as usize);
                 }
                 string(key, esc, out);

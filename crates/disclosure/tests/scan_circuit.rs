@@ -51,6 +51,7 @@ fn circuit_equals_clear_and_what_it_costs() {
         let sh = shape(paths);
         let (c, ands) = circuit(&sh);
         let per_byte = ands as f64 / sh.chunk() as f64;
+        eprintln!("{paths:?}: {per_byte:.1} AND gates per byte");
         assert!(per_byte <= at_most, "{paths:?}: {per_byte} ANDs per byte");
         same(&sh, &c, BODY.as_bytes());
         // And the clear scan finds what a JSON parser finds (or, for `$.name`, that there

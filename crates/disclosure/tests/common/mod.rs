@@ -159,6 +159,7 @@ pub fn run_request(
                     }
                     _ => panic!("a private input in {step:?}"),
                 },
+                InputSource::Public => bytes_to_bits(&public.clone().unwrap()),
                 InputSource::Shared => {
                     let s: Vec<u8> = salts.iter().flatten().copied().collect();
                     bytes_to_bits(&s)
