@@ -362,7 +362,8 @@ struct Exec {
     spec: Arc<ExecSpec>,
     plan: Plan,
     started: bool,
-    /// This party's copy of the public wires' values (once started).
+    /// This party's copy of the public wires' values (from start until it has been sent or
+    /// checked).
     public: Option<Vec<bool>>,
     g: GState,
     e: EState,
@@ -1159,14 +1160,13 @@ impl Party {
             return;
         };
         let x = &mut self.execs[exec as usize];
-        if x.plan.n_public == 0 || !x.g.garbled || x.g.public_sent {
+        if x.plan.n_public == 0 || !x.g.garbled || x.g.public_sent || x.public.is_none() {
             return;
         }
-        let Some(values) = &x.public else {
-            return;
-        };
+        // Neither the values nor the zero-labels are needed once the message is out.
+        let values = x.public.take().unwrap_or_default();
         let mut labels = Vec::with_capacity(16 * values.len());
-        for (z, &v) in x.g.pub_zero.iter().zip(values) {
+        for (z, &v) in x.g.pub_zero.iter().zip(&values) {
             labels.extend_from_slice(&delta.select(*z, v).to_bytes());
         }
         x.g.public_sent = true;
@@ -1174,7 +1174,7 @@ impl Party {
         let msg = if self.id == GARBLER_0 {
             Msg::PublicLabels { exec, labels }
         } else {
-            let digest = public_digest(exec, x.spec.fingerprint(), values, &labels);
+            let digest = public_digest(exec, x.spec.fingerprint(), &values, &labels);
             labels.zeroize();
             Msg::PublicDigest { exec, digest }
         };
@@ -1300,8 +1300,8 @@ impl Party {
         let Some(x) = self.execs.get(k) else {
             return Ok(None);
         };
-        let public_here = x.plan.n_public == 0
-            || (x.e.public_labels.is_some() && x.e.public_digest.is_some());
+        let public_here =
+            x.plan.n_public == 0 || (x.e.public_labels.is_some() && x.e.public_digest.is_some());
         if !(x.e.verified
             && x.e.values.is_some()
             && x.e.labels.iter().all(Option::is_some)
@@ -1442,6 +1442,7 @@ impl Party {
         x.e.evaluated = true;
         x.e.labels = Default::default();
         x.e.public_labels = None;
+        x.public = None;
         x.e.garbled = None;
         x.output = Some(outputs);
         Ok(circuit.and_count())

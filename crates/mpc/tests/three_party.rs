@@ -1080,3 +1080,734 @@ fn random_corruption_never_yields_a_wrong_output() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Public inputs: a value every party knows. Garbler 0 sends the active labels, garbler 1 a
+// digest of them; no commitments, no second copy.
+
+/// AES-128: key from garbler 0, plaintext public (every party supplies it), ciphertext to
+/// everyone.
+fn aes_public_spec() -> Arc<ExecSpec> {
+    Arc::new(
+        ExecSpec::new(
+            Arc::new(circuit::aes::aes128_circuit()),
+            vec![
+                InputGroup {
+                    width: 128,
+                    source: InputSource::Private(0),
+                },
+                InputGroup {
+                    width: 128,
+                    source: InputSource::Public,
+                },
+            ],
+            vec![OutputGroup {
+                width: 128,
+                to: OutputTo::All,
+            }],
+        )
+        .unwrap(),
+    )
+}
+
+/// Inputs for [`aes_public_spec`]: the key at garbler 0, each party's copy of the plaintext.
+fn aes_public_inputs(key: &[u8], pts: [&[u8]; 3]) -> [Inputs; 3] {
+    [
+        Inputs::none()
+            .value(0, bytes_to_bits(key))
+            .value(1, bytes_to_bits(pts[0])),
+        Inputs::none().value(1, bytes_to_bits(pts[1])),
+        Inputs::none().value(1, bytes_to_bits(pts[2])),
+    ]
+}
+
+/// Counts messages of each kind by sender, without changing them.
+type Seen = std::rc::Rc<std::cell::RefCell<Vec<(PartyId, PartyId, &'static str)>>>;
+
+#[test]
+fn aes_with_a_public_plaintext_matches_plaintext_evaluation() {
+    let seen: Seen = Default::default();
+    let log = seen.clone();
+    let mut net = Net::new(31).tamper(move |from, to, m, b| {
+        log.borrow_mut().push((from, to, m.kind()));
+        Action::Deliver(b)
+    });
+    let spec = aes_public_spec();
+    let mut rng = ChaCha20Rng::seed_from_u64(32);
+    let mut cases = Vec::new();
+    for _ in 0..3 {
+        let key: [u8; 16] = rng.gen();
+        let pt: [u8; 16] = rng.gen();
+        cases.push((net.preprocess(&spec), key, pt));
+    }
+    // Garbling needs no public value: everything is preprocessed before any input exists.
+    net.run();
+    // The garblers start (and send their public labels and digest) before the evaluator.
+    for (e, key, pt) in &cases {
+        let [i0, i1, i2] = aes_public_inputs(key, [pt, pt, pt]);
+        for (p, i) in [(0usize, i0), (1, i1)] {
+            let r = net.parties[p].start(*e, i, &mut net.rng);
+            net.note(p, r);
+        }
+        net.run();
+        let r = net.parties[2].start(*e, i2, &mut net.rng);
+        net.note(2, r);
+    }
+    net.run();
+    assert!(net.errors.iter().all(Option::is_none), "{:?}", net.errors);
+    for (e, key, pt) in &cases {
+        let want = aes_ref(key, pt);
+        for (p, out) in net.outputs(*e).into_iter().enumerate() {
+            let out = out.unwrap_or_else(|| panic!("party {p} has no output"));
+            assert_eq!(bits_to_bytes(&value(&out[0])), want, "party {p}");
+        }
+    }
+    // One label message from garbler 0 and one digest from garbler 1 per execution, both to
+    // the evaluator.
+    let seen = seen.borrow();
+    let count = |k: &str| seen.iter().filter(|s| s.2 == k).count();
+    assert_eq!(count("PublicLabels"), cases.len());
+    assert_eq!(count("PublicDigest"), cases.len());
+    assert!(seen.iter().all(|&(f, t, k)| match k {
+        "PublicLabels" => (f, t) == (0, 2),
+        "PublicDigest" => (f, t) == (1, 2),
+        _ => true,
+    }));
+}
+
+/// Executions 0 (keeps a value of party 2), 1 (a public group among every other source and
+/// every output destination, keeping an output) and 2 (the kept output of 1 between two
+/// public groups).
+fn public_mixed_specs() -> [Arc<ExecSpec>; 3] {
+    let g = |width, source| InputGroup { width, source };
+    let mut b = Builder::new();
+    let x = b.inputs(8);
+    let keep = Arc::new(
+        ExecSpec::new(
+            Arc::new(b.finish(&x).unwrap()),
+            vec![g(8, InputSource::Private(2))],
+            vec![OutputGroup {
+                width: 8,
+                to: OutputTo::Keep,
+            }],
+        )
+        .unwrap(),
+    );
+    // Inputs a (garbler 0), p (public), b (garbler 1), c (evaluator), s (shared), k (kept).
+    let mut b = Builder::new();
+    let x = b.inputs(8 * 6);
+    let v: Vec<&[circuit::Bit]> = x.chunks(8).collect();
+    let (a, p, bb, c, s, k) = (v[0], v[1], v[2], v[3], v[4], v[5]);
+    let mut outs = Vec::new();
+    for (q, and) in [
+        (a, true),   // → garbler 0
+        (bb, false), // → garbler 1
+        (c, true),   // → evaluator
+        (s, false),  // → all
+        (k, true),   // → shares
+        (a, false),  // → client
+        (k, false),  // → kept
+    ] {
+        for i in 0..8 {
+            outs.push(if and {
+                b.and(q[i], p[i])
+            } else {
+                b.xor(q[i], p[i])
+            });
+        }
+    }
+    let mixed = Arc::new(
+        ExecSpec::new(
+            Arc::new(b.finish(&outs).unwrap()),
+            vec![
+                g(8, InputSource::Private(0)),
+                g(8, InputSource::Public),
+                g(8, InputSource::Private(1)),
+                g(8, InputSource::Private(2)),
+                g(8, InputSource::Shared),
+                g(8, InputSource::Kept { exec: 0, group: 0 }),
+            ],
+            [
+                OutputTo::Party(0),
+                OutputTo::Party(1),
+                OutputTo::Party(2),
+                OutputTo::All,
+                OutputTo::Shares,
+                OutputTo::Client,
+                OutputTo::Keep,
+            ]
+            .into_iter()
+            .map(|to| OutputGroup { width: 8, to })
+            .collect(),
+        )
+        .unwrap(),
+    );
+    // Inputs q1 (public), y (kept from execution 1), q2 (public): outputs y⊕q1, y∧q2.
+    let mut b = Builder::new();
+    let q1 = b.inputs(8);
+    let y = b.inputs(8);
+    let q2 = b.inputs(8);
+    let mut outs = b.xor_vec(&y, &q1).unwrap();
+    for i in 0..8 {
+        outs.push(b.and(y[i], q2[i]));
+    }
+    let chained = Arc::new(
+        ExecSpec::new(
+            Arc::new(b.finish(&outs).unwrap()),
+            vec![
+                g(8, InputSource::Public),
+                g(8, InputSource::Kept { exec: 1, group: 6 }),
+                g(8, InputSource::Public),
+            ],
+            vec![OutputGroup {
+                width: 16,
+                to: OutputTo::All,
+            }],
+        )
+        .unwrap(),
+    );
+    [keep, mixed, chained]
+}
+
+#[test]
+fn public_input_mixed_with_every_source_and_chained() {
+    let mut rng = ChaCha20Rng::seed_from_u64(33);
+    for round in 0..4 {
+        let [keep, mixed, chained] = public_mixed_specs();
+        let mut net = Net::new(300 + round);
+        let e0 = net.preprocess(&keep);
+        let e1 = net.preprocess(&mixed);
+        let e2 = net.preprocess(&chained);
+        net.run();
+        let (k, a, p, b, c) = (
+            bits(&mut rng, 8),
+            bits(&mut rng, 8),
+            bits(&mut rng, 8),
+            bits(&mut rng, 8),
+            bits(&mut rng, 8),
+        );
+        let s = [bits(&mut rng, 8), bits(&mut rng, 8), bits(&mut rng, 8)];
+        let (q1, q2) = (bits(&mut rng, 8), bits(&mut rng, 8));
+        let pads = ClientPads::random(8, &mut rng);
+        net.start(
+            e0,
+            [
+                Inputs::none(),
+                Inputs::none(),
+                Inputs::none().value(0, k.clone()),
+            ],
+        );
+        net.start(
+            e1,
+            [
+                Inputs::none()
+                    .value(0, a.clone())
+                    .value(1, p.clone())
+                    .value(4, s[0].clone())
+                    .client_pad(5, pads.for_node(0)),
+                Inputs::none()
+                    .value(1, p.clone())
+                    .value(2, b.clone())
+                    .value(4, s[1].clone())
+                    .client_pad(5, pads.for_node(1)),
+                Inputs::none()
+                    .value(1, p.clone())
+                    .value(3, c.clone())
+                    .value(4, s[2].clone())
+                    .client_pad(5, pads.for_node(2)),
+            ],
+        );
+        let public2 = || Inputs::none().value(0, q1.clone()).value(2, q2.clone());
+        net.start(e2, [public2(), public2(), public2()]);
+        net.run();
+        assert!(net.errors.iter().all(Option::is_none), "{:?}", net.errors);
+
+        let sv: Vec<bool> = (0..8).map(|i| s[0][i] ^ s[1][i] ^ s[2][i]).collect();
+        let want1: Vec<Vec<bool>> = mixed
+            .circuit()
+            .evaluate(&[a, p, b, c, sv, k].concat())
+            .unwrap()
+            .chunks(8)
+            .map(<[bool]>::to_vec)
+            .collect();
+        let want2 = chained
+            .circuit()
+            .evaluate(&[q1, want1[6].clone(), q2].concat())
+            .unwrap();
+        let out1: Vec<Vec<GroupOutput>> = net.outputs(e1).into_iter().map(Option::unwrap).collect();
+        for p in 0..3 {
+            for q in 0..3 {
+                if p == q {
+                    assert_eq!(value(&out1[p][q]), want1[q], "party {p}");
+                } else {
+                    assert_eq!(out1[p][q], GroupOutput::Hidden);
+                }
+            }
+            assert_eq!(value(&out1[p][3]), want1[3]);
+            assert_eq!(out1[p][6], GroupOutput::Hidden);
+        }
+        let joined: Vec<bool> = (0..8)
+            .map(|i| (0..3).fold(false, |acc, p| acc ^ out1[p][4].bits().unwrap()[i]))
+            .collect();
+        assert_eq!(joined, want1[4]);
+        let reports: Vec<(PartyId, Vec<bool>)> = (0..3)
+            .map(|p| (p as PartyId, out1[p][5].bits().unwrap().to_vec()))
+            .collect();
+        assert_eq!(pads.unmask(&reports).unwrap(), want1[5]);
+        for out in net.outputs(e2) {
+            assert_eq!(value(&out.unwrap()[0]), want2);
+        }
+    }
+}
+
+#[test]
+fn public_source_is_bound_into_the_fingerprint() {
+    let with = |source| {
+        ExecSpec::new(
+            Arc::new(circuit::aes::aes128_circuit()),
+            vec![
+                InputGroup {
+                    width: 128,
+                    source: InputSource::Private(0),
+                },
+                InputGroup { width: 128, source },
+            ],
+            vec![OutputGroup {
+                width: 128,
+                to: OutputTo::All,
+            }],
+        )
+        .unwrap()
+    };
+    let public = *with(InputSource::Public).fingerprint();
+    for other in [
+        InputSource::Private(0),
+        InputSource::Private(1),
+        InputSource::Private(2),
+        InputSource::Shared,
+    ] {
+        assert_ne!(public, *with(other).fingerprint(), "{other:?}");
+    }
+    assert_eq!(public, *aes_public_spec().fingerprint());
+}
+
+#[test]
+fn public_input_usage_errors_are_not_aborts() {
+    let mut net = Net::new(34);
+    let e = net.preprocess(&aes_public_spec());
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    for p in 0..3usize {
+        let own = |i: Inputs| {
+            if p == 0 {
+                i.value(0, vec![true; 128])
+            } else {
+                i
+            }
+        };
+        let party = &mut net.parties[p];
+        // Missing public group (garbler 1 and the evaluator supply nothing else).
+        assert!(
+            matches!(party.start(e, own(Inputs::none()), &mut rng), Err(Error::Usage(m)) if m.contains("public")),
+            "party {p}"
+        );
+        // Wrong width, too short and too long.
+        for w in [127, 129, 0] {
+            assert!(
+                matches!(
+                    party.start(e, own(Inputs::none().value(1, vec![false; w])), &mut rng),
+                    Err(Error::Usage(_))
+                ),
+                "party {p}, width {w}"
+            );
+        }
+        // A public group plus a group the party does not supply.
+        assert!(matches!(
+            party.start(
+                e,
+                own(Inputs::none().value(1, vec![false; 128]).value(2, vec![])),
+                &mut rng
+            ),
+            Err(Error::Usage(_))
+        ));
+        assert!(party.aborted().is_none(), "party {p}");
+    }
+    // The session is unaffected: correct inputs still run to the right output.
+    let key = [7u8; 16];
+    let pt = [9u8; 16];
+    net.start(e, aes_public_inputs(&key, [&pt, &pt, &pt]));
+    net.run();
+    assert!(net.errors.iter().all(Option::is_none), "{:?}", net.errors);
+    for out in net.outputs(e) {
+        assert_eq!(bits_to_bytes(&value(&out.unwrap()[0])), aes_ref(&key, &pt));
+    }
+}
+
+/// Runs one public-plaintext AES execution with each party's copy of the plaintext flipped
+/// where `flip` says, under `tamper`; checks that every honest party aborts and that none
+/// holds a wrong output.
+fn run_public_attack(
+    corrupt: &[PartyId],
+    flip: [bool; 3],
+    tamper: impl FnMut(PartyId, PartyId, &Msg, Vec<u8>) -> Action + 'static,
+) -> Net {
+    let mut rng = ChaCha20Rng::seed_from_u64(35);
+    let key: [u8; 16] = rng.gen();
+    let pt: [u8; 16] = rng.gen();
+    let copies: Vec<[u8; 16]> = flip
+        .iter()
+        .map(|&f| {
+            let mut c = pt;
+            c[3] ^= u8::from(f) << 5;
+            c
+        })
+        .collect();
+    let mut net = Net::new(36).tamper(tamper);
+    let e = net.preprocess(&aes_public_spec());
+    net.run();
+    net.start(
+        e,
+        aes_public_inputs(&key, [&copies[0], &copies[1], &copies[2]]),
+    );
+    net.run();
+    for p in 0..3usize {
+        if corrupt.contains(&(p as PartyId)) {
+            continue;
+        }
+        assert!(
+            net.abort_of(p).is_some(),
+            "honest party {p} did not abort (errors: {:?})",
+            net.errors
+        );
+        // Whatever an honest party output must be the true value under its own view.
+        if let Some(out) = net.parties[p].output(e) {
+            let want = bytes_to_bits(&aes_ref(&key, &copies[p]));
+            assert_eq!(
+                value(&out[0]),
+                want,
+                "honest party {p} output a wrong value"
+            );
+        }
+    }
+    net
+}
+
+fn relabel(m: &Msg, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let Msg::PublicLabels { exec, labels } = m else {
+        panic!("not a PublicLabels: {m:?}");
+    };
+    let mut labels = labels.clone();
+    f(&mut labels);
+    Msg::PublicLabels {
+        exec: *exec,
+        labels,
+    }
+    .encode()
+}
+
+#[test]
+fn garbler_flips_a_bit_of_a_public_label() {
+    // Any bit: the colour bit, a middle bit, the last label's top bit.
+    for (label, bit) in [(0usize, 0usize), (5, 77), (127, 127)] {
+        let net = run_public_attack(&[0], [false; 3], move |from, _to, m, b| {
+            if is_from(0, "PublicLabels")(from, m) {
+                return Action::Deliver(relabel(m, |l| l[16 * label + bit / 8] ^= 1 << (bit % 8)));
+            }
+            Action::Deliver(b)
+        });
+        assert!(matches!(
+            net.abort_of(2),
+            Some(Abort::PublicInputMismatch {
+                sender: 0,
+                other: 1,
+                ..
+            })
+        ));
+        assert!(matches!(
+            net.abort_of(1),
+            Some(Abort::PeerAborted {
+                party: 2,
+                reason: AbortCode::PublicInputMismatch
+            })
+        ));
+        assert!(net.parties[2].output(0).is_none());
+    }
+}
+
+#[test]
+fn garbler_sends_a_wrong_public_digest() {
+    let net = run_public_attack(&[1], [false; 3], |from, _to, m, b| {
+        if let (1, Msg::PublicDigest { exec, digest }) = (from, m) {
+            let mut d = *digest;
+            d[17] ^= 0x04;
+            return Action::Deliver(
+                Msg::PublicDigest {
+                    exec: *exec,
+                    digest: d,
+                }
+                .encode(),
+            );
+        }
+        Action::Deliver(b)
+    });
+    assert!(matches!(
+        net.abort_of(2),
+        Some(Abort::PublicInputMismatch { .. })
+    ));
+    assert!(matches!(
+        net.abort_of(0),
+        Some(Abort::PeerAborted {
+            party: 2,
+            reason: AbortCode::PublicInputMismatch
+        })
+    ));
+}
+
+/// A garbler that uses another public value — a corrupt one sending the valid labels of other
+/// bits, or an honest one that holds another copy — and an evaluator whose copy differs all
+/// end in an abort, never in an output computed on a value some honest party did not agree to.
+#[test]
+fn parties_that_hold_another_public_value_abort() {
+    for odd in 0..3usize {
+        let mut flip = [false; 3];
+        flip[odd] = true;
+        let net = run_public_attack(&[], flip, |_, _, _, b| Action::Deliver(b));
+        assert!(
+            matches!(
+                net.abort_of(2),
+                Some(Abort::PublicInputMismatch {
+                    sender: 0,
+                    other: 1,
+                    ..
+                })
+            ),
+            "party {odd} differs: {:?}",
+            net.errors
+        );
+        for g in 0..2 {
+            assert!(matches!(
+                net.abort_of(g),
+                Some(Abort::PeerAborted {
+                    party: 2,
+                    reason: AbortCode::PublicInputMismatch
+                })
+            ));
+        }
+        assert!(net.outputs(0).iter().all(Option::is_none));
+    }
+}
+
+/// Garbler 0 (or 1) answers execution 1 with its labels (or digest) of execution 0, on the
+/// same public value: the labels are fresh per execution and the digest binds the execution,
+/// so the evaluator aborts. A copy of an evaluated execution's message is unexpected.
+#[test]
+fn public_messages_replayed_for_another_execution_abort() {
+    let key = [1u8; 16];
+    let pt = [2u8; 16];
+    let spec = aes_public_spec();
+    for (kind, sender) in [("PublicLabels", 0), ("PublicDigest", 1)] {
+        let old = std::rc::Rc::new(std::cell::RefCell::new(None::<Msg>));
+        let o = old.clone();
+        let mut net = Net::new(37).tamper(move |_from, _to, m, b| {
+            if m.kind() != kind {
+                return Action::Deliver(b);
+            }
+            let prev = o.borrow().clone();
+            match (m.exec(), prev) {
+                (Some(0), _) => *o.borrow_mut() = Some(m.clone()),
+                (Some(1), Some(Msg::PublicLabels { labels, .. })) => {
+                    return Action::Deliver(Msg::PublicLabels { exec: 1, labels }.encode())
+                }
+                (Some(1), Some(Msg::PublicDigest { digest, .. })) => {
+                    return Action::Deliver(Msg::PublicDigest { exec: 1, digest }.encode())
+                }
+                _ => {}
+            }
+            Action::Deliver(b)
+        });
+        let e0 = net.preprocess(&spec);
+        let e1 = net.preprocess(&spec);
+        net.run();
+        net.start(e0, aes_public_inputs(&key, [&pt, &pt, &pt]));
+        net.run();
+        assert!(net.errors.iter().all(Option::is_none), "{:?}", net.errors);
+        assert!(net.parties[2].output(e0).is_some());
+        net.start(e1, aes_public_inputs(&key, [&pt, &pt, &pt]));
+        net.run();
+        assert!(
+            matches!(
+                net.abort_of(2),
+                Some(Abort::PublicInputMismatch { exec: 1, .. })
+            ),
+            "{kind}: {:?}",
+            net.errors
+        );
+        assert!(net.abort_of(0).is_some() && net.abort_of(1).is_some());
+        assert!(net.parties[2].output(e1).is_none());
+
+        // Execution 0's message again, after execution 0 was evaluated: unexpected.
+        let mut net = Net::new(37);
+        let e0 = net.preprocess(&spec);
+        net.preprocess(&spec);
+        net.run();
+        net.start(e0, aes_public_inputs(&key, [&pt, &pt, &pt]));
+        net.run();
+        assert!(net.parties[2].output(e0).is_some());
+        let again = old.borrow().clone().unwrap();
+        let r = net.parties[2].handle(sender, &again.encode());
+        assert!(
+            matches!(r, Err(Error::Abort(Abort::Unexpected { party, .. })) if party == sender),
+            "{kind}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn duplicated_public_messages_abort() {
+    for kind in ["PublicLabels", "PublicDigest"] {
+        let net = run_public_attack(&[9], [false; 3], move |_from, _to, m, b| {
+            if m.kind() == kind {
+                Action::Twice(b)
+            } else {
+                Action::Deliver(b)
+            }
+        });
+        assert!(
+            net.errors
+                .iter()
+                .flatten()
+                .any(|e| matches!(e, Error::Abort(Abort::Unexpected { .. }))),
+            "{kind}: {:?}",
+            net.errors
+        );
+    }
+}
+
+/// Label messages cut short, padded, with a label too few or too many, or with a length
+/// field past the end; a digest cut short: the evaluator aborts (malformed), no panic.
+#[test]
+fn malformed_public_messages_abort() {
+    type Edit = fn(&Msg, Vec<u8>) -> Vec<u8>;
+    let edits: [(&str, Edit); 7] = [
+        ("PublicLabels", |_, mut b| {
+            b.pop();
+            b
+        }),
+        ("PublicLabels", |_, mut b| {
+            b.push(0);
+            b
+        }),
+        ("PublicLabels", |m, _| {
+            relabel(m, |l| l.truncate(l.len() - 16))
+        }),
+        ("PublicLabels", |m, _| relabel(m, |l| l.extend([0u8; 16]))),
+        ("PublicLabels", |m, _| relabel(m, Vec::clear)),
+        ("PublicLabels", |_, mut b| {
+            b[5..9].copy_from_slice(&u32::MAX.to_le_bytes());
+            b
+        }),
+        ("PublicDigest", |_, mut b| {
+            b.truncate(b.len() - 1);
+            b
+        }),
+    ];
+    for (i, (kind, edit)) in edits.into_iter().enumerate() {
+        let corrupt = if kind == "PublicLabels" { 0 } else { 1 };
+        let net = run_public_attack(&[corrupt], [false; 3], move |from, _to, m, b| {
+            if from == corrupt && m.kind() == kind {
+                return Action::Deliver(edit(m, b));
+            }
+            Action::Deliver(b)
+        });
+        assert!(
+            matches!(
+                net.abort_of(2),
+                Some(Abort::Malformed { party, .. }) if *party == corrupt
+            ),
+            "edit {i}: {:?}",
+            net.errors
+        );
+    }
+}
+
+#[test]
+fn public_messages_from_the_wrong_party_are_unexpected() {
+    let key = [3u8; 16];
+    let pt = [4u8; 16];
+    // Labels from garbler 1, a digest from garbler 0, either to a garbler, and either for an
+    // execution without public inputs.
+    let cases: [(PartyId, PartyId, bool, &str); 6] = [
+        (1, 2, true, "PublicLabels"),
+        (0, 2, true, "PublicDigest"),
+        (0, 1, true, "PublicLabels"),
+        (1, 0, true, "PublicDigest"),
+        (0, 2, false, "PublicLabels"),
+        (1, 2, false, "PublicDigest"),
+    ];
+    for (from, to, public, kind) in cases {
+        let mut net = Net::new(39);
+        let e = if public {
+            net.preprocess(&aes_public_spec())
+        } else {
+            net.preprocess(&aes_spec())
+        };
+        net.run();
+        let m = match kind {
+            "PublicLabels" => Msg::PublicLabels {
+                exec: e,
+                labels: vec![0; 16 * 128],
+            },
+            _ => Msg::PublicDigest {
+                exec: e,
+                digest: [0; 32],
+            },
+        };
+        let r = net.parties[to as usize].handle(from, &m.encode());
+        assert!(
+            matches!(r, Err(Error::Abort(Abort::Unexpected { party, .. })) if party == from),
+            "{kind} from {from} to {to}: {r:?}"
+        );
+    }
+    // Sanity: the same execution runs when nobody injects anything.
+    let mut net = Net::new(39);
+    let e = net.preprocess(&aes_public_spec());
+    net.start(e, aes_public_inputs(&key, [&pt, &pt, &pt]));
+    net.run();
+    assert!(net.errors.iter().all(Option::is_none), "{:?}", net.errors);
+}
+
+/// Random single-byte corruption of any message of a public-input run never panics and never
+/// yields a wrong output at an honest party.
+#[test]
+fn random_corruption_of_public_runs_never_yields_a_wrong_output() {
+    let mut rng = ChaCha20Rng::seed_from_u64(40);
+    for _ in 0..40 {
+        let target: usize = rng.gen_range(0..8);
+        let byte: usize = rng.gen();
+        let corrupt: PartyId = rng.gen_range(0..3);
+        let mut count = 0usize;
+        let mut net = Net::new(rng.gen()).tamper(move |from, _to, _m, mut b| {
+            if from == corrupt {
+                if count == target && !b.is_empty() {
+                    let i = byte % b.len();
+                    b[i] ^= 0x01;
+                }
+                count += 1;
+            }
+            Action::Deliver(b)
+        });
+        let key: [u8; 16] = rng.gen();
+        let pt: [u8; 16] = rng.gen();
+        let e = net.preprocess(&aes_public_spec());
+        net.run();
+        net.start(e, aes_public_inputs(&key, [&pt, &pt, &pt]));
+        net.run();
+        let want = bytes_to_bits(&aes_ref(&key, &pt));
+        for p in 0..3 {
+            if p as PartyId != corrupt {
+                if let Some(out) = net.parties[p].output(e) {
+                    assert_eq!(value(&out[0]), want);
+                }
+            }
+        }
+    }
+}

@@ -4,6 +4,11 @@
 //! `--circuit aes|sha256` runs `--count` executions of that circuit (all preprocessed before
 //! any input exists, then evaluated online); `--circuit and-chain` runs one circuit of
 //! `--count` dependent AND gates.
+//!
+//! Public inputs: `--circuit aes-public` encrypts a block every party knows (an
+//! [`InputSource::Public`] group) under garbler 0's key; `--circuit aes-two-copies` does the
+//! same the way it was done before public inputs existed: the block fed by garbler 0 and by
+//! garbler 1, and their XOR output so that a lying garbler shows.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +25,8 @@ use rand_chacha::ChaCha20Rng;
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Which {
     Aes,
+    AesPublic,
+    AesTwoCopies,
     Sha256,
     AndChain,
     Ectf,
@@ -62,11 +69,25 @@ fn group(width: usize, source: InputSource) -> InputGroup {
     InputGroup { width, source }
 }
 
+/// AES-128 of a block fed twice: inputs key, block (copy a), block (copy b); outputs the
+/// ciphertext under copy a, then copy a ⊕ copy b (all zero when the copies agree).
+fn aes_two_copies() -> Result<Circuit, circuit::CircuitError> {
+    let mut b = Builder::new();
+    let k = b.inputs(128);
+    let pa = b.inputs(128);
+    let pb = b.inputs(128);
+    let mut outs = circuit::aes::aes128(&mut b, &k, &pa)?;
+    outs.extend(b.xor_vec(&pa, &pb)?);
+    b.finish(&outs)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.count == 0 {
         bail!("--count must be at least 1");
     }
+    // Input groups that repeat an earlier group's value (the second copy of a public block).
+    let mut copy_of: Vec<Option<usize>> = Vec::new();
     let (circuit, inputs, execs) = match args.circuit {
         Which::Ectf | Which::Ghash => {
             return arith::run(args.circuit, args.count, args.blocks, args.seed)
@@ -80,6 +101,28 @@ fn main() -> anyhow::Result<()> {
             ],
             args.count,
         ),
+        // Key from garbler 0, plaintext known to every party.
+        Which::AesPublic => (
+            circuit::aes::aes128_circuit(),
+            vec![
+                group(128, InputSource::Private(0)),
+                group(128, InputSource::Public),
+            ],
+            args.count,
+        ),
+        // Key from garbler 0, plaintext from garbler 0 and again from garbler 1.
+        Which::AesTwoCopies => {
+            copy_of = vec![None, None, Some(1)];
+            (
+                aes_two_copies()?,
+                vec![
+                    group(128, InputSource::Private(0)),
+                    group(128, InputSource::Private(0)),
+                    group(128, InputSource::Private(1)),
+                ],
+                args.count,
+            )
+        }
         // Chaining state from garbler 0, message block from garbler 1.
         Which::Sha256 => (
             circuit::sha256::compression_circuit(),
@@ -113,10 +156,14 @@ fn main() -> anyhow::Result<()> {
     let mut plain: Vec<Vec<Vec<bool>>> = Vec::new(); // exec → group → bits
     let mut expected = Vec::new();
     for _ in 0..execs {
-        let groups: Vec<Vec<bool>> = inputs
-            .iter()
-            .map(|g| (0..g.width).map(|_| rng.gen()).collect())
-            .collect();
+        let mut groups: Vec<Vec<bool>> = Vec::new();
+        for (gi, g) in inputs.iter().enumerate() {
+            let v = match copy_of.get(gi).copied().flatten() {
+                Some(src) => groups[src].clone(),
+                None => (0..g.width).map(|_| rng.gen()).collect(),
+            };
+            groups.push(v);
+        }
         expected.push(circuit.evaluate(&groups.concat())?);
         plain.push(groups);
     }
@@ -147,7 +194,8 @@ fn main() -> anyhow::Result<()> {
                 for (e, groups) in ids.iter().zip(plain.iter()) {
                     let mut inp = Inputs::none();
                     for (gi, g) in input_groups.iter().enumerate() {
-                        if g.source == InputSource::Private(id) {
+                        // Own private groups; public groups are supplied by every party.
+                        if g.source == InputSource::Private(id) || g.source == InputSource::Public {
                             inp = inp.value(gi, groups[gi].clone());
                         }
                     }
@@ -184,7 +232,7 @@ fn main() -> anyhow::Result<()> {
     let and_gates = circuit.and_count() * execs;
     let per_and = |d: Duration, n: usize| d.as_nanos() as f64 / n.max(1) as f64;
     let line = serde_json::json!({
-        "circuit": format!("{:?}", args.circuit).to_lowercase().replace("andchain", "and-chain"),
+        "circuit": args.circuit.to_possible_value().map(|v| v.get_name().to_string()),
         "count": args.count,
         "executions": execs,
         "and_gates": and_gates,
