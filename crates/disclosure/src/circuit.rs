@@ -2,8 +2,10 @@
 //!
 //! 1. **Decryption** ([`decrypt_spec`]): AES-CTR blocks of the committed response (server
 //!    key) or request (client key), plaintext kept on the wires ([`OutputTo::Keep`]). The
-//!    counter blocks and ciphertext are public inputs fed by both garblers; the circuit
-//!    outputs their XOR, which must be zero, so a garbler cannot feed other bytes.
+//!    counter blocks and ciphertext are a public input ([`InputSource::Public`]): every node
+//!    supplies them from its own committed records, and the engine aborts unless the labels
+//!    garbler 0 sends hash to garbler 1's digest of its own view, so no node can feed other
+//!    bytes.
 //! 2. **Constants** ([`const_spec`]): the scan's initial (all-zero) state and the padding
 //!    of its last execution, as kept labels, so every scan execution runs one circuit.
 //! 3. **Scan** ([`scan_spec`]): [`crate::scan`] over one chunk of body content, which it
@@ -53,15 +55,21 @@ pub enum BuildError {
 
 /// Most AES blocks in one decryption execution.
 pub const DECRYPT_BLOCKS: usize = 64;
-/// Bytes of one copy of a block's public input: explicit nonce, counter, ciphertext.
+/// Bytes of a block's public input: explicit nonce, counter, ciphertext.
 pub const BLOCK_PUBLIC: usize = 8 + 4 + 16;
 
 /// Output groups of a decryption execution.
 pub mod dec_out {
-    /// All: the XOR of the two copies of the public input (must be zero).
-    pub const DIFF: usize = 0;
     /// Keep: the plaintext, 128 bits per block.
-    pub const PLAIN: usize = 1;
+    pub const PLAIN: usize = 0;
+}
+
+/// Input groups of a decryption execution.
+pub mod dec_in {
+    /// Kept: the traffic key.
+    pub const KEY: usize = 0;
+    /// Public: each block's explicit nonce, counter and ciphertext.
+    pub const BLOCKS: usize = 1;
 }
 
 /// Circuits built once per key and process.
@@ -91,7 +99,7 @@ fn cached_circuit<K: Ord + Clone>(
 }
 
 /// The decryption execution of `n` blocks under the key kept at `key` (execution, group).
-/// Inputs: the key, then two copies (parties 0 and 1) of [`BLOCK_PUBLIC`] bytes per block.
+/// Inputs: the key, then [`BLOCK_PUBLIC`] public bytes per block.
 pub fn decrypt_spec(key: (ExecId, usize), n: usize) -> Result<Arc<ExecSpec>, BuildError> {
     if n == 0 || n > DECRYPT_BLOCKS {
         return Err(BuildError::Layout(format!("a decryption of {n} blocks")));
@@ -100,12 +108,10 @@ pub fn decrypt_spec(key: (ExecId, usize), n: usize) -> Result<Arc<ExecSpec>, Bui
     let circuit = cached_circuit(&CACHE, n, 4, || {
         let mut b = Builder::new();
         let k = b.inputs(TRAFFIC_KEY_BITS);
-        let w = n * BLOCK_PUBLIC * 8;
-        let pa = b.inputs(w);
-        let pb = b.inputs(w);
-        let mut outs = b.xor_vec(&pa, &pb)?;
+        let public = b.inputs(n * BLOCK_PUBLIC * 8);
+        let mut outs = Vec::with_capacity(n * 128);
         let (rk, iv) = k.split_at(EXPANDED_KEY_BITS);
-        for blk in pa.chunks_exact(BLOCK_PUBLIC * 8) {
+        for blk in public.chunks_exact(BLOCK_PUBLIC * 8) {
             let mut counter = iv.to_vec();
             counter.extend_from_slice(&blk[..96]);
             let ks = mpc::circuit::aes::expanded_block(&mut b, rk, &counter)?;
@@ -124,23 +130,13 @@ pub fn decrypt_spec(key: (ExecId, usize), n: usize) -> Result<Arc<ExecSpec>, Bui
         },
         InputGroup {
             width: w,
-            source: InputSource::Private(0),
-        },
-        InputGroup {
-            width: w,
-            source: InputSource::Private(1),
+            source: InputSource::Public,
         },
     ];
-    let outs = vec![
-        OutputGroup {
-            width: w,
-            to: OutputTo::All,
-        },
-        OutputGroup {
-            width: n * 128,
-            to: OutputTo::Keep,
-        },
-    ];
+    let outs = vec![OutputGroup {
+        width: n * 128,
+        to: OutputTo::Keep,
+    }];
     Ok(Arc::new(ExecSpec::new(circuit, groups, outs)?))
 }
 
@@ -157,7 +153,7 @@ pub struct BlockIn {
     pub ct: [u8; 16],
 }
 
-/// One copy of a decryption's public input.
+/// A decryption's public input.
 pub fn decrypt_public(blocks: &[BlockIn]) -> Vec<u8> {
     let mut out = Vec::with_capacity(blocks.len() * BLOCK_PUBLIC);
     for b in blocks {

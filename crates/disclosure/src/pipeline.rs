@@ -161,8 +161,7 @@ impl<'a> Pipeline<'a> {
         self.layout.as_ref()
     }
 
-    /// One copy of the public input a garbler feeds decryption `i` (`None` for other
-    /// executions).
+    /// The public input every node feeds decryption `i` (`None` for other executions).
     pub fn public_input(
         &self,
         i: usize,

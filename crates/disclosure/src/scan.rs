@@ -398,7 +398,7 @@ fn classify<L: Logic>(l: &mut L, c: &Byte<L::Bit>) -> Classes<L::Bit> {
     let y0m11 = l.and(y0, m11);
     let colon = l.and(y0m11, t1); // 0x3A
     let z = l.and(ctl, m01); // 0x08–0x0F
-    // Tab 0x09, LF 0x0A, CR 0x0D: low bits 001, 010, 101 (exclusive, so XOR is OR).
+                             // Tab 0x09, LF 0x0A, CR 0x0D: low bits 001, 010, 101 (exclusive, so XOR is OR).
     let l001 = l.and(t0, b0);
     let l010 = l.and(t1, n0);
     let l101 = l.and(t2, b0);
@@ -578,7 +578,7 @@ fn step<L: Logic>(
     let n_cln = l.not(cln);
     let tok_nc = l.and(tok, n_c);
     let not_colon = l.and(tok_nc, n_cln); // a token that is neither a value nor `:`
-    // An array element's first byte (if in an array); only paths with indexes need it.
+                                          // An array element's first byte (if in an array); only paths with indexes need it.
     let elem = if sh.nodes.iter().any(|n| !n.indexes.is_empty()) {
         let n_cle = l.not(cle);
         let a_tok = l.and(a, tok);

@@ -120,7 +120,7 @@ fn a_deviating_node_aborts_the_disclosure() {
                 bad_ciphertext: true,
                 ..Default::default()
             },
-            "disagree about the ciphertext",
+            "public input labels",
         ),
         (
             1,
