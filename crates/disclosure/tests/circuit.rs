@@ -487,7 +487,6 @@ fn deviating_nodes_abort() {
     for party in 0..3 {
         let e = run(Deviation {
             bad_uid_share: Some(party),
-            ..Default::default()
         });
         assert!(e.contains("inconsistent"), "{e}");
     }

@@ -163,15 +163,12 @@ pub fn run_request(
         let groups: Vec<Vec<bool>> = (0..spec.outputs().len())
             .map(|k| out[spec.output_range(k)].to_vec())
             .collect();
-        match step {
-            Step::Final => {
-                let lay = p.final_layout().unwrap();
-                return Outcome {
-                    result: read_final(req, &plan, lay, &groups[0]).map_err(|e| e.to_string()),
-                    and_gates: ands,
-                };
-            }
-            _ => {}
+        if *step == Step::Final {
+            let lay = p.final_layout().unwrap();
+            return Outcome {
+                result: read_final(req, &plan, lay, &groups[0]).map_err(|e| e.to_string()),
+                and_gates: ands,
+            };
         }
         outputs.push(groups);
     }
