@@ -18,7 +18,7 @@ use mpc_tls::verify::Roots;
 use uid_prf::shamir::{keygen_combine, keygen_deal, Share};
 
 const NAME: &str = "provider.test";
-const BODY: &str = r#"{"user":{"name":"Zaphod Beeblebrox","birthdate":"1966-10-11","nationality":"BG","age":57,"address":{"country":"US"}},"account":{"balance":1234.56},"friends":[{"name":"Ford Prefect"}]}"#;
+const BODY: &str = r#"{"user":{"name":"Zaphod Beeblebrox","birthdate":"1966-10-11","nationality":"BG","age":57,"address":{"country":"United States of Ruritania"}},"account":{"balance":1234.56},"friends":[{"name":"Ford Prefect"}]}"#;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -183,7 +183,7 @@ fn nodes_never_see_a_disclosed_value_or_a_key() {
         ("the cookie", &cookie[16..]),
         ("the name", b"Zaphod Beeblebrox"),
         ("the birth date", b"1966-10-11"),
-        ("the revealed value", br#""US""#),
+        ("the revealed value", br#""United States of Ruritania""#),
         ("the balance", b"1234.56"),
         ("a friend", b"Ford Prefect"),
         ("the client write key", &client_key),

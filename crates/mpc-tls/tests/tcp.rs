@@ -144,7 +144,12 @@ async fn a_node_that_vanishes_mid_session_stops_everyone_quickly() {
         "took {:?}: the failure waited for a timeout",
         start.elapsed()
     );
-    assert!(err.contains("party 1"), "{err}");
+    // Either the client sees node 1's link close itself, or a surviving node's abort naming
+    // it arrives first.
+    assert!(
+        err.contains("party 1") || err.contains("node 1's link closed"),
+        "{err}"
+    );
     for (party, t) in tasks.into_iter().enumerate() {
         for r in t.await.unwrap() {
             let e = r.expect_err("no node may finish a session a peer left");
