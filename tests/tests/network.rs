@@ -18,10 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use disclosure::client::Selection;
-use mpc_tls::provider::{json_response, pki, serve_forever, Running};
 use notarization::group::GroupFile;
 use tessera_client::net::{fetch_group, prove_network, NetError, NetNotarized, NetworkOptions};
 use tessera_client::prove::{presentation, revealed_targets, Options, Target};
+use tessera_provider::{json_response, pki, serve_forever, Running};
 use wire::msg::{ClientReply, ClientRequest, PROTOCOL};
 
 const NAME: &str = "provider.test";

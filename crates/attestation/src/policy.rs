@@ -28,8 +28,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::quote::{Measurements, VerifiedQuote};
 use crate::source::TeeKind;
-use crate::verify::{Measurements, Verified};
 
 /// Why a verified quote is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -193,7 +193,7 @@ impl MeasurementRule {
     }
 
     /// Does this rule describe the verified workload?
-    pub fn matches(&self, v: &Verified) -> bool {
+    pub fn matches(&self, v: &VerifiedQuote) -> bool {
         if self.simulated != v.simulated {
             return false;
         }
@@ -266,7 +266,7 @@ impl Policy {
     }
 
     /// Decide whether `v` is acceptable; on success, the measurement entry it matched.
-    pub fn check<'a>(&'a self, v: &Verified) -> Result<&'a MeasurementRule, PolicyError> {
+    pub fn check<'a>(&'a self, v: &VerifiedQuote) -> Result<&'a MeasurementRule, PolicyError> {
         if v.simulated && !self.allow_simulated {
             return Err(PolicyError::SimulationRefused);
         }
@@ -299,7 +299,7 @@ impl Policy {
 }
 
 /// A one-line description of a workload identity, for errors.
-pub fn describe(v: &Verified) -> String {
+pub fn describe(v: &VerifiedQuote) -> String {
     let sim = if v.simulated { "SIMULATED " } else { "" };
     match &v.measurements {
         Measurements::Sgx {

@@ -23,8 +23,8 @@ use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
 
 use crate::policy::{Policy, PolicyError};
+use crate::quote::{VerifiedQuote, Verifier, VerifyError};
 use crate::source::{QuoteSource, SourceError};
-use crate::verify::{Verified, Verifier, VerifyError};
 
 /// OID of the Tessera attestation-evidence extension. It sits in the IANA "experimental"
 /// arc (1.3.6.1.3, RFC 1155) until Tessera has a registered enterprise number.
@@ -284,7 +284,7 @@ pub struct AttestedPeer {
     /// Its epoch.
     pub epoch: u64,
     /// The verified quote.
-    pub verified: Verified,
+    pub verified: VerifiedQuote,
     /// The name of the policy's measurement entry it matched, if a policy was applied.
     pub measurement: Option<String>,
 }

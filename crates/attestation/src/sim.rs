@@ -9,7 +9,7 @@
 //!
 //! A simulated quote proves nothing about hardware: the PKI's keys are derived from a seed,
 //! and the [well-known seed](WELL_KNOWN_SEED) is public. Every name in the PKI says
-//! SIMULATED, [`crate::verify::Verifier`] refuses the simulated root unless it is explicitly
+//! SIMULATED, [`crate::quote::Verifier`] refuses the simulated root unless it is explicitly
 //! allowed, and every verified result carries `simulated: true`.
 
 use dcap_qvl::QuoteCollateralV3;

@@ -2,7 +2,7 @@
 //! (simulation, debug, status, measurement, advisory) fails on its own.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use attestation::verify::collateral_from_json;
+use attestation::quote::collateral_from_json;
 use attestation::{Policy, PolicyError, Verifier};
 
 const PROD: &str = include_str!("../../../configs/measurements.toml");

@@ -2,7 +2,7 @@
 //! Intel's production root at the documented times.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use attestation::verify::collateral_from_json;
+use attestation::quote::collateral_from_json;
 use attestation::{Measurements, TeeKind, Verifier, VerifyError};
 
 const SGX_QUOTE: &[u8] = include_bytes!("../testdata/dcap/sgx_quote");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use attestation::ratls::{client_config_with, RaTlsServerVerifier};
 use attestation::{
     AttestedPeer, Expectation, Measurements, Policy, QuoteCollateralV3, RaTlsVerifier, TeeKind,
-    Verified, Verifier,
+    VerifiedQuote, Verifier,
 };
 use serde::Serialize;
 
@@ -66,7 +66,7 @@ pub struct PolicyVerdict {
 }
 
 impl AuditReport {
-    fn from_verified(v: Verified) -> Self {
+    fn from_verified(v: VerifiedQuote) -> Self {
         Self {
             verified: true,
             status: Some(v.status),
@@ -90,7 +90,7 @@ impl AuditReport {
         }
     }
 
-    fn apply_policy(&mut self, policy: Option<&Policy>, v: &Verified) {
+    fn apply_policy(&mut self, policy: Option<&Policy>, v: &VerifiedQuote) {
         if let Some(policy) = policy {
             self.policy = Some(match policy.check(v) {
                 Ok(rule) => PolicyVerdict {
@@ -147,14 +147,14 @@ impl AuditReport {
             line("Node", &format!("{} (epoch {})", node.node_id, node.epoch));
         }
         if !self.verified {
-            line("Verified", "NO");
+            line("VerifiedQuote", "NO");
             if let Some(e) = &self.error {
                 line("Reason", e);
             }
             return out;
         }
         line(
-            "Verified",
+            "VerifiedQuote",
             if self.simulated {
                 "yes (SIMULATED)"
             } else {

@@ -1,6 +1,6 @@
 //! Tessera's client library: what a phone app or an auditor embeds. It never depends on
-//! node or coordinator code (only the `local` feature, for the CLI's in-process committee and
-//! `tessera demo`, pulls those in).
+//! node or coordinator code; the `tessera` command (crate `tessera-cli`), which also runs an
+//! in-process committee and the demo network, is built on top of it.
 //!
 //! - [`audit`]: verifying a quote from files, or a node's RA-TLS certificate over QUIC.
 //! - [`net`]: proving through the notary network (coordinator and nodes over QUIC).

@@ -13,8 +13,8 @@ use disclosure::local::{fetch_disclosing, LocalDiscloseError, LocalDisclosed};
 use disclosure::path::Path;
 use disclosure::request::ByteRange;
 use mpc_tls::local::LocalConfig;
-use mpc_tls::provider::{nginx, pki, s_server_www, scratch_dir};
-use mpc_tls::verify::Roots;
+use mpc_tls::server_auth::Roots;
+use tessera_provider::{nginx, pki, s_server_www, scratch_dir};
 
 const NAME: &str = "provider.test";
 const PROFILE: &str = r#"{"user":{"name":"Alice Smith","age":36,"address":{"country":"US"}},"friends":[{"name":"Alan Turing"}],"pad":"zzz zzz zzz"}"#;

@@ -13,8 +13,8 @@ use disclosure::node::{DiscloseConfig, Faults, UidKey};
 use disclosure::path::Path;
 use mpc_tls::local::LocalConfig;
 use mpc_tls::net::Recording;
-use mpc_tls::provider::{json_response, pki, rustls_server_serving, serve_responses, Behaviour};
-use mpc_tls::verify::Roots;
+use mpc_tls::server_auth::Roots;
+use tessera_provider::{json_response, pki, rustls_server_serving, serve_responses, Behaviour};
 use uid_prf::shamir::{keygen_combine, keygen_deal, Share};
 
 const NAME: &str = "provider.test";
@@ -74,7 +74,7 @@ fn an_honest_committee_returns_the_nullifier_of_the_path() {
     let cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem).unwrap());
     let xs = [1, 2, 3];
     let shares = uid(xs);
-    let req = mpc_tls::provider::http_request(NAME, "/api/me", 64);
+    let req = tessera_provider::http_request(NAME, "/api/me", 64);
     let out = rt()
         .block_on(fetch_disclosing(
             &cfg,
@@ -111,7 +111,7 @@ fn a_deviating_node_aborts_the_disclosure() {
     let cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem).unwrap());
     let xs = [1, 2, 3];
     let shares = uid(xs);
-    let req = mpc_tls::provider::http_request(NAME, "/api/me", 64);
+    let req = tessera_provider::http_request(NAME, "/api/me", 64);
     let rt = rt();
     for (node, faults, want) in [
         (

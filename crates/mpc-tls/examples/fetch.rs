@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Parser;
 use mpc_tls::local::{fetch, LocalConfig};
-use mpc_tls::verify::Roots;
+use mpc_tls::server_auth::Roots;
 
 #[derive(Parser)]
 #[command(about = "Fetch an HTTPS resource with MPC-TLS (three in-process nodes)")]

@@ -4,14 +4,13 @@
 //! - [`codec`]: TLS 1.2 records, handshake messages, alerts and GCM framing.
 //! - [`stream`]: the server's relayed bytes as events (sans-IO).
 //! - [`handshake`]: the server's first flight as an explicit state machine (sans-IO).
-//! - [`verify`]: certificate chain and ServerKeyExchange checks each node does itself.
+//! - [`server_auth`]: certificate chain and ServerKeyExchange checks each node does itself.
 //! - [`prf`]: the TLS 1.2 PRF with the Extended Master Secret as boolean circuits.
 //! - [`circuits`]: the session's four garbled executions.
 //! - [`proto`] and [`net`]: client↔node messages, the transcript, channels over one transport.
 //! - [`node`]: a node's side of a session (and the committed session it can hand on for a
 //!   computation over the response, the disclosure); [`client`]: the phone's side.
 //! - [`local`]: a whole session in one process (the example, the benchmark, the tests).
-//! - [`provider`]: a throwaway local HTTPS provider for the example, benchmark and tests.
 #![forbid(unsafe_code)]
 
 pub mod circuits;
@@ -23,6 +22,5 @@ pub mod net;
 pub mod node;
 pub mod prf;
 pub mod proto;
-pub mod provider;
+pub mod server_auth;
 pub mod stream;
-pub mod verify;

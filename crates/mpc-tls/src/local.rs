@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use crate::client::{run_client, ClientError, ClientOutput};
 use crate::net::{links, ClientLinks, Link, Recording, Tap};
 use crate::node::{run_node, Faults, NodeConfig, NodeError, NodeReport};
-use crate::verify::Roots;
+use crate::server_auth::Roots;
 
 /// Settings for [`fetch`].
 #[derive(Debug, Clone)]

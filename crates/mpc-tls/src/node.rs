@@ -61,8 +61,8 @@ use crate::proto::{
     hash_record, pack_bits, unpack_bits, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS,
     MAX_RESPONSE_RECORDS,
 };
+use crate::server_auth::{verify_server, CertError, Roots};
 use crate::stream::{ServerEvent, ServerStream};
-use crate::verify::{verify_server, CertError, Roots};
 
 /// A node's settings for one session.
 #[derive(Debug, Clone)]

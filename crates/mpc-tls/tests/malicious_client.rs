@@ -11,9 +11,9 @@ use mpc_tls::client::run_client;
 use mpc_tls::net::{links, Link};
 use mpc_tls::node::{run_node, NodeConfig, NodeError};
 use mpc_tls::proto::{ToClient, ToNode};
-use mpc_tls::provider::{http_request, pki, rustls_server, Behaviour};
-use mpc_tls::verify::Roots;
+use mpc_tls::server_auth::Roots;
 use rand::SeedableRng;
+use tessera_provider::{http_request, pki, rustls_server, Behaviour};
 
 const NAME: &str = "provider.test";
 

@@ -10,8 +10,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 
 use mpc_tls::codec::{ContentType, RecordReader, RECORD_HEADER};
 use mpc_tls::local::{fetch, LocalConfig, LocalError};
-use mpc_tls::provider::{http_request, pki, rustls_server, Behaviour};
-use mpc_tls::verify::Roots;
+use mpc_tls::server_auth::Roots;
+use tessera_provider::{http_request, pki, rustls_server, Behaviour};
 
 const NAME: &str = "provider.test";
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use mpc_tls::codec::CipherSuite;
 use mpc_tls::local::{fetch, LocalConfig};
-use mpc_tls::provider::{body_byte, nginx, pki, s_server_www, scratch_dir, system_binary};
-use mpc_tls::verify::Roots;
+use mpc_tls::server_auth::Roots;
+use tessera_provider::{body_byte, nginx, pki, s_server_www, scratch_dir, system_binary};
 
 const NAME: &str = "provider.test";
 

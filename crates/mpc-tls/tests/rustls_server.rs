@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use mpc_tls::local::{fetch, LocalConfig};
-use mpc_tls::provider::{http_request, http_response, pki, rustls_server, Behaviour};
-use mpc_tls::verify::Roots;
+use mpc_tls::server_auth::Roots;
+use tessera_provider::{http_request, http_response, pki, rustls_server, Behaviour};
 
 const NAME: &str = "provider.test";
 

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use mpc_tls::local::{fetch_recorded, LocalConfig};
 use mpc_tls::net::Recording;
-use mpc_tls::provider::{http_response, pki, rustls_server, Behaviour};
-use mpc_tls::verify::Roots;
+use mpc_tls::server_auth::Roots;
+use tessera_provider::{http_response, pki, rustls_server, Behaviour};
 
 const NAME: &str = "provider.test";
 

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use mpc_tls::client::run_client;
 use mpc_tls::net::tcp;
 use mpc_tls::node::{run_node, NodeConfig, NodeError, NodeReport};
-use mpc_tls::provider::{http_request, http_response, pki, rustls_server, Behaviour};
-use mpc_tls::verify::Roots;
+use mpc_tls::server_auth::Roots;
 use rand::SeedableRng;
+use tessera_provider::{http_request, http_response, pki, rustls_server, Behaviour};
 use tokio::net::{TcpListener, TcpStream};
 
 const NAME: &str = "provider.test";

@@ -11,7 +11,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use crate::circuit::arith::add_mod_p256;
 use crate::circuit::{bits_to_bytes, bytes_to_bits, Bit, Builder, CircuitError};
 use crate::field::{Field, Fp, Gf128};
-use crate::rss::{Abort, Flow, Handle, Machine, Program, Results, Rss, Share};
+use crate::rss::{ArithAbort, Flow, Handle, Machine, Program, Results, Rss, Share};
 use crate::spec::{InputGroup, InputSource, PartyId};
 
 /// A field element as circuit input bits: 256 bits, most significant first (the order of
@@ -182,7 +182,11 @@ impl<F: Field> Drop for ReplicatedShares<F> {
 impl<F: Field> Program<F> for Reshare<F> {
     type Output = ReplicatedShares<F>;
 
-    fn step(&mut self, rss: &mut Rss<F>, res: &Results<F>) -> Result<Flow<Self::Output>, Abort> {
+    fn step(
+        &mut self,
+        rss: &mut Rss<F>,
+        res: &Results<F>,
+    ) -> Result<Flow<Self::Output>, ArithAbort> {
         let Some(pending) = &self.pending else {
             if self.shares.is_empty() {
                 return Ok(Flow::Done(ReplicatedShares(Vec::new())));
@@ -194,7 +198,7 @@ impl<F: Field> Program<F> for Reshare<F> {
             .iter()
             .map(|h| res.share(*h))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|m| Abort::Local(m.to_string()))?;
+            .map_err(|m| ArithAbort::Local(m.to_string()))?;
         Ok(Flow::Done(ReplicatedShares(out)))
     }
 }
@@ -204,6 +208,6 @@ pub fn reshare_machine<F: Field, R: RngCore + CryptoRng>(
     id: PartyId,
     shares: Vec<F>,
     rng: &mut R,
-) -> Result<Machine<F, Reshare<F>>, Abort> {
+) -> Result<Machine<F, Reshare<F>>, ArithAbort> {
     Machine::new(id, Reshare::new(shares), rng)
 }

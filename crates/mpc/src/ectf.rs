@@ -12,7 +12,7 @@ use p256::AffinePoint;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::field::{Field, Fp};
-use crate::rss::{Abort, Auth, Flow, Handle, Machine, Program, Results, Rss, Share};
+use crate::rss::{ArithAbort, Auth, Flow, Handle, Machine, Program, Results, Rss, Share};
 use crate::spec::PartyId;
 
 /// A non-result of ECtF that every honest party agrees on.
@@ -183,7 +183,7 @@ pub type EctfMachine = Machine<Fp, Ectf>;
 
 impl Ectf {
     /// Party `id`'s program for its point. A point at infinity makes this party abort with
-    /// [`Abort::BadInput`] at its first step, which its peers see as an abort with that code.
+    /// [`ArithAbort::BadInput`] at its first step, which its peers see as an abort with that code.
     pub fn new(id: PartyId, point: &AffinePoint) -> Ectf {
         Ectf {
             id,
@@ -230,19 +230,25 @@ impl Ectf {
     }
 }
 
-fn misuse(m: crate::rss::Misuse) -> Abort {
-    Abort::Local(m.to_string())
+fn misuse(m: crate::rss::Misuse) -> ArithAbort {
+    ArithAbort::Local(m.to_string())
 }
 
 impl Program<Fp> for Ectf {
     type Output = Result<EctfShare, EctfError>;
 
-    fn step(&mut self, rss: &mut Rss<Fp>, res: &Results<Fp>) -> Result<Flow<Self::Output>, Abort> {
+    fn step(
+        &mut self,
+        rss: &mut Rss<Fp>,
+        res: &Results<Fp>,
+    ) -> Result<Flow<Self::Output>, ArithAbort> {
         let three = Fp::from_u64(3);
         let next = match self.stage {
             Stage::Start => {
                 let Some(own) = self.mine else {
-                    return Err(Abort::BadInput("the input point is the point at infinity"));
+                    return Err(ArithAbort::BadInput(
+                        "the input point is the point at infinity",
+                    ));
                 };
                 let mut x = [Handle::default(); 3];
                 let mut y = x;
@@ -325,7 +331,9 @@ impl Program<Fp> for Ectf {
                     .map_err(misuse)?
                     .div_by_opened(res.value(c).map_err(misuse)?)
                     // P-256 has no point with y = 0, so 2y ≠ 0 and ρ·2y ≠ 0.
-                    .ok_or_else(|| Abort::Local("a doubling denominator opened to zero".into()))?;
+                    .ok_or_else(|| {
+                        ArithAbort::Local("a doubling denominator opened to zero".into())
+                    })?;
                 if add == 0 {
                     self.after_slope1(rss)
                 } else {
@@ -383,7 +391,9 @@ impl Program<Fp> for Ectf {
                 self.stage = Stage::Finished;
                 return Ok(Flow::Done(Ok(EctfShare(xr.v.additive()))));
             }
-            Stage::Finished => return Err(Abort::Local("ECtF stepped after finishing".into())),
+            Stage::Finished => {
+                return Err(ArithAbort::Local("ECtF stepped after finishing".into()))
+            }
         };
         self.stage = next;
         Ok(Flow::Continue)
@@ -395,6 +405,6 @@ pub fn ectf_machine<R: rand_core::RngCore + rand_core::CryptoRng>(
     id: PartyId,
     point: &AffinePoint,
     rng: &mut R,
-) -> Result<EctfMachine, Abort> {
+) -> Result<EctfMachine, ArithAbort> {
     Machine::new(id, Ectf::new(id, point), rng)
 }

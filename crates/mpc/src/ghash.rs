@@ -6,7 +6,7 @@
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::field::{Field, Gf128};
-use crate::rss::{Abort, Auth, Flow, Handle, Machine, Program, Results, Rss, Share};
+use crate::rss::{ArithAbort, Auth, Flow, Handle, Machine, Program, Results, Rss, Share};
 use crate::spec::PartyId;
 
 /// Most powers a program may compute: a 16 KiB TLS record is 1,024 blocks, plus the
@@ -188,8 +188,8 @@ impl GhashKey {
     }
 }
 
-fn misuse(m: crate::rss::Misuse) -> Abort {
-    Abort::Local(m.to_string())
+fn misuse(m: crate::rss::Misuse) -> ArithAbort {
+    ArithAbort::Local(m.to_string())
 }
 
 impl Program<Gf128> for GhashKey {
@@ -199,7 +199,7 @@ impl Program<Gf128> for GhashKey {
         &mut self,
         rss: &mut Rss<Gf128>,
         res: &Results<Gf128>,
-    ) -> Result<Flow<GhashPowers>, Abort> {
+    ) -> Result<Flow<GhashPowers>, ArithAbort> {
         let next = match self.stage {
             Stage::Start => Stage::Reshared(rss.reshare(self.h_share)),
             Stage::Reshared(h) => {
@@ -220,7 +220,9 @@ impl Program<Gf128> for GhashKey {
                 }
                 self.next_powers(rss)
             }
-            Stage::Finished => return Err(Abort::Local("GHASH stepped after finishing".into())),
+            Stage::Finished => {
+                return Err(ArithAbort::Local("GHASH stepped after finishing".into()))
+            }
         };
         self.stage = next;
         Ok(Flow::Continue)

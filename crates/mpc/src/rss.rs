@@ -194,7 +194,7 @@ impl<F: Field> Auth<F> {
 /// Why an arithmetic computation stopped. Every honest party ends in one of these when a peer
 /// deviates.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Abort {
+pub enum ArithAbort {
     /// Both holders of a component sent it for an opening and the values differ.
     #[error("parties {0} and {1} sent different values for the same component of an opened share")]
     OpenMismatch(PartyId, PartyId),
@@ -241,16 +241,18 @@ pub enum Abort {
     Local(String),
 }
 
-impl Abort {
+impl ArithAbort {
     /// The code sent to peers.
     pub fn code(&self) -> AbortCode {
         match self {
-            Abort::OpenMismatch(..) | Abort::DealMismatch { .. } => AbortCode::Inconsistent,
-            Abort::CheckFailed => AbortCode::CheckFailed,
-            Abort::Malformed { .. } => AbortCode::Malformed,
-            Abort::Unexpected { .. } => AbortCode::Unexpected,
-            Abort::BadInput(_) => AbortCode::BadInput,
-            Abort::Peer { .. } | Abort::Local(_) => AbortCode::Local,
+            ArithAbort::OpenMismatch(..) | ArithAbort::DealMismatch { .. } => {
+                AbortCode::Inconsistent
+            }
+            ArithAbort::CheckFailed => AbortCode::CheckFailed,
+            ArithAbort::Malformed { .. } => AbortCode::Malformed,
+            ArithAbort::Unexpected { .. } => AbortCode::Unexpected,
+            ArithAbort::BadInput(_) => AbortCode::BadInput,
+            ArithAbort::Peer { .. } | ArithAbort::Local(_) => AbortCode::Local,
         }
     }
 }
@@ -659,17 +661,17 @@ impl<F: Field> Rss<F> {
     }
 
     /// Completes the queued round with the payloads received from prev and next.
-    fn receive(&mut self, from_prev: &[u8], from_next: &[u8]) -> Result<Results<F>, Abort> {
+    fn receive(&mut self, from_prev: &[u8], from_next: &[u8]) -> Result<Results<F>, ArithAbort> {
         let (prev, next) = (prev_of(self.id), next_of(self.id));
         let (ep, en) = self.expected();
         if from_prev.len() != ep {
-            return Err(Abort::Malformed {
+            return Err(ArithAbort::Malformed {
                 from: prev,
                 why: "round payload has the wrong length",
             });
         }
         if from_next.len() != en {
-            return Err(Abort::Malformed {
+            return Err(ArithAbort::Malformed {
                 from: next,
                 why: "round payload has the wrong length",
             });
@@ -709,7 +711,7 @@ impl<F: Field> Rss<F> {
                     let a = rp.elem::<F>()?;
                     let b = rn.elem::<F>()?;
                     if a != b {
-                        return Err(Abort::OpenMismatch(prev, next));
+                        return Err(ArithAbort::OpenMismatch(prev, next));
                     }
                     Outcome::Value(s.own + s.next + a)
                 }
@@ -740,13 +742,13 @@ impl<F: Field> Rss<F> {
                     let from_prev = digest(rp.take(32)?, prev)?;
                     // next's digest of what prev dealt us both; prev's of what next dealt.
                     if self.dealt_from_prev.finalize() != from_next {
-                        return Err(Abort::DealMismatch {
+                        return Err(ArithAbort::DealMismatch {
                             peer: next,
                             dealer: prev,
                         });
                     }
                     if self.dealt_from_next.finalize() != from_prev {
-                        return Err(Abort::DealMismatch {
+                        return Err(ArithAbort::DealMismatch {
                             peer: prev,
                             dealer: next,
                         });
@@ -782,8 +784,8 @@ impl<F: Field> Rss<F> {
     }
 }
 
-fn digest(b: &[u8], from: PartyId) -> Result<blake3::Hash, Abort> {
-    blake3::Hash::from_slice(b).map_err(|_| Abort::Malformed {
+fn digest(b: &[u8], from: PartyId) -> Result<blake3::Hash, ArithAbort> {
+    blake3::Hash::from_slice(b).map_err(|_| ArithAbort::Malformed {
         from,
         why: "digest must be 32 bytes",
     })
@@ -800,26 +802,29 @@ impl<'a> Reader<'a> {
     fn new(b: &'a [u8], from: PartyId) -> Self {
         Reader { b, pos: 0, from }
     }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Abort> {
-        let s = self.b.get(self.pos..self.pos + n).ok_or(Abort::Malformed {
-            from: self.from,
-            why: "round payload too short",
-        })?;
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ArithAbort> {
+        let s = self
+            .b
+            .get(self.pos..self.pos + n)
+            .ok_or(ArithAbort::Malformed {
+                from: self.from,
+                why: "round payload too short",
+            })?;
         self.pos += n;
         Ok(s)
     }
     /// A field element whose canonical encoding is also absorbed into `h`.
-    fn elem_hashed<F: Field>(&mut self, h: &mut blake3::Hasher) -> Result<F, Abort> {
+    fn elem_hashed<F: Field>(&mut self, h: &mut blake3::Hasher) -> Result<F, ArithAbort> {
         let start = self.pos;
         let v = self.elem::<F>()?;
         h.update(&self.b[start..self.pos]);
         Ok(v)
     }
 
-    fn elem<F: Field>(&mut self) -> Result<F, Abort> {
+    fn elem<F: Field>(&mut self) -> Result<F, ArithAbort> {
         let from = self.from;
         let s = self.take(F::BYTES)?;
-        F::read_from(s).ok_or(Abort::Malformed {
+        F::read_from(s).ok_or(ArithAbort::Malformed {
             from,
             why: "field element is not canonical",
         })
@@ -844,8 +849,11 @@ pub trait Program<F: Field> {
     /// What the program produces for this party.
     type Output;
     /// One step.
-    fn step(&mut self, rss: &mut Rss<F>, results: &Results<F>)
-        -> Result<Flow<Self::Output>, Abort>;
+    fn step(
+        &mut self,
+        rss: &mut Rss<F>,
+        results: &Results<F>,
+    ) -> Result<Flow<Self::Output>, ArithAbort>;
 }
 
 enum Phase<F: Field> {
@@ -878,7 +886,7 @@ pub struct Machine<F: Field, P: Program<F>> {
     outbox: VecDeque<(PartyId, Vec<u8>)>,
     pending: Option<P::Output>,
     output: Option<P::Output>,
-    aborted: Option<Abort>,
+    aborted: Option<ArithAbort>,
     /// Multiplications of a finished computation (the engine is dropped at the end).
     mults_done: u64,
 }
@@ -910,9 +918,9 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
         id: PartyId,
         program: P,
         rng: &mut R,
-    ) -> Result<Self, Abort> {
+    ) -> Result<Self, ArithAbort> {
         if id > 2 {
-            return Err(Abort::Local(format!("party {id} does not exist")));
+            return Err(ArithAbort::Local(format!("party {id} does not exist")));
         }
         let mut key = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(key.as_mut());
@@ -955,7 +963,7 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
     }
 
     /// Why this party stopped, if it did.
-    pub fn aborted(&self) -> Option<&Abort> {
+    pub fn aborted(&self) -> Option<&ArithAbort> {
         self.aborted.as_ref()
     }
 
@@ -980,20 +988,20 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
     }
 
     /// Stops for a local reason and tells the peers.
-    pub fn abort_local(&mut self, why: &str) -> Abort {
-        let a = Abort::Local(why.to_string());
+    pub fn abort_local(&mut self, why: &str) -> ArithAbort {
+        let a = ArithAbort::Local(why.to_string());
         self.fail(a.clone());
         a
     }
 
-    fn fail(&mut self, a: Abort) {
+    fn fail(&mut self, a: ArithAbort) {
         if self.aborted.is_some() {
             return;
         }
         let bytes = Msg::Abort(a.code()).encode();
         self.outbox.clear();
         for p in [prev_of(self.id), next_of(self.id)] {
-            if !matches!(a, Abort::Peer { from, .. } if from == p) {
+            if !matches!(a, ArithAbort::Peer { from, .. } if from == p) {
                 self.outbox.push_back((p, bytes.clone()));
             }
         }
@@ -1004,7 +1012,7 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
     }
 
     /// Consumes one message from peer `from`.
-    pub fn handle(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), Abort> {
+    pub fn handle(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), ArithAbort> {
         if let Some(a) = &self.aborted {
             return Err(a.clone());
         }
@@ -1019,12 +1027,14 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
         }
     }
 
-    fn handle_inner(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), Abort> {
+    fn handle_inner(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), ArithAbort> {
         if from > 2 || from == self.id {
-            return Err(Abort::Local(format!("message from invalid party {from}")));
+            return Err(ArithAbort::Local(format!(
+                "message from invalid party {from}"
+            )));
         }
         if matches!(self.phase, Phase::Done) {
-            return Err(Abort::Unexpected {
+            return Err(ArithAbort::Unexpected {
                 from,
                 why: "message after the computation finished",
             });
@@ -1035,13 +1045,13 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
                     .get(1..5)
                     .and_then(|b| <[u8; 4]>::try_from(b).ok())
                     .map(u32::from_be_bytes)
-                    .ok_or(Abort::Malformed {
+                    .ok_or(ArithAbort::Malformed {
                         from,
                         why: "truncated round header",
                     })?;
                 let q = &mut self.inbox[from as usize];
                 if q.len() >= MAX_AHEAD {
-                    return Err(Abort::Unexpected {
+                    return Err(ArithAbort::Unexpected {
                         from,
                         why: "too many rounds ahead",
                     });
@@ -1049,15 +1059,15 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
                 q.push_back((round, bytes[5..].to_vec()));
             }
             _ => match Msg::decode(bytes) {
-                Ok(Msg::Abort(code)) => return Err(Abort::Peer { from, code }),
+                Ok(Msg::Abort(code)) => return Err(ArithAbort::Peer { from, code }),
                 Ok(_) => {
-                    return Err(Abort::Unexpected {
+                    return Err(ArithAbort::Unexpected {
                         from,
                         why: "a garbled-circuit message in an arithmetic computation",
                     })
                 }
                 Err(_) => {
-                    return Err(Abort::Malformed {
+                    return Err(ArithAbort::Malformed {
                         from,
                         why: "unknown message",
                     })
@@ -1067,14 +1077,14 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
         self.advance()
     }
 
-    fn advance(&mut self) -> Result<(), Abort> {
+    fn advance(&mut self) -> Result<(), ArithAbort> {
         let (prev, next) = (prev_of(self.id), next_of(self.id));
         while !self.inbox[prev as usize].is_empty() && !self.inbox[next as usize].is_empty() {
             let (rp, bp) = self.inbox[prev as usize].pop_front().unwrap_or_default();
             let (rn, bn) = self.inbox[next as usize].pop_front().unwrap_or_default();
             for (r, who) in [(rp, prev), (rn, next)] {
                 if r != self.round {
-                    return Err(Abort::Unexpected {
+                    return Err(ArithAbort::Unexpected {
                         from: who,
                         why: "message for another round",
                     });
@@ -1090,23 +1100,23 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
         Ok(())
     }
 
-    fn rss(&mut self) -> Result<&mut Rss<F>, Abort> {
+    fn rss(&mut self) -> Result<&mut Rss<F>, ArithAbort> {
         self.rss
             .as_mut()
-            .ok_or_else(|| Abort::Local("arithmetic engine used before setup".into()))
+            .ok_or_else(|| ArithAbort::Local("arithmetic engine used before setup".into()))
     }
 
-    fn complete_round(&mut self, from_prev: &[u8], from_next: &[u8]) -> Result<(), Abort> {
+    fn complete_round(&mut self, from_prev: &[u8], from_next: &[u8]) -> Result<(), ArithAbort> {
         let phase = std::mem::replace(&mut self.phase, Phase::Aborted);
         match phase {
             Phase::Setup { key_with_next } => {
                 let (prev, next) = (prev_of(self.id), next_of(self.id));
-                let key: [u8; 32] = from_prev.try_into().map_err(|_| Abort::Malformed {
+                let key: [u8; 32] = from_prev.try_into().map_err(|_| ArithAbort::Malformed {
                     from: prev,
                     why: "pairwise key must be 32 bytes",
                 })?;
                 if !from_next.is_empty() {
-                    return Err(Abort::Malformed {
+                    return Err(ArithAbort::Malformed {
                         from: next,
                         why: "unexpected payload in the key round",
                     });
@@ -1141,7 +1151,7 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
             Phase::Check3 { t } => {
                 let results = self.rss()?.receive(from_prev, from_next)?;
                 if !results.value(t).map_err(misuse)?.is_zero() {
-                    return Err(Abort::CheckFailed);
+                    return Err(ArithAbort::CheckFailed);
                 }
                 self.output = self.pending.take();
                 self.mults_done = self.rss.as_ref().map_or(0, |r| r.mult_count());
@@ -1149,19 +1159,19 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
                 self.phase = Phase::Done;
                 Ok(())
             }
-            Phase::Done | Phase::Aborted => Err(Abort::Local("round after the end".into())),
+            Phase::Done | Phase::Aborted => Err(ArithAbort::Local("round after the end".into())),
         }
     }
 
-    fn run_program(&mut self, results: &Results<F>) -> Result<(), Abort> {
+    fn run_program(&mut self, results: &Results<F>) -> Result<(), ArithAbort> {
         let rss = self
             .rss
             .as_mut()
-            .ok_or_else(|| Abort::Local("arithmetic engine used before setup".into()))?;
+            .ok_or_else(|| ArithAbort::Local("arithmetic engine used before setup".into()))?;
         match self.program.step(rss, results)? {
             Flow::Continue => {
                 if !rss.has_queued() {
-                    return Err(Abort::Local(
+                    return Err(ArithAbort::Local(
                         "program continued without queuing an operation".into(),
                     ));
                 }
@@ -1169,7 +1179,7 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
             }
             Flow::Done(out) => {
                 if rss.has_queued() {
-                    return Err(Abort::Local(
+                    return Err(ArithAbort::Local(
                         "program finished with operations queued".into(),
                     ));
                 }
@@ -1184,7 +1194,7 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
         }
     }
 
-    fn send_round(&mut self) -> Result<(), Abort> {
+    fn send_round(&mut self) -> Result<(), ArithAbort> {
         self.round += 1;
         let round = self.round;
         let (p, n) = self.rss()?.take_payloads();
@@ -1197,13 +1207,15 @@ impl<F: Field, P: Program<F>> Machine<F, P> {
     }
 }
 
-fn misuse(m: Misuse) -> Abort {
-    Abort::Local(m.to_string())
+fn misuse(m: Misuse) -> ArithAbort {
+    ArithAbort::Local(m.to_string())
 }
 
 /// Runs three machines to completion in one thread, delivering every message in order; for
 /// tests, benchmarks and examples. Returns the total bytes sent.
-pub fn run_local<F: Field, P: Program<F>>(machines: &mut [Machine<F, P>; 3]) -> Result<u64, Abort> {
+pub fn run_local<F: Field, P: Program<F>>(
+    machines: &mut [Machine<F, P>; 3],
+) -> Result<u64, ArithAbort> {
     let mut bytes = 0u64;
     loop {
         let mut moved = false;
@@ -1230,6 +1242,6 @@ pub fn run_local<F: Field, P: Program<F>>(machines: &mut [Machine<F, P>; 3]) -> 
     if machines.iter().all(|m| m.is_done()) {
         Ok(bytes)
     } else {
-        Err(Abort::Local("the computation stalled".into()))
+        Err(ArithAbort::Local("the computation stalled".into()))
     }
 }

@@ -28,7 +28,7 @@ pub enum SessionError {
     Timeout(Duration),
     /// An arithmetic computation aborted.
     #[error(transparent)]
-    Arith(#[from] crate::rss::Abort),
+    Arith(#[from] crate::rss::ArithAbort),
 }
 
 impl SessionError {
@@ -253,9 +253,9 @@ where
             return Err(a.clone().into());
         }
         if machine.is_done() {
-            return machine
-                .take_output()
-                .ok_or_else(|| crate::rss::Abort::Local("output already taken".into()).into());
+            return machine.take_output().ok_or_else(|| {
+                crate::rss::ArithAbort::Local("output already taken".into()).into()
+            });
         }
         let (from, bytes) = match tokio::time::timeout(timeout, transport.recv()).await {
             Ok(Ok(m)) => m,

@@ -248,7 +248,7 @@ async fn a_silent_peer_ends_an_arithmetic_run_with_a_timeout_and_no_output() {
         let (r, has_output) = t.await.unwrap();
         match r {
             Err(mpc::session::SessionError::Timeout(_)) => timeouts += 1,
-            Err(mpc::session::SessionError::Arith(mpc::rss::Abort::Peer { .. })) => {}
+            Err(mpc::session::SessionError::Arith(mpc::rss::ArithAbort::Peer { .. })) => {}
             other => panic!("{other:?}"),
         }
         assert!(!has_output);

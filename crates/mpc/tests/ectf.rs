@@ -4,7 +4,7 @@
 
 use mpc::ectf::{ectf_machine, EctfError, EctfMachine};
 use mpc::field::Field;
-use mpc::rss::{run_local, Abort};
+use mpc::rss::{run_local, ArithAbort};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::elliptic_curve::Field as _;
 use p256::{AffinePoint, ProjectivePoint, Scalar};
@@ -17,7 +17,7 @@ fn machines(points: [AffinePoint; 3], seed: u64) -> [EctfMachine; 3] {
 }
 
 /// Runs ECtF; returns the x-coordinate recombined from the three additive shares.
-fn run(points: [AffinePoint; 3], seed: u64) -> Result<Result<[u8; 32], EctfError>, Abort> {
+fn run(points: [AffinePoint; 3], seed: u64) -> Result<Result<[u8; 32], EctfError>, ArithAbort> {
     let mut m = machines(points, seed);
     run_local(&mut m)?;
     let outs: Vec<_> = m.iter_mut().map(|m| m.take_output().unwrap()).collect();
@@ -100,15 +100,15 @@ fn a_point_at_infinity_aborts_every_party() {
     let mut m = machines([a, AffinePoint::IDENTITY, a], 6);
     let err = run_local(&mut m).unwrap_err();
     assert!(
-        matches!(err, Abort::Peer { .. } | Abort::BadInput(_)),
+        matches!(err, ArithAbort::Peer { .. } | ArithAbort::BadInput(_)),
         "{err}"
     );
-    assert!(matches!(m[1].aborted(), Some(Abort::BadInput(_))));
+    assert!(matches!(m[1].aborted(), Some(ArithAbort::BadInput(_))));
     for i in [0, 2] {
         assert!(
             matches!(
                 m[i].aborted(),
-                Some(Abort::Peer {
+                Some(ArithAbort::Peer {
                     from: 1,
                     code: mpc::msg::AbortCode::BadInput
                 })

@@ -7,7 +7,7 @@
 
 use mpc::ectf::ectf_machine;
 use mpc::field::{Field, Fp, Gf128};
-use mpc::rss::{self, Abort, Auth, Flow, Handle, Machine, Program, Results, Rss};
+use mpc::rss::{self, ArithAbort, Auth, Flow, Handle, Machine, Program, Results, Rss};
 use mpc::PartyId;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::elliptic_curve::Field as _;
@@ -45,8 +45,8 @@ impl<F: Field> Poly<F> {
 
 impl<F: Field> Program<F> for Poly<F> {
     type Output = (F, F);
-    fn step(&mut self, rss: &mut Rss<F>, res: &Results<F>) -> Result<Flow<(F, F)>, Abort> {
-        let m = |e: rss::Misuse| Abort::Local(e.to_string());
+    fn step(&mut self, rss: &mut Rss<F>, res: &Results<F>) -> Result<Flow<(F, F)>, ArithAbort> {
+        let m = |e: rss::Misuse| ArithAbort::Local(e.to_string());
         self.stage += 1;
         match self.stage {
             1 => {
@@ -76,7 +76,7 @@ impl<F: Field> Program<F> for Poly<F> {
                 let inv = self
                     .rho
                     .unwrap()
-                    .scale(ra.invert().ok_or(Abort::Local("a = 0".into()))?);
+                    .scale(ra.invert().ok_or(ArithAbort::Local("a = 0".into()))?);
                 self.h = vec![
                     rss.mul_auth(&ab, &self.c.unwrap().v),
                     rss.mul_auth(&inv, &self.b.unwrap().v),
@@ -312,8 +312,8 @@ fn an_additive_error_on_a_product_fails_the_check_at_every_party() {
             matches!(
                 m.aborted(),
                 Some(
-                    Abort::CheckFailed
-                        | Abort::Peer {
+                    ArithAbort::CheckFailed
+                        | ArithAbort::Peer {
                             code: mpc::msg::AbortCode::CheckFailed,
                             ..
                         }
@@ -322,7 +322,9 @@ fn an_additive_error_on_a_product_fails_the_check_at_every_party() {
             "{m:?}"
         );
     }
-    assert!(ms.iter().any(|m| m.aborted() == Some(&Abort::CheckFailed)));
+    assert!(ms
+        .iter()
+        .any(|m| m.aborted() == Some(&ArithAbort::CheckFailed)));
     assert!(ms[1].output().is_none());
 }
 
@@ -383,8 +385,8 @@ fn a_dealer_that_gives_its_receivers_different_shares_is_caught_before_any_openi
             matches!(
                 m.aborted(),
                 Some(
-                    Abort::DealMismatch { dealer: 1, .. }
-                        | Abort::Peer {
+                    ArithAbort::DealMismatch { dealer: 1, .. }
+                        | ArithAbort::Peer {
                             code: mpc::msg::AbortCode::Inconsistent,
                             ..
                         }
@@ -395,9 +397,10 @@ fn a_dealer_that_gives_its_receivers_different_shares_is_caught_before_any_openi
         );
         assert!(m.rounds() <= 3, "party {i} went on to round {}", m.rounds());
     }
-    assert!(ms
-        .iter()
-        .any(|m| matches!(m.aborted(), Some(Abort::DealMismatch { dealer: 1, .. }))));
+    assert!(ms.iter().any(|m| matches!(
+        m.aborted(),
+        Some(ArithAbort::DealMismatch { dealer: 1, .. })
+    )));
 }
 
 /// Deals a value and tries to open it one round later.
@@ -405,7 +408,7 @@ struct EarlyOpen(u8, Option<Handle>);
 
 impl Program<Fp> for EarlyOpen {
     type Output = ();
-    fn step(&mut self, rss: &mut Rss<Fp>, res: &Results<Fp>) -> Result<Flow<()>, Abort> {
+    fn step(&mut self, rss: &mut Rss<Fp>, res: &Results<Fp>) -> Result<Flow<()>, ArithAbort> {
         match self.1.take() {
             None => {
                 let v = (self.0 == 0).then_some(Fp::ONE);
@@ -414,7 +417,7 @@ impl Program<Fp> for EarlyOpen {
             }
             Some(h) => {
                 let s = res.share(h).unwrap();
-                rss.open(&s).map_err(|e| Abort::Local(e.to_string()))?;
+                rss.open(&s).map_err(|e| ArithAbort::Local(e.to_string()))?;
                 Ok(Flow::Continue)
             }
         }
@@ -428,7 +431,7 @@ fn opening_right_after_a_deal_is_refused() {
     assert!(rss::run_local(&mut ms).is_err());
     assert!(ms.iter().any(|m| matches!(
         m.aborted(),
-        Some(Abort::Local(why)) if why.contains("before the dealt inputs are confirmed")
+        Some(ArithAbort::Local(why)) if why.contains("before the dealt inputs are confirmed")
     )));
     assert!(ms.iter().all(|m| m.aborted().is_some()));
 }

@@ -29,7 +29,7 @@ use zeroize::Zeroize;
 
 use crate::router::Route;
 use crate::store::{public_group, Pending};
-use crate::{Ctx, NodeError, PeerStream};
+use crate::{Ctx, DaemonError, PeerStream};
 
 /// How long key management waits for a peer.
 const KEY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -47,19 +47,19 @@ enum KeyMsg {
     Part(Vec<u8>),
 }
 
-fn proto(e: impl std::fmt::Display) -> NodeError {
-    NodeError::Protocol(e.to_string())
+fn proto(e: impl std::fmt::Display) -> DaemonError {
+    DaemonError::Protocol(e.to_string())
 }
 
-fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, NodeError> {
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, DaemonError> {
     postcard::to_stdvec(v).map_err(|_| proto("cannot encode a key message"))
 }
 
-fn dec<T: for<'de> Deserialize<'de>>(b: &[u8], what: &str, from: u16) -> Result<T, NodeError> {
+fn dec<T: for<'de> Deserialize<'de>>(b: &[u8], what: &str, from: u16) -> Result<T, DaemonError> {
     postcard::from_bytes(b).map_err(|_| proto(format!("node {from} sent a malformed {what}")))
 }
 
-async fn send_key(p: &mut PeerStream, m: KeyMsg) -> Result<(), NodeError> {
+async fn send_key(p: &mut PeerStream, m: KeyMsg) -> Result<(), DaemonError> {
     let r = frame::send(&mut p.send, &m).await;
     let (KeyMsg::Round1(mut b)
     | KeyMsg::Round2(mut b)
@@ -72,7 +72,7 @@ async fn send_key(p: &mut PeerStream, m: KeyMsg) -> Result<(), NodeError> {
     Ok(r?)
 }
 
-async fn recv_key(p: &mut PeerStream, from: u16) -> Result<KeyMsg, NodeError> {
+async fn recv_key(p: &mut PeerStream, from: u16) -> Result<KeyMsg, DaemonError> {
     tokio::time::timeout(KEY_TIMEOUT, frame::recv(&mut p.recv, SMALL))
         .await
         .map_err(|_| proto(format!("node {from} went silent during key management")))?
@@ -85,7 +85,7 @@ async fn pair_mesh(
     others: &[Seat],
     hello: StreamHello,
     route: impl Fn(u16) -> Route,
-) -> Result<BTreeMap<u16, PeerStream>, NodeError> {
+) -> Result<BTreeMap<u16, PeerStream>, DaemonError> {
     let me = ctx.cfg.node_id;
     let waits: Vec<_> = others
         .iter()
@@ -125,7 +125,7 @@ pub async fn genesis(
     members: &[Seat],
     t: u16,
     reply: &mut quinn::SendStream,
-) -> Result<(), NodeError> {
+) -> Result<(), DaemonError> {
     let me = ctx.cfg.node_id;
     {
         let store = ctx.store.lock().await;
@@ -243,7 +243,7 @@ pub async fn repair(
     helpers: &[Seat],
     newcomer_cert: &[u8],
     reply: &mut quinn::SendStream,
-) -> Result<(), NodeError> {
+) -> Result<(), DaemonError> {
     let me = ctx.cfg.node_id;
     let n = newcomer.node_id;
     let (group, public, key) = {
@@ -455,7 +455,7 @@ pub async fn sign_log(
     newcomer_cert: Option<Vec<u8>>,
     reply: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
-) -> Result<(), NodeError> {
+) -> Result<(), DaemonError> {
     let me = ctx.cfg.node_id;
     let (key, check) = {
         let store = ctx.store.lock().await;
@@ -551,9 +551,9 @@ pub async fn sign_log(
     Ok(())
 }
 
-async fn next_follow_up(r: &mut quinn::RecvStream) -> Result<FollowUp, NodeError> {
+async fn next_follow_up(r: &mut quinn::RecvStream) -> Result<FollowUp, DaemonError> {
     tokio::time::timeout(KEY_TIMEOUT, frame::recv(r, SMALL))
         .await
         .map_err(|_| proto("the coordinator went silent"))?
-        .map_err(NodeError::from)
+        .map_err(DaemonError::from)
 }

@@ -44,7 +44,7 @@ use crate::tee::Tee;
 /// Why the node stopped or an operation failed. Messages never carry key material or
 /// session data.
 #[derive(Debug, thiserror::Error)]
-pub enum NodeError {
+pub enum DaemonError {
     /// Configuration.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
@@ -65,15 +65,15 @@ pub enum NodeError {
     Protocol(String),
 }
 
-impl From<wire::quic::QuicError> for NodeError {
+impl From<wire::quic::QuicError> for DaemonError {
     fn from(e: wire::quic::QuicError) -> Self {
-        NodeError::Net(e.to_string())
+        DaemonError::Net(e.to_string())
     }
 }
 
-impl From<wire::frame::FrameError> for NodeError {
+impl From<wire::frame::FrameError> for DaemonError {
     fn from(e: wire::frame::FrameError) -> Self {
-        NodeError::Net(e.to_string())
+        DaemonError::Net(e.to_string())
     }
 }
 
@@ -108,7 +108,7 @@ pub struct Ctx {
     /// Metrics and health.
     pub metrics: Arc<Metrics>,
     /// The providers' roots.
-    pub roots: mpc_tls::verify::Roots,
+    pub roots: mpc_tls::server_auth::Roots,
     /// Shutting down: no new sessions.
     pub draining: AtomicBool,
 }
@@ -136,7 +136,7 @@ impl Ctx {
         &self,
         node_id: u16,
         addr: &str,
-    ) -> Result<(quinn::Connection, AttestedPeer), NodeError> {
+    ) -> Result<(quinn::Connection, AttestedPeer), DaemonError> {
         let mut peers = self.peers.lock().await;
         if let Some((c, p)) = peers.get(&node_id) {
             if c.close_reason().is_none() {
@@ -147,11 +147,11 @@ impl Ctx {
         let cfg = wire::quic::node_client_config(verifier.clone(), Some(&self.identity))?;
         let conn = wire::quic::dial(&self.endpoint, cfg, addr, Duration::from_secs(10))
             .await
-            .map_err(|e| NodeError::Net(format!("node {node_id}: {e}")))?;
+            .map_err(|e| DaemonError::Net(format!("node {node_id}: {e}")))?;
         let peer = match verifier.take_outcome() {
             Some(Ok(p)) => p,
             _ => {
-                return Err(NodeError::Net(format!(
+                return Err(DaemonError::Net(format!(
                     "node {node_id}: no verified RA-TLS certificate"
                 )))
             }
@@ -166,12 +166,12 @@ impl Ctx {
         node_id: u16,
         addr: &str,
         hello: &StreamHello,
-    ) -> Result<PeerStream, NodeError> {
+    ) -> Result<PeerStream, DaemonError> {
         let (conn, peer) = self.peer_conn(node_id, addr).await?;
         let (mut send, recv) = conn
             .open_bi()
             .await
-            .map_err(|e| NodeError::Net(format!("node {node_id}: {e}")))?;
+            .map_err(|e| DaemonError::Net(format!("node {node_id}: {e}")))?;
         frame::send(&mut send, hello).await?;
         Ok(PeerStream { send, recv, peer })
     }
@@ -183,21 +183,21 @@ impl Ctx {
         rx: tokio::sync::oneshot::Receiver<Incoming>,
         node_id: u16,
         timeout: Duration,
-    ) -> Result<PeerStream, NodeError> {
+    ) -> Result<PeerStream, DaemonError> {
         let inc = tokio::time::timeout(timeout, rx)
             .await
-            .map_err(|_| NodeError::Net(format!("node {node_id} did not connect in time")))?
-            .map_err(|_| NodeError::Net(format!("node {node_id}'s stream was dropped")))?;
+            .map_err(|_| DaemonError::Net(format!("node {node_id} did not connect in time")))?
+            .map_err(|_| DaemonError::Net(format!("node {node_id}'s stream was dropped")))?;
         match inc.peer {
             Some((id, peer)) if id == node_id => Ok(PeerStream {
                 send: inc.send,
                 recv: inc.recv,
                 peer,
             }),
-            Some((id, _)) => Err(NodeError::Protocol(format!(
+            Some((id, _)) => Err(DaemonError::Protocol(format!(
                 "node {id} took node {node_id}'s place"
             ))),
-            None => Err(NodeError::Protocol(format!(
+            None => Err(DaemonError::Protocol(format!(
                 "an unattested party took node {node_id}'s place"
             ))),
         }
@@ -213,29 +213,29 @@ pub struct NodeHandle {
     /// Shared state (for tests and the demo).
     pub ctx: Arc<Ctx>,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), NodeError>>,
+    task: tokio::task::JoinHandle<Result<(), DaemonError>>,
 }
 
 impl NodeHandle {
     /// Starts a graceful shutdown and waits for the node to stop.
-    pub async fn shutdown(self) -> Result<(), NodeError> {
+    pub async fn shutdown(self) -> Result<(), DaemonError> {
         let _ = self.stop.send(true);
         self.task
             .await
-            .map_err(|_| NodeError::Protocol("the node task failed".into()))?
+            .map_err(|_| DaemonError::Protocol("the node task failed".into()))?
     }
 
     /// Waits for the node to stop by itself (a refusal, a fatal error).
-    pub async fn wait(self) -> Result<(), NodeError> {
+    pub async fn wait(self) -> Result<(), DaemonError> {
         self.task
             .await
-            .map_err(|_| NodeError::Protocol("the node task failed".into()))?
+            .map_err(|_| DaemonError::Protocol("the node task failed".into()))?
     }
 }
 
 /// Starts a node: binds its endpoints, attests itself, and connects to the coordinator in
 /// the background.
-pub async fn start(cfg: Config) -> Result<NodeHandle, NodeError> {
+pub async fn start(cfg: Config) -> Result<NodeHandle, DaemonError> {
     let tee = Tee::from_config(&cfg)?;
     if tee.is_simulated() {
         tracing::warn!(
@@ -253,23 +253,23 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, NodeError> {
         .ratls(Some(cfg.node_id))
         .verify_cert(identity.cert(), t)
         .map_err(|e| {
-            NodeError::Tee(format!("this node's own attestation fails its policy: {e}"))
+            DaemonError::Tee(format!("this node's own attestation fails its policy: {e}"))
         })?;
     let bind: SocketAddr = wire::quic::resolve(&cfg.listen).await?;
     let endpoint = quinn::Endpoint::server(wire::quic::node_server_config(&identity)?, bind)
-        .map_err(|e| NodeError::Net(format!("cannot bind {bind}: {e}")))?;
+        .map_err(|e| DaemonError::Net(format!("cannot bind {bind}: {e}")))?;
     let addr = endpoint
         .local_addr()
-        .map_err(|e| NodeError::Net(e.to_string()))?;
+        .map_err(|e| DaemonError::Net(e.to_string()))?;
     let advertise = cfg.advertise.clone().unwrap_or_else(|| addr.to_string());
     let roots = match &cfg.provider_roots {
         Some(p) => {
             let pem = std::fs::read_to_string(p)
-                .map_err(|e| NodeError::State(format!("{}: {e}", p.display())))?;
-            mpc_tls::verify::Roots::from_pem(&pem)
-                .map_err(|e| NodeError::State(format!("{}: {e}", p.display())))?
+                .map_err(|e| DaemonError::State(format!("{}: {e}", p.display())))?;
+            mpc_tls::server_auth::Roots::from_pem(&pem)
+                .map_err(|e| DaemonError::State(format!("{}: {e}", p.display())))?
         }
-        None => mpc_tls::verify::Roots::default(),
+        None => mpc_tls::server_auth::Roots::default(),
     };
     let metrics = Arc::new(Metrics::default());
     metrics.epoch.store(epoch, Ordering::SeqCst);
@@ -282,8 +282,10 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, NodeError> {
             let a = wire::quic::resolve(h).await?;
             let l = wire::metrics::bind(a)
                 .await
-                .map_err(|e| NodeError::Net(format!("cannot bind {a}: {e}")))?;
-            let bound = l.local_addr().map_err(|e| NodeError::Net(e.to_string()))?;
+                .map_err(|e| DaemonError::Net(format!("cannot bind {a}: {e}")))?;
+            let bound = l
+                .local_addr()
+                .map_err(|e| DaemonError::Net(e.to_string()))?;
             let mut rx = stop_rx.clone();
             let m = metrics.clone();
             tokio::spawn(wire::metrics::serve(l, m, async move {
@@ -320,17 +322,17 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, NodeError> {
 }
 
 /// Runs a node until `shutdown` completes (then drains) or it is refused.
-pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+pub async fn serve(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     let h = start(cfg).await?;
     let stop = h.stop.clone();
     let mut task = h.task;
     tokio::select! {
-        r = &mut task => return r.map_err(|_| NodeError::Protocol("the node task failed".into()))?,
+        r = &mut task => return r.map_err(|_| DaemonError::Protocol("the node task failed".into()))?,
         _ = shutdown => {}
     }
     let _ = stop.send(true);
     task.await
-        .map_err(|_| NodeError::Protocol("the node task failed".into()))?
+        .map_err(|_| DaemonError::Protocol("the node task failed".into()))?
 }
 
 async fn accept_loop(ctx: Arc<Ctx>) {
@@ -377,7 +379,7 @@ async fn accept_loop(ctx: Arc<Ctx>) {
 
 /// Connects to the coordinator (again after a lost connection) and serves its commands,
 /// until shutdown or a refusal.
-async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) -> Result<(), NodeError> {
+async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) -> Result<(), DaemonError> {
     let mut backoff = Duration::from_millis(200);
     loop {
         if *stop.borrow() {
@@ -395,12 +397,12 @@ async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) -> Result<(), NodeE
                 }
                 tracing::warn!(node = ctx.cfg.node_id, "lost the coordinator; reconnecting");
             }
-            Err(NodeError::Refused(r)) => {
+            Err(DaemonError::Refused(r)) => {
                 tracing::error!(node = ctx.cfg.node_id, reason = %r, "refused by the coordinator");
                 ctx.endpoint.close(0u32.into(), b"refused");
-                return Err(NodeError::Refused(r));
+                return Err(DaemonError::Refused(r));
             }
-            Err(e @ NodeError::State(_)) => {
+            Err(e @ DaemonError::State(_)) => {
                 ctx.endpoint.close(0u32.into(), b"state");
                 return Err(e);
             }
@@ -437,7 +439,7 @@ async fn drain(ctx: &Ctx) {
     let _ = tokio::time::timeout(Duration::from_secs(2), ctx.endpoint.wait_idle()).await;
 }
 
-async fn admit(ctx: &Ctx) -> Result<(quinn::Connection, quinn::SendStream), NodeError> {
+async fn admit(ctx: &Ctx) -> Result<(quinn::Connection, quinn::SendStream), DaemonError> {
     let cfg = wire::quic::coordinator_client_config(Some(&ctx.identity))?;
     let conn = wire::quic::dial(
         &ctx.endpoint,
@@ -449,7 +451,7 @@ async fn admit(ctx: &Ctx) -> Result<(quinn::Connection, quinn::SendStream), Node
     let (mut send, mut recv) = conn
         .open_bi()
         .await
-        .map_err(|e| NodeError::Net(e.to_string()))?;
+        .map_err(|e| DaemonError::Net(e.to_string()))?;
     let epoch = ctx.store.lock().await.member_epoch();
     frame::send(
         &mut send,
@@ -466,9 +468,9 @@ async fn admit(ctx: &Ctx) -> Result<(quinn::Connection, quinn::SendStream), Node
         frame::recv(&mut recv, wire::frame::LARGE),
     )
     .await
-    .map_err(|_| NodeError::Net("the coordinator did not answer the hello".into()))??;
+    .map_err(|_| DaemonError::Net("the coordinator did not answer the hello".into()))??;
     match a {
-        Admission::Refused { reason } => Err(NodeError::Refused(reason)),
+        Admission::Refused { reason } => Err(DaemonError::Refused(reason)),
         Admission::Welcome { log } => {
             let mut store = ctx.store.lock().await;
             store.adopt(log)?;

@@ -23,17 +23,17 @@ use wire::frame::{self, SMALL};
 use wire::msg::{FollowUp, NodeReply, Seat, SessionId, StreamHello};
 
 use crate::router::Route;
-use crate::{Ctx, NodeError};
+use crate::{Ctx, DaemonError};
 
 /// A failed session and the reason label its metric counts.
-struct Abort(&'static str, NodeError);
+struct Abort(&'static str, DaemonError);
 
-fn at(label: &'static str) -> impl FnOnce(NodeError) -> Abort {
+fn at(label: &'static str) -> impl FnOnce(DaemonError) -> Abort {
     move |e| Abort(label, e)
 }
 
-fn proto(e: impl std::fmt::Display) -> NodeError {
-    NodeError::Protocol(e.to_string())
+fn proto(e: impl std::fmt::Display) -> DaemonError {
+    DaemonError::Protocol(e.to_string())
 }
 
 /// A `Session` command.
@@ -57,7 +57,7 @@ pub async fn run(
     order: Order,
     reply: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
-) -> Result<(), NodeError> {
+) -> Result<(), DaemonError> {
     let Order {
         session,
         role,
@@ -229,27 +229,27 @@ async fn run_session(
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| NodeError::Protocol(format!("cannot start a session runtime: {e}")))?;
+            .map_err(|e| DaemonError::Protocol(format!("cannot start a session runtime: {e}")))?;
         rt.block_on(async move {
-            let transport =
-                StreamTransport::new(party, streams).map_err(|e| NodeError::Net(e.to_string()))?;
+            let transport = StreamTransport::new(party, streams)
+                .map_err(|e| DaemonError::Net(e.to_string()))?;
             let link = Link::over_stream(party, tokio::io::join(client.recv, client.send));
             let mut rng = rand_chacha::ChaCha20Rng::from_rng(OsRng)
-                .map_err(|_| NodeError::Protocol("no randomness".into()))?;
+                .map_err(|_| DaemonError::Protocol("no randomness".into()))?;
             let mut c = run_node_committed(party, ncfg, transport, link, &mut rng)
                 .await
-                .map_err(|e| NodeError::Protocol(format!("MPC-TLS: {e}")))?;
+                .map_err(|e| DaemonError::Protocol(format!("MPC-TLS: {e}")))?;
             if !c.client_will_disclose() {
                 let reason =
                     "the client did not ask for a disclosure: there is nothing to notarize";
                 c.fail(reason, false).await;
-                return Err(NodeError::Protocol(reason.into()));
+                return Err(DaemonError::Protocol(reason.into()));
             }
             match disclose(&mut c, &dcfg, &mut rng).await {
                 Ok(d) => Ok((c.finish().await, d)),
                 Err(e) => {
                     c.fail(&e.to_string(), e.peer_stopped()).await;
-                    Err(NodeError::Protocol(format!("disclosure: {e}")))
+                    Err(DaemonError::Protocol(format!("disclosure: {e}")))
                 }
             }
         })

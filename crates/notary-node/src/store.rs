@@ -12,7 +12,7 @@ use notary::state::NodeState;
 use threshold::store::KeyFileSealer;
 use threshold::PublicGroup;
 
-use crate::NodeError;
+use crate::DaemonError;
 
 /// Keys made but not yet in the signed log, with what this node attested of the others.
 pub struct Pending {
@@ -37,26 +37,26 @@ pub struct Store {
     pub pending: Option<Pending>,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
-    move |e| NodeError::State(format!("{}: {e}", path.display()))
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+    move |e| DaemonError::State(format!("{}: {e}", path.display()))
 }
 
 impl Store {
     /// Opens (creating) node `id`'s state in `dir`.
-    pub fn open(dir: &Path, id: u16) -> Result<Self, NodeError> {
+    pub fn open(dir: &Path, id: u16) -> Result<Self, DaemonError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let sealer = KeyFileSealer::open_or_create(dir.join("seal.key"))
-            .map_err(|e| NodeError::State(e.to_string()))?;
+            .map_err(|e| DaemonError::State(e.to_string()))?;
         let log_path = dir.join("log.json");
         let log: Vec<SignedEntry> = if log_path.exists() {
             let text = std::fs::read_to_string(&log_path).map_err(io(&log_path))?;
             serde_json::from_str(&text)
-                .map_err(|e| NodeError::State(format!("{}: {e}", log_path.display())))?
+                .map_err(|e| DaemonError::State(format!("{}: {e}", log_path.display())))?
         } else {
             Vec::new()
         };
         if !log.is_empty() {
-            verify_log(&log, None).map_err(|e| NodeError::State(e.to_string()))?;
+            verify_log(&log, None).map_err(|e| DaemonError::State(e.to_string()))?;
         }
         let mut s = Store {
             dir: dir.to_path_buf(),
@@ -101,20 +101,20 @@ impl Store {
     }
 
     /// Takes the coordinator's log if it verifies and extends this node's own.
-    pub fn adopt(&mut self, log: Vec<SignedEntry>) -> Result<(), NodeError> {
+    pub fn adopt(&mut self, log: Vec<SignedEntry>) -> Result<(), DaemonError> {
         if log.is_empty() {
             if self.log.is_empty() {
                 return Ok(());
             }
-            return Err(NodeError::State(format!(
+            return Err(DaemonError::State(format!(
                 "the coordinator has no membership log, but this node holds one up to epoch {}",
                 self.log.len()
             )));
         }
         let expect = self.log.first().map(|e| e.entry.group.group_key.clone());
-        verify_log(&log, expect.as_deref()).map_err(|e| NodeError::State(e.to_string()))?;
+        verify_log(&log, expect.as_deref()).map_err(|e| DaemonError::State(e.to_string()))?;
         if log.len() < self.log.len() || log[..self.log.len()] != self.log[..] {
-            return Err(NodeError::State(format!(
+            return Err(DaemonError::State(format!(
                 "the coordinator's membership log (epoch {}) does not extend this node's (epoch {})",
                 log.len(),
                 self.log.len()
@@ -135,24 +135,24 @@ impl Store {
         Ok(())
     }
 
-    fn save_log(&self) -> Result<(), NodeError> {
+    fn save_log(&self) -> Result<(), DaemonError> {
         let path = self.dir.join("log.json");
         let tmp = self.dir.join("log.json.tmp");
-        let text =
-            serde_json::to_string_pretty(&self.log).map_err(|e| NodeError::State(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&self.log)
+            .map_err(|e| DaemonError::State(e.to_string()))?;
         std::fs::write(&tmp, text).map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io(&path))
     }
 
     /// Appends a signed entry; if pending keys belong to it, seals and keeps them.
-    pub fn append(&mut self, e: SignedEntry) -> Result<(), NodeError> {
+    pub fn append(&mut self, e: SignedEntry) -> Result<(), DaemonError> {
         self.log.push(e);
-        verify_log(&self.log, None).map_err(|e| NodeError::State(e.to_string()))?;
+        verify_log(&self.log, None).map_err(|e| DaemonError::State(e.to_string()))?;
         self.save_log()?;
         if let Some(p) = self.pending.take() {
             p.state
                 .save(&self.keys_path(), &self.sealer)
-                .map_err(|e| NodeError::State(e.to_string()))?;
+                .map_err(|e| DaemonError::State(e.to_string()))?;
             self.keys = Some(p.state);
         }
         Ok(())
@@ -160,8 +160,8 @@ impl Store {
 }
 
 /// The threshold crate's view of a group record.
-pub fn public_group(g: &GroupFile) -> Result<PublicGroup, NodeError> {
-    notary::state::public_group(g).map_err(|why| NodeError::State(format!("group record: {why}")))
+pub fn public_group(g: &GroupFile) -> Result<PublicGroup, DaemonError> {
+    notary::state::public_group(g).map_err(|why| DaemonError::State(format!("group record: {why}")))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use attestation::{
 };
 
 use crate::config::{Config, Source};
-use crate::NodeError;
+use crate::DaemonError;
 
 const SIMULATED_POLICY: &str = include_str!("../../../configs/measurements.simulated.toml");
 const PRODUCTION_POLICY: &str = include_str!("../../../configs/measurements.toml");
@@ -36,16 +36,16 @@ impl std::fmt::Debug for Tee {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> NodeError {
-    NodeError::Tee(e.to_string())
+fn err(e: impl std::fmt::Display) -> DaemonError {
+    DaemonError::Tee(e.to_string())
 }
 
 impl Tee {
     /// The TEE `cfg` names.
-    pub fn from_config(cfg: &Config) -> Result<Self, NodeError> {
+    pub fn from_config(cfg: &Config) -> Result<Self, DaemonError> {
         let policy_text = match &cfg.policy {
             Some(p) => std::fs::read_to_string(p)
-                .map_err(|e| NodeError::Tee(format!("policy {}: {e}", p.display())))?,
+                .map_err(|e| DaemonError::Tee(format!("policy {}: {e}", p.display())))?,
             None if cfg.allow_simulated => SIMULATED_POLICY.to_string(),
             None => PRODUCTION_POLICY.to_string(),
         };
@@ -82,8 +82,8 @@ impl Tee {
                     .as_ref()
                     .ok_or_else(|| err("a hardware source needs tee.collateral"))?;
                 let json = std::fs::read_to_string(path)
-                    .map_err(|e| NodeError::Tee(format!("collateral {}: {e}", path.display())))?;
-                let collateral = attestation::verify::collateral_from_json(&json).map_err(err)?;
+                    .map_err(|e| DaemonError::Tee(format!("collateral {}: {e}", path.display())))?;
+                let collateral = attestation::quote::collateral_from_json(&json).map_err(err)?;
                 let source: Box<dyn QuoteSource> = match hw {
                     Source::Tdx => Box::new(TdxTsmSource::new()),
                     _ => Box::new(GramineSgxSource::new()),
@@ -112,7 +112,12 @@ impl Tee {
     }
 
     /// A fresh RA-TLS identity for node `node_id` at `epoch`, valid for a week from `now`.
-    pub fn identity(&self, node_id: u16, epoch: u64, now: u64) -> Result<RaTlsIdentity, NodeError> {
+    pub fn identity(
+        &self,
+        node_id: u16,
+        epoch: u64,
+        now: u64,
+    ) -> Result<RaTlsIdentity, DaemonError> {
         let (source, collateral): (&dyn QuoteSource, QuoteCollateralV3) = match &self.quotes {
             Quotes::Simulated(s) => (
                 s.as_ref(),
@@ -150,7 +155,7 @@ impl Tee {
     }
 
     /// Checks a peer node's certificate (DER) at `now`; the node id it proves.
-    pub fn check_peer(&self, cert: &[u8], now: u64) -> Result<(u16, AttestedPeer), NodeError> {
+    pub fn check_peer(&self, cert: &[u8], now: u64) -> Result<(u16, AttestedPeer), DaemonError> {
         let peer = self.ratls(None).verify_cert(cert, now).map_err(err)?;
         let id: u16 = peer
             .node_id

@@ -55,7 +55,8 @@ pub fn resolve_relative<'a>(config: &Path, paths: impl IntoIterator<Item = &'a m
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (else `default`, e.g. `info`).
+/// Logs to stderr, filtered by `RUST_LOG` (else `default`, e.g. `info`); colour only when
+/// stderr is a terminal and `NO_COLOR` is unset.
 pub fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -63,6 +64,11 @@ pub fn init_logging(default: &str) {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: piped output and `docker compose logs` stay plain text.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .try_init();
 }
 

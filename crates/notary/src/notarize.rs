@@ -9,7 +9,7 @@ use notarization::{
     PredicateResult, VERSION,
 };
 use rand_core::{CryptoRng, RngCore};
-use threshold::sign::{self, Commitment as SignCommitment, Nonces, SignatureShare, SigningPackage};
+use threshold::sign::{self, Nonces, SignatureShare, SigningCommitment, SigningPackage};
 use threshold::NodeKey;
 
 use crate::state::GroupFile;
@@ -118,7 +118,7 @@ pub fn build_notarization(
 }
 
 /// Signing round 1 at a node.
-pub fn commit<R: RngCore + CryptoRng>(key: &NodeKey, rng: &mut R) -> (Nonces, SignCommitment) {
+pub fn commit<R: RngCore + CryptoRng>(key: &NodeKey, rng: &mut R) -> (Nonces, SigningCommitment) {
     sign::commit(key, rng)
 }
 

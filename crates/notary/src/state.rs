@@ -64,7 +64,7 @@ pub fn public_group(g: &GroupFile) -> Result<PublicGroup, String> {
 pub fn member_record(
     node_id: u16,
     verifying_share: &[u8; 32],
-    v: &attestation::Verified,
+    v: &attestation::VerifiedQuote,
 ) -> MemberRecord {
     MemberRecord {
         node_id,

@@ -38,7 +38,8 @@ pub use key::NodeKey;
 pub use refresh::Refresh;
 pub use repair::{RepairDelta, RepairError, RepairHelper, RepairNewcomer, RepairSigma};
 pub use sign::{
-    commit, sign_share, Aggregator, Commitment, Nonces, SignError, SignatureShare, SigningPackage,
+    commit, sign_share, Aggregator, Nonces, SignError, SignatureShare, SigningCommitment,
+    SigningPackage,
 };
 pub use store::{read_sealed, write_sealed, KeyFileSealer, Sealer, StoreError};
 

@@ -133,16 +133,16 @@ impl fmt::Debug for Nonces {
 /// A node's public commitment to its nonces (round 1). Sent to the coordinator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Commitment(SigningCommitments);
+pub struct SigningCommitment(SigningCommitments);
 
-impl Commitment {
+impl SigningCommitment {
     /// The frost commitments.
     pub fn as_frost(&self) -> &SigningCommitments {
         &self.0
     }
 }
 
-impl From<SigningCommitments> for Commitment {
+impl From<SigningCommitments> for SigningCommitment {
     fn from(c: SigningCommitments) -> Self {
         Self(c)
     }
@@ -201,7 +201,7 @@ impl From<round2::SignatureShare> for SignatureShare {
 
 /// Round 1 on a node: fresh nonces (kept, secret) and their commitment (sent to the coordinator).
 /// Use each pair for one signature only.
-pub fn commit<R: RngCore + CryptoRng>(key: &NodeKey, rng: &mut R) -> (Nonces, Commitment) {
+pub fn commit<R: RngCore + CryptoRng>(key: &NodeKey, rng: &mut R) -> (Nonces, SigningCommitment) {
     let (nonces, commitments) =
         frost_ed25519::round1::commit(key.as_frost().signing_share(), &mut *rng);
     (
@@ -209,7 +209,7 @@ pub fn commit<R: RngCore + CryptoRng>(key: &NodeKey, rng: &mut R) -> (Nonces, Co
             node: key.id(),
             inner: nonces,
         },
-        Commitment(commitments),
+        SigningCommitment(commitments),
     )
 }
 
@@ -256,7 +256,7 @@ pub fn sign_share(
 pub struct Aggregator {
     group: PublicGroup,
     message: Vec<u8>,
-    commitments: BTreeMap<u16, Commitment>,
+    commitments: BTreeMap<u16, SigningCommitment>,
     package: Option<SigningPackage>,
     shares: BTreeMap<u16, SignatureShare>,
 }
@@ -274,7 +274,11 @@ impl Aggregator {
     }
 
     /// Records member `node`'s round-1 commitment.
-    pub fn add_commitment(&mut self, node: u16, commitment: Commitment) -> Result<(), SignError> {
+    pub fn add_commitment(
+        &mut self,
+        node: u16,
+        commitment: SigningCommitment,
+    ) -> Result<(), SignError> {
         if !self.group.contains(node) {
             return Err(SignError::UnknownSigner { node });
         }

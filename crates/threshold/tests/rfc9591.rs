@@ -15,7 +15,7 @@ use frost_ed25519::round1::SigningNonces;
 
 type Nonce = frost_core::round1::Nonce<frost_ed25519::Ed25519Sha512>;
 use serde_json::Value;
-use threshold::{Aggregator, Commitment, GroupKey, PublicGroup, SignatureShare};
+use threshold::{Aggregator, GroupKey, PublicGroup, SignatureShare, SigningCommitment};
 
 const VECTOR: &str = include_str!("../testdata/rfc9591-ed25519.json");
 
@@ -228,7 +228,7 @@ fn rfc9591_e1_signature_shares_and_aggregate() {
         } else {
             3
         };
-        agg.add_commitment(id, Commitment::from(*c)).unwrap();
+        agg.add_commitment(id, SigningCommitment::from(*c)).unwrap();
     }
     assert_eq!(agg.signing_package().unwrap().as_frost(), &package);
     for (&id, s) in &sig_shares {

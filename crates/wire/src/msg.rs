@@ -198,7 +198,7 @@ pub enum NodeReply {
     },
     /// Ready for the session (routes registered).
     Accepted,
-    /// A FROST signing commitment (postcard of `threshold::sign::Commitment`).
+    /// A FROST signing commitment (postcard of `threshold::SigningCommitment`).
     Commitment(Vec<u8>),
     /// The session's notarization as this node built it, and its signing commitment.
     Notarized {
@@ -206,7 +206,7 @@ pub enum NodeReply {
         notarization: Vec<u8>,
         /// The commitment leaves.
         leaves: Vec<Commitment>,
-        /// The FROST commitment (postcard of `threshold::sign::Commitment`).
+        /// The FROST commitment (postcard of `threshold::SigningCommitment`).
         commitment: Vec<u8>,
     },
     /// A FROST signature share (postcard of `threshold::sign::SignatureShare`).

@@ -17,8 +17,8 @@ use disclosure::expr::parse_predicate;
 use disclosure::local::fetch_disclosing;
 use disclosure::path::Path;
 use mpc_tls::local::LocalConfig;
-use mpc_tls::provider::{http_request, pki, serve_responses};
-use mpc_tls::verify::Roots;
+use mpc_tls::server_auth::Roots;
+use tessera_provider::{http_request, pki, serve_responses};
 
 #[derive(Parser)]
 #[command(about = "Benchmark the disclosure of a JSON value at the end of a body")]
@@ -80,7 +80,7 @@ fn body(size: usize, path: &Path) -> anyhow::Result<String> {
 
 fn response(body: &str, chunked: Option<usize>) -> Vec<u8> {
     match chunked {
-        None => mpc_tls::provider::json_response(body),
+        None => tessera_provider::json_response(body),
         Some(n) => {
             let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
             for c in body.as_bytes().chunks(n.max(1)) {

@@ -1,5 +1,5 @@
 //! The `tessera` subcommands that talk to (or start) a notary network: `prove --coordinator`,
-//! `group`, `demo` and `demo-provider`. Part of the binary only.
+//! `group`, `demo` and `demo-provider`.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -240,11 +240,11 @@ pub fn demo_provider(args: DemoProviderArgs) -> anyhow::Result<ExitCode> {
         .listen
         .parse()
         .with_context(|| format!("--listen {}", args.listen))?;
-    let running = mpc_tls::provider::serve_forever(
+    let running = tessera_provider::serve_forever(
         cert.to_vec(),
         key.secret_pkcs8_der().to_vec(),
         bind,
-        mpc_tls::provider::json_response(DEMO_BODY),
+        tessera_provider::json_response(DEMO_BODY),
         Duration::ZERO,
     )?;
     eprintln!(
@@ -287,8 +287,13 @@ fn node_config(
 
 /// `tessera demo`.
 pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let dir = args
+        .dir
+        .unwrap_or_else(|| std::env::temp_dir().join("tessera-demo"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Printed paths are absolute, so the `verify` line below works from any directory.
+    let dir =
+        std::fs::canonicalize(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
     eprintln!("WARNING: the demo network runs in SIMULATED TEEs: no hardware security");
     let work = tempfile::tempdir()?;
     let rt = runtime()?;
@@ -296,14 +301,14 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let url = "https://provider.demo/api/me";
     let out = rt.block_on(async {
         let progress = Progress::new(10);
-        let pki = mpc_tls::provider::pki(&["provider.demo"])?;
+        let pki = tessera_provider::pki(&["provider.demo"])?;
         let ca = work.path().join("provider-ca.pem");
         std::fs::write(&ca, &pki.ca_pem)?;
-        let provider = mpc_tls::provider::serve_forever(
+        let provider = tessera_provider::serve_forever(
             pki.leaf_der.clone(),
             pki.leaf_key_der.clone(),
             SocketAddr::from(([127, 0, 0, 1], 0)),
-            mpc_tls::provider::json_response(DEMO_BODY),
+            tessera_provider::json_response(DEMO_BODY),
             Duration::ZERO,
         )?;
         progress.step(format!("demo JSON provider on {} (own CA)", provider.addr));
@@ -341,7 +346,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        let gpath = args.dir.join("group.json");
+        let gpath = dir.join("group.json");
         group.write(&gpath)?;
         progress.step(format!(
             "group {} formed (epoch {})",
@@ -379,7 +384,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             &n.plan,
             &revealed_targets(&sel),
         )?;
-        let ppath = args.dir.join("proof.json");
+        let ppath = dir.join("proof.json");
         std::fs::write(&ppath, p.to_json()? + "\n")?;
         for node in nodes {
             node.shutdown().await?;
@@ -401,8 +406,13 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         took.as_secs_f64()
     );
     println!("  files:    {} and {}", ppath.display(), gpath.display());
+    // The binary that is running, so the line can be pasted as it is (cargo run does not
+    // put `tessera` on the PATH).
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "tessera".into());
     println!(
-        "  check it: tessera verify {} --trust {}",
+        "  check it: {exe} verify {} --trust {}",
         ppath.display(),
         gpath.display()
     );

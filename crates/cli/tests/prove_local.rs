@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use mpc_tls::provider::{json_response, pki, serve_responses};
 use serde_json::Value;
+use tessera_provider::{json_response, pki, serve_responses};
 
 const NAME: &str = "provider.test";
 

@@ -5,7 +5,7 @@
 //! signed TCB info and QE identity, QE report, the quote's signature, TCB level matching).
 //! This module chooses the root (Intel's, an injected one, or — only when allowed — the
 //! simulated TEE's), checks the collateral's validity window itself so that expiry has its
-//! own error, and turns the result into a [`Verified`] report with the measurements named.
+//! own error, and turns the result into a [`VerifiedQuote`] report with the measurements named.
 //! Whether the report is *acceptable* is [`crate::policy::Policy`]'s decision.
 
 use dcap_qvl::quote::{Quote, Report};
@@ -101,7 +101,7 @@ pub enum Measurements {
 
 /// A quote that passed DCAP verification, with what it says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Verified {
+pub struct VerifiedQuote {
     /// SGX or TDX.
     pub tee: TeeKind,
     /// Quote format version (3, 4 or 5).
@@ -125,7 +125,7 @@ pub struct Verified {
     pub collateral_expires: u64,
 }
 
-impl Verified {
+impl VerifiedQuote {
     /// The measurement group records name a member by: MRENCLAVE (SGX) or MRTD (TDX), hex.
     pub fn measurement(&self) -> String {
         match &self.measurements {
@@ -270,7 +270,7 @@ impl Verifier {
         quote: &[u8],
         collateral: &QuoteCollateralV3,
         now: u64,
-    ) -> Result<Verified, VerifyError> {
+    ) -> Result<VerifiedQuote, VerifyError> {
         let parsed = Quote::parse(quote).map_err(|e| VerifyError::Malformed(format!("{e:#}")))?;
         let simulated = chain_is_simulated(&parsed)?;
         let qvl = match (simulated, &self.simulated_root, &self.root) {
@@ -331,7 +331,7 @@ impl Verifier {
                 )
             }
         };
-        Ok(Verified {
+        Ok(VerifiedQuote {
             tee,
             quote_version: claims.header.version,
             status: claims.tcb.status.to_string(),

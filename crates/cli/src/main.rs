@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use attestation::quote::collateral_from_json;
 use attestation::sim::SimPki;
-use attestation::verify::collateral_from_json;
 use attestation::{Expectation, Policy, Verifier};
 use clap::{Args, Parser, Subcommand};
 use tessera_client::audit::{audit_node, audit_quote, AuditReport};
@@ -133,9 +133,10 @@ struct GroupArgs {
 
 #[derive(Args)]
 struct DemoArgs {
-    /// Where to write the demo's proof and group.json.
-    #[arg(long, default_value = "tessera-demo")]
-    dir: PathBuf,
+    /// Where to write the demo's proof and group.json [default: tessera-demo in the
+    /// system's temporary directory].
+    #[arg(long)]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -193,13 +194,13 @@ fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
     let roots = match &args.ca {
         Some(p) => {
             let pem = String::from_utf8(read(p, "CA file")?).context("CA file is not PEM text")?;
-            mpc_tls::verify::Roots::from_pem(&pem)
+            mpc_tls::server_auth::Roots::from_pem(&pem)
                 .with_context(|| format!("CA file {}", p.display()))?
         }
-        None => mpc_tls::verify::Roots::default(),
+        None => mpc_tls::server_auth::Roots::default(),
     };
     let r = match (&args.coordinator, &args.state) {
-        (Some(c), _) => tessera_client_cli::prove_network(&args, c, &target, &request, sel),
+        (Some(c), _) => net::prove_network(&args, c, &target, &request, sel),
         (None, Some(state)) => prove_run(&args, state, &target, &request, sel, roots),
         (None, None) => anyhow::bail!("give --coordinator ADDR or --local --state DIR"),
     };
@@ -218,7 +219,7 @@ fn prove_run(
     target: &tessera_client::prove::Target,
     request: &[u8],
     sel: disclosure::client::Selection,
-    roots: mpc_tls::verify::Roots,
+    roots: mpc_tls::server_auth::Roots,
 ) -> anyhow::Result<()> {
     use tessera_client::prove::{presentation, revealed_targets};
     let t = now();
@@ -405,9 +406,9 @@ fn emit(report: &AuditReport, json: bool) -> anyhow::Result<ExitCode> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Prove(args) => prove(*args),
-        Command::Group(args) => tessera_client_cli::group(args),
-        Command::Demo(args) => tessera_client_cli::demo(args),
-        Command::DemoProvider(args) => tessera_client_cli::demo_provider(args),
+        Command::Group(args) => net::group(args),
+        Command::Demo(args) => net::demo(args),
+        Command::DemoProvider(args) => net::demo_provider(args),
         Command::Verify(args) => verify_cmd(args),
         Command::Audit(Audit::Quote(args)) => {
             let quote = read(&args.quote, "quote")?;
@@ -439,8 +440,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-#[path = "../cli_net.rs"]
-mod tessera_client_cli;
+mod net;
 
 fn main() -> ExitCode {
     notary::daemon::init_logging("warn");

@@ -1,7 +1,7 @@
 //! `tls-bench`: whole MPC-TLS sessions (three nodes, a client, a real TCP connection)
 //! against a local rustls provider; prints one JSON object with the medians.
 //!
-//! `cargo run --release -p mpc-tls --bin tls-bench -- --request 1024 --response 4096 --runs 5`
+//! `cargo run --release -p tessera-bench --bin tls-bench -- --request 1024 --response 4096 --runs 5`
 //!
 //! By default the nodes run in this process over in-memory transports. With
 //! `--node-processes` each node is a child process (this binary again) that talks to the
@@ -20,10 +20,10 @@ use mpc_tls::client::{run_client, ClientOutput};
 use mpc_tls::local::{fetch, LocalConfig};
 use mpc_tls::net::tcp;
 use mpc_tls::node::{run_node, NodeConfig};
-use mpc_tls::provider::{http_request, http_response, pki, rustls_server, Behaviour};
-use mpc_tls::verify::Roots;
+use mpc_tls::server_auth::Roots;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
+use tessera_provider::{http_request, http_response, pki, rustls_server, Behaviour};
 use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Parser)]
