@@ -443,7 +443,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 mod net;
 
 fn main() -> ExitCode {
-    notary::daemon::init_logging("warn");
+    daemon::program::init_logging("warn");
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -252,7 +252,7 @@ pub fn demo_provider(args: DemoProviderArgs) -> anyhow::Result<ExitCode> {
         running.addr
     );
     // As PID 1 in a container, SIGTERM does nothing unless handled.
-    runtime()?.block_on(notary::daemon::shutdown_signal());
+    runtime()?.block_on(daemon::program::shutdown_signal());
     drop(running);
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use notary::daemon::ConfigError;
+pub use daemon::program::ConfigError;
 
 /// Deliberate misbehaviour, for the tests that show a dishonest coordinator causes aborts
 /// rather than false notarizations. Never set in a deployment; the coordinator logs an error
@@ -70,8 +70,8 @@ fn default_timeout() -> u32 {
 impl Config {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let mut c: Config = notary::daemon::read_toml(path)?;
-        notary::daemon::resolve_relative(
+        let mut c: Config = daemon::program::read_toml(path)?;
+        daemon::program::resolve_relative(
             path,
             std::iter::once(&mut c.state_dir).chain(c.policy.as_mut()),
         );

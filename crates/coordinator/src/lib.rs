@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use attestation::{Expectation, Policy, RaTlsVerifier, SimPki, Verifier};
+use daemon::group::member_record;
 use notarization::group::{GroupFile, LogEntry, MemberRecord, SignedEntry};
-use notary::state::member_record;
 use rand::RngCore;
 use threshold::default_threshold;
 use threshold::sign::Aggregator;
@@ -714,7 +714,7 @@ async fn sign_entry(
             m.measurement = "00".repeat(32);
         }
     }
-    let public = notary::state::public_group(&entry.group)?;
+    let public = daemon::group::public_group(&entry.group)?;
     let msg = entry.message();
     let mut agg = Aggregator::new(&public, &msg);
     let cmd = Command::SignLog {
@@ -849,7 +849,7 @@ async fn join(c: &Coordinator, n: u16, addr: &str, cert: &[u8]) -> Result<u64, S
     if group_key != group.group_key {
         return Err("the newcomer reports another group key".into());
     }
-    let expected = notary::state::public_group(&group)?
+    let expected = daemon::group::public_group(&group)?
         .expected_verifying_share(n)
         .map_err(|e| e.to_string())?;
     let attested = c
@@ -1131,7 +1131,7 @@ async fn run_session(
             ),
         ));
     }
-    let public = notary::state::public_group(group).map_err(fail("group"))?;
+    let public = daemon::group::public_group(group).map_err(fail("group"))?;
     let mut msg = notarization.clone();
     if c.tamper() == Some(Tamper::Message) {
         if let Some(b) = msg.last_mut() {
@@ -1202,6 +1202,6 @@ pub mod cli {
     /// Logs to stderr (`RUST_LOG`, default `info`), loads `config`, runs until SIGINT or
     /// SIGTERM. Exit 0 after shutdown, 1 on a fatal error, 2 for a bad configuration.
     pub fn main(config: PathBuf) -> ExitCode {
-        notary::daemon::main("coordinator", || Config::load(&config), crate::serve)
+        daemon::program::main("coordinator", || Config::load(&config), crate::serve)
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use attestation::TeeKind;
 use serde::Deserialize;
 
-pub use notary::daemon::ConfigError;
+pub use daemon::program::ConfigError;
 
 /// Where the node's quotes come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -92,8 +92,8 @@ fn default_drain() -> u64 {
 impl Config {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let mut c: Config = notary::daemon::read_toml(path)?;
-        notary::daemon::resolve_relative(
+        let mut c: Config = daemon::program::read_toml(path)?;
+        daemon::program::resolve_relative(
             path,
             std::iter::once(&mut c.state_dir)
                 .chain(c.policy.as_mut())

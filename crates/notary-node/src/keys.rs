@@ -1,8 +1,9 @@
 //! Key management at a node, over RA-TLS streams to the other nodes (the coordinator only
 //! says who takes part and collects public results):
 //!
-//! - [`genesis`]: FROST DKG for the group key and a joint UID-key sharing (each node deals a
-//!   random sharing; each sums what it got), among the first members. The threshold must be
+//! - [`genesis`]: drives [`notary::genesis::Genesis`] (FROST DKG for the group key and a
+//!   joint UID-key sharing: each node deals a random sharing; each sums what it got) over
+//!   RA-TLS streams among the first members. The threshold must be
 //!   [`threshold::default_threshold`] of the member count; a coordinator asking for another
 //!   is refused.
 //! - [`repair`]: a joining node gets a FROST share (repairable threshold signing, with
@@ -16,13 +17,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use notarization::group::{GroupFile, LogEntry, MemberRecord, SignedEntry};
+use notary::genesis::{Genesis, GenesisMsg, GenesisOutput};
 use notary::state::{member_record, NodeState};
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
-use threshold::{default_threshold, Dkg, PublicGroup, RepairHelper, RepairNewcomer};
-use uid_prf::shamir::{
-    keygen_combine, keygen_deal, repair_combine, repair_masks, repair_part, Share,
-};
+use threshold::{PublicGroup, RepairHelper, RepairNewcomer};
+use uid_prf::shamir::{repair_combine, repair_masks, repair_part, Share};
 use wire::frame::{self, SMALL};
 use wire::msg::{FollowUp, NodeReply, Seat, StreamHello};
 use zeroize::Zeroize;
@@ -135,84 +135,34 @@ pub async fn genesis(
             ));
         }
     }
-    let mut ids: Vec<u16> = members.iter().map(|s| s.node_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.len() != members.len() || !ids.contains(&me) || ids.len() < 3 {
-        return Err(proto(
-            "genesis needs at least 3 distinct members including this node",
-        ));
-    }
-    let n = u16::try_from(ids.len()).map_err(proto)?;
-    if t != default_threshold(n) {
-        return Err(proto(format!(
-            "threshold {t} refused: {n} members need threshold {}",
-            default_threshold(n)
-        )));
-    }
+    let ids: Vec<u16> = members.iter().map(|s| s.node_id).collect();
+    // The same machine the local committee runs; it checks the member set and threshold.
+    let (mut machine, first) = Genesis::new(me, &ids, t, &mut OsRng).map_err(proto)?;
     let others: Vec<Seat> = members
         .iter()
         .filter(|s| s.node_id != me)
         .cloned()
         .collect();
     let mut pairs = pair_mesh(ctx, &others, StreamHello::Genesis, Route::Genesis).await?;
-    let (mut dkg, r1) = Dkg::new(me, &ids, t, &mut OsRng).map_err(proto)?;
-    let dealt = keygen_deal(&ids, usize::from(t), &mut OsRng).map_err(proto)?;
-    let mut uid_in: Vec<Share> = dealt.iter().filter(|s| s.x == me).cloned().collect();
+    send_genesis(&mut pairs, first).await?;
+    // Round 1: each peer's round-1 package and its UID share for this node, in that order.
+    let mut round2 = Vec::new();
     for (id, p) in pairs.iter_mut() {
-        send_key(p, KeyMsg::Round1(enc(&r1)?)).await?;
-        let share = dealt
-            .iter()
-            .find(|s| s.x == *id)
-            .ok_or_else(|| proto("no share dealt for a member"))?;
-        send_key(p, KeyMsg::Uid(enc(share)?)).await?;
-    }
-    drop(dealt);
-    let mut r2_out = None;
-    for (id, p) in pairs.iter_mut() {
-        let KeyMsg::Round1(b) = recv_key(p, *id).await? else {
-            return Err(proto(format!(
-                "node {id} sent the wrong message (round 1 expected)"
-            )));
-        };
-        if let Some(out) = dkg
-            .on_round1(*id, dec(&b, "round-1 package", *id)?)
-            .map_err(proto)?
-        {
-            r2_out = Some(out);
-        }
-        let KeyMsg::Uid(mut b) = recv_key(p, *id).await? else {
-            return Err(proto(format!(
-                "node {id} sent the wrong message (UID share expected)"
-            )));
-        };
-        let s: Share = dec(&b, "UID share", *id)?;
-        b.zeroize();
-        uid_in.push(s);
-    }
-    let r2_out = r2_out.ok_or_else(|| proto("DKG round 1 did not complete"))?;
-    for (to, pkg) in r2_out {
-        let p = pairs
-            .get_mut(&to)
-            .ok_or_else(|| proto(format!("DKG addressed unknown node {to}")))?;
-        send_key(p, KeyMsg::Round2(enc(&pkg)?)).await?;
-    }
-    let mut done = None;
-    for (id, p) in pairs.iter_mut() {
-        let KeyMsg::Round2(mut b) = recv_key(p, *id).await? else {
-            return Err(proto(format!(
-                "node {id} sent the wrong message (round 2 expected)"
-            )));
-        };
-        let pkg = dec(&b, "round-2 package", *id)?;
-        b.zeroize();
-        if let Some(o) = dkg.on_round2(*id, pkg).map_err(proto)? {
-            done = Some(o);
+        for _ in 0..2 {
+            let m = genesis_msg(recv_key(p, *id).await?, *id)?;
+            round2.extend(machine.handle(*id, m).map_err(proto)?);
         }
     }
-    let (key, public) = done.ok_or_else(|| proto("DKG round 2 did not complete"))?;
-    let uid = keygen_combine(me, &uid_in).map_err(proto)?;
-    drop(uid_in);
+    send_genesis(&mut pairs, round2).await?;
+    for (id, p) in pairs.iter_mut() {
+        let m = genesis_msg(recv_key(p, *id).await?, *id)?;
+        machine.handle(*id, m).map_err(proto)?;
+    }
+    if !machine.is_done() {
+        return Err(proto("genesis ended with messages missing"));
+    }
+    let GenesisOutput { state, public } = machine.finish().map_err(proto)?;
+    let key = &state.key;
     let mut records = BTreeMap::new();
     for (id, p) in &pairs {
         let vs = public
@@ -225,7 +175,7 @@ pub async fn genesis(
     records.insert(me, mine.clone());
     frame::send(reply, &keyed(&public, mine)).await?;
     ctx.store.lock().await.pending = Some(Pending {
-        state: std::sync::Arc::new(NodeState { id: me, key, uid }),
+        state: std::sync::Arc::new(state),
         public,
         records,
     });
@@ -234,6 +184,47 @@ pub async fn genesis(
         "genesis keys generated; awaiting the signed log entry"
     );
     Ok(())
+}
+
+/// Sends genesis messages to the peers they are for (payloads wiped after sending).
+async fn send_genesis(
+    pairs: &mut BTreeMap<u16, PeerStream>,
+    out: Vec<(u16, GenesisMsg)>,
+) -> Result<(), DaemonError> {
+    for (to, m) in out {
+        let p = pairs
+            .get_mut(&to)
+            .ok_or_else(|| proto(format!("genesis addressed unknown node {to}")))?;
+        let m = match m {
+            GenesisMsg::Round1(pkg) => KeyMsg::Round1(enc(&pkg)?),
+            GenesisMsg::Uid(share) => KeyMsg::Uid(enc(&share)?),
+            GenesisMsg::Round2(pkg) => KeyMsg::Round2(enc(&pkg)?),
+        };
+        send_key(p, m).await?;
+    }
+    Ok(())
+}
+
+/// Decodes a genesis message from node `from` (secret payloads wiped after decoding).
+fn genesis_msg(m: KeyMsg, from: u16) -> Result<GenesisMsg, DaemonError> {
+    Ok(match m {
+        KeyMsg::Round1(b) => GenesisMsg::Round1(dec(&b, "round-1 package", from)?),
+        KeyMsg::Uid(mut b) => {
+            let s = dec(&b, "UID share", from);
+            b.zeroize();
+            GenesisMsg::Uid(s?)
+        }
+        KeyMsg::Round2(mut b) => {
+            let p = dec(&b, "round-2 package", from);
+            b.zeroize();
+            GenesisMsg::Round2(p?)
+        }
+        _ => {
+            return Err(proto(format!(
+                "node {from} sent a message that is not part of genesis"
+            )))
+        }
+    })
 }
 
 /// Repair at this node, as a helper or as the newcomer.

@@ -579,6 +579,6 @@ pub mod cli {
     /// Logs to stderr (`RUST_LOG`, default `info`), loads `config`, and runs the node until
     /// SIGINT/SIGTERM. Exit 0 after a clean drain, 1 on a fatal error, 2 for a bad config.
     pub fn main(config: PathBuf) -> ExitCode {
-        notary::daemon::main("notary-node", || Config::load(&config), crate::serve)
+        daemon::program::main("notary-node", || Config::load(&config), crate::serve)
     }
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use daemon::group::member_record;
 use disclosure::node::{disclose, DiscloseConfig, UidKey};
 use mpc::spec::PartyId;
 use mpc::transport::StreamTransport;
@@ -16,7 +17,6 @@ use mpc_tls::net::Link;
 use mpc_tls::node::{run_node_committed, Faults, NodeConfig};
 use notarization::CommitteeMember;
 use notary::notarize::{build_notarization, commit, leaves, sign_own};
-use notary::state::member_record;
 use rand::rngs::OsRng;
 use rand::SeedableRng;
 use wire::frame::{self, SMALL};

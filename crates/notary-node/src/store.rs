@@ -161,7 +161,7 @@ impl Store {
 
 /// The threshold crate's view of a group record.
 pub fn public_group(g: &GroupFile) -> Result<PublicGroup, DaemonError> {
-    notary::state::public_group(g).map_err(|why| DaemonError::State(format!("group record: {why}")))
+    daemon::group::public_group(g).map_err(|why| DaemonError::State(format!("group record: {why}")))
 }
 
 #[cfg(test)]

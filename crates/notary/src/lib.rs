@@ -5,7 +5,7 @@
 //! holds hashes, commitments, predicate bits and a nullifier.
 #![forbid(unsafe_code)]
 
-pub mod daemon;
+pub mod genesis;
 pub mod local;
 pub mod notarize;
 pub mod state;

@@ -21,8 +21,7 @@ use notarization::{Commitment, CommitteeMember, Notarization};
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha512};
 use threshold::sign::Aggregator;
-use threshold::{default_threshold, Dkg, NodeKey, PublicGroup};
-use uid_prf::shamir::{keygen_combine, keygen_deal, Share};
+use threshold::PublicGroup;
 
 use crate::notarize::{build_notarization, commit, leaves, sign_own, NotaryError};
 use crate::state::{
@@ -124,17 +123,22 @@ impl LocalCommittee {
             "creating a local notary committee with SIMULATED TEEs in {}",
             dir.display()
         );
-        let (keys, public) = frost_dkg(&NODE_IDS)?;
-        let uid = uid_keygen(&NODE_IDS, usize::from(public.threshold()))?;
+        let outs = crate::genesis::run_in_memory(&NODE_IDS, &mut OsRng)
+            .map_err(|e| CommitteeError::Keygen(e.to_string()))?;
+        let public = match outs.first() {
+            Some(o) => o.public.clone(),
+            None => return Err(CommitteeError::Keygen("no members".into())),
+        };
         let mut members = Vec::new();
         let mut nodes = Vec::new();
-        for (key, uid) in keys.into_iter().zip(uid) {
-            let id = key.id();
-            let vs = key
+        for out in outs {
+            let state = out.state;
+            let id = state.id;
+            let vs = state
+                .key
                 .verifying_share()
                 .map_err(|e| CommitteeError::Keygen(e.to_string()))?;
             members.push(attest_simulated(id, &vs, now)?);
-            let state = NodeState { id, key, uid };
             let sealer = simulated_sealer(dir, id)?;
             state.save(&keys_path(dir, id), &sealer)?;
             nodes.push(state);
@@ -248,70 +252,6 @@ impl LocalCommittee {
     fn public_group(&self) -> Result<PublicGroup, CommitteeError> {
         crate::state::public_group(&self.group).map_err(CommitteeError::Keygen)
     }
-}
-
-/// Runs the FROST DKG among `ids` in memory, delivering every message.
-fn frost_dkg(ids: &[u16]) -> Result<(Vec<NodeKey>, PublicGroup), CommitteeError> {
-    let e = |e: threshold::DkgError| CommitteeError::Keygen(e.to_string());
-    let t = default_threshold(ids.len() as u16);
-    let mut machines = Vec::new();
-    let mut r1 = Vec::new();
-    for &id in ids {
-        let (m, p) = Dkg::new(id, ids, t, &mut OsRng).map_err(e)?;
-        machines.push(m);
-        r1.push((id, p));
-    }
-    let mut r2 = Vec::new();
-    for m in machines.iter_mut() {
-        for (from, p) in &r1 {
-            if *from != m.me() {
-                if let Some(out) = m.on_round1(*from, p.clone()).map_err(e)? {
-                    r2.extend(out.into_iter().map(|(to, p)| (m.me(), to, p)));
-                }
-            }
-        }
-    }
-    let mut keys = Vec::new();
-    let mut public = None;
-    for m in machines.iter_mut() {
-        let me = m.me();
-        let mut done = m.take_output();
-        for (from, to, p) in &r2 {
-            if *to == me {
-                if let Some(o) = m.on_round2(*from, p.clone()).map_err(e)? {
-                    done = Some(o);
-                }
-            }
-        }
-        let (k, p) =
-            done.ok_or_else(|| CommitteeError::Keygen(format!("node {me} did not finish")))?;
-        keys.push(k);
-        if public.as_ref().is_some_and(|q| q != &p) {
-            return Err(CommitteeError::Keygen(
-                "nodes computed different group keys".into(),
-            ));
-        }
-        public = Some(p);
-    }
-    let public = public.ok_or_else(|| CommitteeError::Keygen("no members".into()))?;
-    Ok((keys, public))
-}
-
-/// UID key generation: each node deals a random sharing to all; each sums what it received.
-fn uid_keygen(ids: &[u16], t: usize) -> Result<Vec<Share>, CommitteeError> {
-    let e = |e: uid_prf::shamir::ShamirError| CommitteeError::Keygen(e.to_string());
-    let dealt: Vec<Vec<Share>> = ids
-        .iter()
-        .map(|_| keygen_deal(ids, t, &mut OsRng))
-        .collect::<Result<_, _>>()
-        .map_err(e)?;
-    ids.iter()
-        .enumerate()
-        .map(|(i, &x)| {
-            let mine: Vec<Share> = dealt.iter().map(|d| d[i].clone()).collect();
-            keygen_combine(x, &mine).map_err(e)
-        })
-        .collect()
 }
 
 /// A simulated quote for node `id` bound to its verifying share, verified with the same
