@@ -545,9 +545,10 @@ fn five_nodes_join_by_signed_epochs_work_with_two_down_and_a_wrong_measurement_i
         match next {
             ClientReply::Failed { reason } => {
                 assert!(
-                    reason.contains("the client did not connect in time"),
+                    reason.detail.contains("the client did not connect in time"),
                     "{reason}"
-                )
+                );
+                assert_eq!(reason.code, wire::msg::FailureCode::Client, "{reason}");
             }
             other => panic!("{other:?}"),
         }

@@ -207,7 +207,7 @@ fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
     match r {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("tessera: proof failed: {e:#}");
+            eprintln!("tessera: proof failed: {}", render(&e));
             Ok(ExitCode::from(1))
         }
     }
@@ -296,7 +296,10 @@ fn verify_cmd(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(e) = &report.error {
         eprintln!("tessera: {e}");
-        return Ok(ExitCode::from(1));
+        // One rule for unreadable input (a file that is not a presentation of this format,
+        // like a malformed trust file): 2. A presentation that does not verify: 1.
+        let readable = notarization::Presentation::from_json(&text).is_ok();
+        return Ok(ExitCode::from(if readable { 1 } else { 2 }));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -442,14 +445,62 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 mod net;
 
+/// An error and its causes on one line, each cause once: a cause whose text the line
+/// already carries (a wrapper that prints its source and also reports it as its source) is
+/// not repeated.
+fn render(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 fn main() -> ExitCode {
     daemon::program::init_logging("warn");
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tessera: {e:#}");
+            eprintln!("tessera: {}", render(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("invalid disclosure request: {0}")]
+    struct Inner(&'static str);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the disclosure failed: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[test]
+    fn a_cause_already_in_the_line_is_not_repeated() {
+        let e = anyhow::Error::new(Outer(Inner("no such path")));
+        assert_eq!(
+            format!("{e:#}")
+                .matches("invalid disclosure request")
+                .count(),
+            2
+        );
+        assert_eq!(
+            render(&e),
+            "the disclosure failed: invalid disclosure request: no such path"
+        );
+        let e = anyhow::Error::new(Inner("x")).context("proving");
+        assert_eq!(render(&e), "proving: invalid disclosure request: x");
     }
 }

@@ -34,7 +34,7 @@ pub enum NetError {
     },
     /// The coordinator reported a failure.
     #[error("the notary network failed the session: {0}")]
-    Failed(String),
+    Failed(wire::msg::Failure),
     /// A node failed its attestation or is not the member it claims to be.
     #[error("node {node}: {why}")]
     Node {
@@ -186,6 +186,11 @@ pub async fn fetch_group(
     }
 }
 
+/// The first 16 hex digits of a key, for messages.
+fn short(key: &str) -> &str {
+    key.get(..16).unwrap_or(key)
+}
+
 /// Proves a response through the network. `progress` is told each step.
 pub async fn prove_network(
     opts: &NetworkOptions,
@@ -211,8 +216,21 @@ pub async fn prove_network(
         ClientReply::Committee {
             session,
             epoch,
+            group_key,
             seats,
-        } => (session, epoch, seats),
+        } => {
+            // Another group's trust file is refused here, before any node works; the
+            // signature check at the end is what binds the result to the trusted group.
+            if !group_key.eq_ignore_ascii_case(&opts.group.group_key) {
+                return Err(NetError::Refused(format!(
+                    "the coordinator's notary group (key {}) is not the trusted group (key {}): \
+                     use that network's group.json",
+                    short(&group_key),
+                    short(&opts.group.group_key)
+                )));
+            }
+            (session, epoch, seats)
+        }
         ClientReply::Failed { reason } => return Err(NetError::Failed(reason)),
         _ => return Err(NetError::Protocol("expected the committee".into())),
     };

@@ -29,8 +29,8 @@ use threshold::sign::Aggregator;
 use tokio::sync::{watch, Mutex};
 use wire::frame::{self, LARGE, SMALL};
 use wire::msg::{
-    Admission, ClientReply, ClientRequest, Command, FollowUp, NodeHello, NodeNotice, NodeReply,
-    NodeStatus, Seat, SessionId, PROTOCOL,
+    Admission, ClientReply, ClientRequest, Command, Failure, FailureCode, FollowUp, NodeHello,
+    NodeNotice, NodeReply, NodeStatus, Seat, SessionId, PROTOCOL,
 };
 
 pub use config::{Config, Tamper};
@@ -105,11 +105,17 @@ fn log_path(cfg: &Config) -> PathBuf {
     cfg.state_dir.join("log.json")
 }
 
-/// A failure to report, with the label its metric counts.
-struct Fail(&'static str, String);
+/// A failure to report: its code (which the metric counts by label) and its detail.
+struct Fail(FailureCode, String);
 
-fn fail(label: &'static str) -> impl Fn(String) -> Fail {
-    move |s| Fail(label, s)
+fn fail(code: FailureCode) -> impl Fn(String) -> Fail {
+    move |s| Fail(code, s)
+}
+
+impl From<Failure> for Fail {
+    fn from(f: Failure) -> Self {
+        Fail(f.code, f.detail)
+    }
 }
 
 impl Coordinator {
@@ -582,10 +588,22 @@ async fn reply(
     id: u16,
     within: Duration,
 ) -> Result<NodeReply, String> {
+    typed_reply(recv, id, within).await.map_err(|f| f.detail)
+}
+
+/// A node's reply; a failure keeps the node's code (a client's mistake stays the client's).
+async fn typed_reply(
+    recv: &mut quinn::RecvStream,
+    id: u16,
+    within: Duration,
+) -> Result<NodeReply, Failure> {
     match tokio::time::timeout(within, frame::recv(recv, LARGE)).await {
-        Err(_) => Err(format!("node {id} did not answer in time")),
-        Ok(Err(e)) => Err(format!("node {id}: {e}")),
-        Ok(Ok(NodeReply::Failed(why))) => Err(format!("node {id}: {why}")),
+        Err(_) => Err(Failure::new(
+            FailureCode::Timeout,
+            format!("node {id} did not answer in time"),
+        )),
+        Ok(Err(e)) => Err(Failure::new(FailureCode::Node, format!("node {id}: {e}"))),
+        Ok(Ok(NodeReply::Failed(why))) => Err(Failure::new(why.code, format!("node {id}: {why}"))),
         Ok(Ok(r)) => Ok(r),
     }
 }
@@ -945,7 +963,7 @@ async fn client_stream(
             if protocol != PROTOCOL =>
         {
             Err(Fail(
-                "refused",
+                FailureCode::Refused,
                 format!("protocol {protocol} (this coordinator speaks {PROTOCOL})"),
             ))
         }
@@ -967,9 +985,10 @@ async fn client_stream(
     };
     match r {
         Ok(()) => c.count(Ok(())),
-        Err(Fail(label, reason)) => {
-            tracing::warn!(reason = %reason, "session failed");
-            c.count(Err(label));
+        Err(Fail(code, detail)) => {
+            tracing::warn!(reason = code.label(), error = %detail, "session failed");
+            c.count(Err(code.label()));
+            let reason = Failure::new(code, detail);
             let _ = frame::send(&mut send, &ClientReply::Failed { reason }).await;
         }
     }
@@ -985,7 +1004,12 @@ async fn prove(c: &Arc<Coordinator>, client: &mut quinn::SendStream) -> Result<(
         .await
         .last()
         .map(|e| e.entry.group.clone())
-        .ok_or_else(|| Fail("unavailable", "the notary set has no group yet".into()))?;
+        .ok_or_else(|| {
+            Fail(
+                FailureCode::Unavailable,
+                "the notary set has no group yet".into(),
+            )
+        })?;
     let mut session: SessionId = [0; 16];
     rand::rngs::OsRng.fill_bytes(&mut session);
     let seats: Vec<Seat> = {
@@ -1002,7 +1026,7 @@ async fn prove(c: &Arc<Coordinator>, client: &mut quinn::SendStream) -> Result<(
             .collect();
         if healthy.len() < 3 {
             return Err(Fail(
-                "unavailable",
+                FailureCode::Unavailable,
                 format!(
                     "only {} healthy notary nodes; a session needs 3",
                     healthy.len()
@@ -1059,13 +1083,17 @@ async fn run_session(
             timeout_secs: c.cfg.session_timeout_secs,
             time,
         };
-        let (send, mut recv) = command(c, s.node_id, &cmd).await.map_err(fail("node"))?;
-        match reply(&mut recv, s.node_id, Duration::from_secs(10))
+        let (send, mut recv) = command(c, s.node_id, &cmd)
             .await
-            .map_err(fail("node"))?
-        {
+            .map_err(fail(FailureCode::Node))?;
+        match typed_reply(&mut recv, s.node_id, Duration::from_secs(10)).await? {
             NodeReply::Accepted => streams.push((s.node_id, send, recv)),
-            _ => return Err(Fail("node", format!("node {} did not accept", s.node_id))),
+            _ => {
+                return Err(Fail(
+                    FailureCode::Node,
+                    format!("node {} did not accept", s.node_id),
+                ))
+            }
         }
     }
     let mut to_client = seats.to_vec();
@@ -1079,23 +1107,24 @@ async fn run_session(
         &ClientReply::Committee {
             session,
             epoch: group.epoch,
+            group_key: group.group_key.clone(),
             seats: to_client,
         },
     )
     .await
-    .map_err(|e| Fail("client", e.to_string()))?;
+    .map_err(|e| Fail(FailureCode::Client, e.to_string()))?;
     // Every node's notarization, failing as soon as one node fails.
     let mut set = tokio::task::JoinSet::new();
     for (id, send, mut recv) in streams {
         set.spawn(async move {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let r = reply(&mut recv, id, left).await;
+            let r = typed_reply(&mut recv, id, left).await;
             (id, send, recv, r)
         });
     }
     let mut got = Vec::new();
     while let Some(j) = set.join_next().await {
-        let (id, send, recv, r) = j.map_err(|e| Fail("node", e.to_string()))?;
+        let (id, send, recv, r) = j.map_err(|e| Fail(FailureCode::Node, e.to_string()))?;
         match r {
             Ok(NodeReply::Notarized {
                 notarization,
@@ -1104,7 +1133,7 @@ async fn run_session(
             }) => got.push((id, send, recv, notarization, leaves, commitment)),
             Ok(_) => {
                 return Err(Fail(
-                    "node",
+                    FailureCode::Node,
                     format!("node {id} answered the session wrongly"),
                 ))
             }
@@ -1113,25 +1142,25 @@ async fn run_session(
                 for (_, s, _, _, _, _) in got.iter_mut() {
                     let _ = frame::send(s, &FollowUp::Abort(e.clone())).await;
                 }
-                return Err(Fail("node", e));
+                return Err(e.into());
             }
         }
     }
     got.sort_by_key(|g| g.0);
     let first = got
         .first()
-        .ok_or_else(|| Fail("node", "no notarization".into()))?;
+        .ok_or_else(|| Fail(FailureCode::Node, "no notarization".into()))?;
     let (notarization, leaves) = (first.3.clone(), first.4.clone());
     if let Some(g) = got.iter().find(|g| g.3 != notarization || g.4 != leaves) {
         return Err(Fail(
-            "disagreement",
+            FailureCode::Disagreement,
             format!(
                 "node {}'s notarization differs from node {}'s",
                 g.0, first.0
             ),
         ));
     }
-    let public = daemon::group::public_group(group).map_err(fail("group"))?;
+    let public = daemon::group::public_group(group).map_err(fail(FailureCode::Coordinator))?;
     let mut msg = notarization.clone();
     if c.tamper() == Some(Tamper::Message) {
         if let Some(b) = msg.last_mut() {
@@ -1140,34 +1169,39 @@ async fn run_session(
     }
     let mut agg = Aggregator::new(&public, &msg);
     for (id, _, _, _, _, com) in &got {
-        let com = postcard::from_bytes(com)
-            .map_err(|_| Fail("node", format!("node {id}: malformed commitment")))?;
+        let com = postcard::from_bytes(com).map_err(|_| {
+            Fail(
+                FailureCode::Node,
+                format!("node {id}: malformed commitment"),
+            )
+        })?;
         agg.add_commitment(*id, com)
-            .map_err(|e| Fail("signing", e.to_string()))?;
+            .map_err(|e| Fail(FailureCode::Signing, e.to_string()))?;
     }
     let package = agg
         .signing_package()
-        .map_err(|e| Fail("signing", e.to_string()))?;
-    let pb = postcard::to_stdvec(&package).map_err(|e| Fail("signing", e.to_string()))?;
+        .map_err(|e| Fail(FailureCode::Signing, e.to_string()))?;
+    let pb =
+        postcard::to_stdvec(&package).map_err(|e| Fail(FailureCode::Signing, e.to_string()))?;
     for (id, send, recv, _, _, _) in got.iter_mut() {
         frame::send(send, &FollowUp::Package(pb.clone()))
             .await
-            .map_err(|e| Fail("node", format!("node {id}: {e}")))?;
+            .map_err(|e| Fail(FailureCode::Node, format!("node {id}: {e}")))?;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let NodeReply::Share(b) = reply(recv, *id, left).await.map_err(fail("signing"))? else {
+        let NodeReply::Share(b) = typed_reply(recv, *id, left).await? else {
             return Err(Fail(
-                "signing",
+                FailureCode::Signing,
                 format!("node {id} answered the package wrongly"),
             ));
         };
         let share = postcard::from_bytes(&b)
-            .map_err(|_| Fail("signing", format!("node {id}: malformed share")))?;
+            .map_err(|_| Fail(FailureCode::Signing, format!("node {id}: malformed share")))?;
         agg.add_share(*id, share)
-            .map_err(|e| Fail("signing", e.to_string()))?;
+            .map_err(|e| Fail(FailureCode::Signing, e.to_string()))?;
     }
     let mut signature = agg
         .aggregate()
-        .map_err(|e| Fail("signing", e.to_string()))?
+        .map_err(|e| Fail(FailureCode::Signing, e.to_string()))?
         .to_vec();
     let mut leaves = leaves;
     match c.tamper() {
@@ -1188,7 +1222,7 @@ async fn run_session(
         },
     )
     .await
-    .map_err(|e| Fail("client", e.to_string()))?;
+    .map_err(|e| Fail(FailureCode::Client, e.to_string()))?;
     Ok(())
 }
 

@@ -439,7 +439,7 @@ pub enum ClientDiscloseError {
         /// The node.
         node: PartyId,
         /// Its reason.
-        reason: String,
+        reason: mpc_tls::proto::Stop,
     },
     /// The session underneath.
     #[error(transparent)]

@@ -10,6 +10,7 @@ use mpc::circuit::bytes_to_bits;
 use mpc::transport::Transport;
 use mpc::{GroupOutput, Inputs};
 use mpc_tls::node::{Committed, CommittedRecord, NodeError};
+use mpc_tls::proto::{Stop, StopCode};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
@@ -85,9 +86,30 @@ pub enum DiscloseError {
     /// The committee's circuit refused.
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// The result could not be encoded.
+    #[error("cannot encode the disclosure's result")]
+    Encode,
 }
 
 impl DiscloseError {
+    /// The kind of failure, as it crosses the network: a request the response cannot
+    /// satisfy, or one the circuit refuses (a path not found, a content coding), is the
+    /// client's.
+    pub fn code(&self) -> StopCode {
+        match self {
+            DiscloseError::Session(e) => e.code(),
+            DiscloseError::Client(_) | DiscloseError::Request(_) | DiscloseError::Refused(_) => {
+                StopCode::Client
+            }
+            DiscloseError::Build(_) | DiscloseError::Encode => StopCode::Internal,
+        }
+    }
+
+    /// What this node tells the client and its peers.
+    pub fn stop(&self) -> Stop {
+        Stop::new(self.code(), self.to_string())
+    }
+
     /// Whether the failure is a peer's abort (so the peers need not be told).
     pub fn peer_stopped(&self) -> bool {
         matches!(self, DiscloseError::Session(NodeError::PeerAborted { .. }))
@@ -194,7 +216,7 @@ where
     let result = run(c, cfg, &request, &plan, &shares, rng).await?;
     let (result, timings) = result;
     let out = postcard::to_stdvec(&NodeMsg::Disclosed(result.clone()))
-        .map_err(|_| DiscloseError::Client("cannot encode the result".into()))?;
+        .map_err(|_| DiscloseError::Encode)?;
     c.send_client(out)?;
     Ok(Disclosed {
         request,
@@ -310,5 +332,28 @@ fn value(out: &[GroupOutput], g: usize) -> Result<&[bool], DiscloseError> {
     match out.get(g) {
         Some(GroupOutput::Value(v)) => Ok(v),
         _ => Err(BuildError::Layout(format!("output group {g} missing")).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client's mistake is the client's at every node: when one node stops for it, its
+    /// peers report the same code, not an MPC failure.
+    #[test]
+    fn failures_keep_their_cause() {
+        let refused = DiscloseError::Refused(Refusal::Http("the status line".into()));
+        assert_eq!(refused.code(), StopCode::Client);
+        assert_eq!(refused.stop().detail, refused.to_string());
+        let at_peer = DiscloseError::Session(NodeError::PeerAborted {
+            node: 1,
+            reason: refused.stop(),
+        });
+        assert_eq!(at_peer.code(), StopCode::Client);
+        assert!(at_peer.peer_stopped());
+        let engine = DiscloseError::Session(NodeError::Timeout("a peer node"));
+        assert_eq!(engine.code(), StopCode::Timeout);
+        assert_eq!(DiscloseError::Encode.code(), StopCode::Internal);
     }
 }

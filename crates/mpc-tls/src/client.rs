@@ -28,7 +28,7 @@ pub enum ClientError {
         /// The node.
         node: PartyId,
         /// Its reason.
-        reason: String,
+        reason: crate::proto::Stop,
     },
     /// The nodes sent different things: at least one deviated.
     #[error("the nodes disagree about {0}")]

@@ -58,8 +58,8 @@ use crate::codec::{
 use crate::handshake::{Flight, ServerError, ServerFlight};
 use crate::net::{ch, Channel, Link, LinkError};
 use crate::proto::{
-    hash_record, pack_bits, unpack_bits, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS,
-    MAX_RESPONSE_RECORDS,
+    hash_record, pack_bits, unpack_bits, Stop, StopCode, ToClient, ToNode, Transcript,
+    MAX_REQUEST_RECORDS, MAX_RESPONSE_RECORDS,
 };
 use crate::server_auth::{verify_server, CertError, Roots};
 use crate::stream::{ServerEvent, ServerStream};
@@ -123,7 +123,7 @@ pub enum NodeError {
         /// The node.
         node: PartyId,
         /// Its reason.
-        reason: String,
+        reason: Stop,
     },
     /// The client broke the protocol.
     #[error("the client broke the protocol: {0}")]
@@ -134,6 +134,30 @@ pub enum NodeError {
     /// Waited too long.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+}
+
+impl NodeError {
+    /// The kind of failure, as it crosses the network. A peer's stop keeps the peer's
+    /// code, so a client's mistake is a client failure at every node.
+    pub fn code(&self) -> StopCode {
+        match self {
+            NodeError::Link(_) | NodeError::Client(_) => StopCode::Client,
+            NodeError::Mpc(_) => StopCode::Mpc,
+            NodeError::Server(_) => StopCode::Provider,
+            NodeError::Cert(_) => StopCode::Certificate,
+            NodeError::Random | NodeError::Build(_) => StopCode::Internal,
+            NodeError::BadTag(_) | NodeError::BadFinished | NodeError::Inconsistent(_) => {
+                StopCode::Tampered
+            }
+            NodeError::PeerAborted { reason, .. } => reason.code,
+            NodeError::Timeout(_) => StopCode::Timeout,
+        }
+    }
+
+    /// What this node tells the client and its peers.
+    pub fn stop(&self) -> Stop {
+        Stop::new(self.code(), self.to_string())
+    }
 }
 
 /// Where a node's time went (wall clock, including waiting for peers).
@@ -193,7 +217,7 @@ enum Ctl {
     Reveal { random: [u8; 32], point: Vec<u8> },
     Check { hash: [u8; 32], ok: bool },
     Tags(Vec<[u8; 16]>),
-    Abort(String),
+    Abort(Stop),
 }
 
 struct Ctx<T: Transport> {
@@ -233,7 +257,7 @@ impl<T: Transport> Ctx<T> {
                 .map_err(SessionError::from)?;
             let m: Ctl = postcard::from_bytes(&b).map_err(|_| NodeError::PeerAborted {
                 node: from,
-                reason: "undecodable control message".into(),
+                reason: Stop::new(StopCode::Mpc, "undecodable control message"),
             })?;
             if let Ctl::Abort(reason) = m {
                 return Err(NodeError::PeerAborted { node: from, reason });
@@ -246,7 +270,7 @@ impl<T: Transport> Ctx<T> {
                 _ if self.early.iter().any(|(p, _)| *p == from) => {
                     return Err(NodeError::PeerAborted {
                         node: from,
-                        reason: "control messages for two steps ahead".into(),
+                        reason: Stop::new(StopCode::Mpc, "control messages for two steps ahead"),
                     });
                 }
                 _ => self.early.push((from, m)),
@@ -273,7 +297,7 @@ impl<T: Transport> Ctx<T> {
                     if !ok {
                         return Err(NodeError::PeerAborted {
                             node,
-                            reason: format!("refused {what}"),
+                            reason: Stop::new(StopCode::Tampered, format!("refused {what}")),
                         });
                     }
                 }
@@ -297,7 +321,7 @@ impl<T: Transport> Ctx<T> {
             if t.len() != sum.len() {
                 return Err(NodeError::PeerAborted {
                     node,
-                    reason: "wrong number of tag shares".into(),
+                    reason: Stop::new(StopCode::Mpc, "wrong number of tag shares"),
                 });
             }
             for (a, b) in sum.iter_mut().zip(t) {
@@ -447,7 +471,7 @@ where
         Err(e) => {
             tell_failure(
                 &mut cx,
-                &e.to_string(),
+                &e.stop(),
                 matches!(e, NodeError::PeerAborted { .. }),
             )
             .await;
@@ -458,11 +482,11 @@ where
 }
 
 /// Tells the client, and (unless a peer stopped first) the other nodes, why this node stops.
-async fn tell_failure<T: Transport>(cx: &mut Ctx<T>, reason: &str, peer_stopped: bool) {
-    tracing::warn!(node = cx.id, error = %reason, "MPC-TLS session failed");
-    let _ = cx.link.send(&ToClient::Error(reason.to_string()));
+async fn tell_failure<T: Transport>(cx: &mut Ctx<T>, reason: &Stop, peer_stopped: bool) {
+    tracing::warn!(role = cx.id, reason = reason.code.label(), error = %reason, "MPC-TLS session failed");
+    let _ = cx.link.send(&ToClient::Error(reason.clone()));
     if !peer_stopped {
-        if let Ok(b) = postcard::to_stdvec(&Ctl::Abort(reason.to_string())) {
+        if let Ok(b) = postcard::to_stdvec(&Ctl::Abort(reason.clone())) {
             for p in peers(cx.id) {
                 let _ = cx.ctl.send(p, b.clone()).await;
             }
@@ -600,7 +624,7 @@ impl<T: Transport> Committed<T> {
     /// Ends the session after a failure of what ran on it: tells the client and (unless
     /// `peer_stopped`, the failure being a peer's abort) the other nodes `reason`, then
     /// closes.
-    pub async fn fail(mut self, reason: &str, peer_stopped: bool) {
+    pub async fn fail(mut self, reason: &Stop, peer_stopped: bool) {
         tell_failure(&mut self.cx, reason, peer_stopped).await;
         close(&mut self.cx, false).await;
     }
@@ -760,7 +784,7 @@ where
         if !bool::from(commitment(node, &random, &point).ct_eq(c)) {
             return Err(NodeError::PeerAborted {
                 node,
-                reason: "opened a different commitment".into(),
+                reason: Stop::new(StopCode::Mpc, "opened a different commitment"),
             });
         }
         let p = EncodedPoint::from_bytes(&point)
@@ -768,7 +792,7 @@ where
             .and_then(|e| Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&e)))
             .ok_or(NodeError::PeerAborted {
                 node,
-                reason: "invalid ECDH share".into(),
+                reason: Stop::new(StopCode::Mpc, "invalid ECDH share"),
             })?;
         randoms[node as usize] = random;
         client_pub += ProjectivePoint::from(p);

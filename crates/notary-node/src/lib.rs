@@ -33,7 +33,9 @@ use attestation::ratls::RaTlsServerVerifier;
 use attestation::{AttestedPeer, RaTlsIdentity};
 use tokio::sync::{watch, Mutex};
 use wire::frame::{self, SMALL};
-use wire::msg::{Admission, Command, NodeHello, NodeNotice, StreamHello, PROTOCOL};
+use wire::msg::{
+    Admission, Command, Failure, FailureCode, NodeHello, NodeNotice, StreamHello, PROTOCOL,
+};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -63,6 +65,53 @@ pub enum DaemonError {
     /// A protocol step failed.
     #[error("{0}")]
     Protocol(String),
+    /// The MPC-TLS session failed (the typed error, not flattened).
+    #[error("MPC-TLS: {0}")]
+    Tls(mpc_tls::node::NodeError),
+    /// The disclosure over the committed session failed.
+    #[error("disclosure: {0}")]
+    Disclosure(disclosure::node::DiscloseError),
+    /// A session step failed, with the code the coordinator is told.
+    #[error("{error}")]
+    Session {
+        /// The failure's kind.
+        code: FailureCode,
+        /// What failed.
+        error: Box<DaemonError>,
+    },
+}
+
+impl DaemonError {
+    /// The failure's kind: the MPC-TLS and disclosure codes kept (so a client's mistake is
+    /// a client failure), this node's own failures as [`FailureCode::Node`].
+    pub fn code(&self) -> FailureCode {
+        match self {
+            DaemonError::Tls(e) => failure_code(e.code()),
+            DaemonError::Disclosure(e) => failure_code(e.code()),
+            DaemonError::Refused(_) => FailureCode::Refused,
+            DaemonError::Session { code, .. } => *code,
+            _ => FailureCode::Node,
+        }
+    }
+
+    /// What crosses the network to the coordinator.
+    pub fn failure(&self) -> Failure {
+        Failure::new(self.code(), self.to_string())
+    }
+}
+
+/// The network's code for an MPC-TLS stop.
+fn failure_code(c: mpc_tls::proto::StopCode) -> FailureCode {
+    use mpc_tls::proto::StopCode;
+    match c {
+        StopCode::Client => FailureCode::Client,
+        StopCode::Provider => FailureCode::Provider,
+        StopCode::Certificate => FailureCode::Certificate,
+        StopCode::Tampered => FailureCode::Tampered,
+        StopCode::Mpc => FailureCode::Mpc,
+        StopCode::Timeout => FailureCode::Timeout,
+        StopCode::Internal => FailureCode::Node,
+    }
 }
 
 impl From<wire::quic::QuicError> for DaemonError {
@@ -564,7 +613,7 @@ async fn command(ctx: Arc<Ctx>, mut send: quinn::SendStream, mut recv: quinn::Re
     };
     if let Err(e) = r {
         tracing::warn!(node = ctx.cfg.node_id, error = %e, "command failed");
-        let _ = frame::send(&mut send, &wire::msg::NodeReply::Failed(e.to_string())).await;
+        let _ = frame::send(&mut send, &wire::msg::NodeReply::Failed(e.failure())).await;
     }
     let _ = send.finish();
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use daemon::group::member_record;
-use disclosure::node::{disclose, DiscloseConfig, UidKey};
+use disclosure::node::{disclose, DiscloseConfig, DiscloseError, UidKey};
 use mpc::spec::PartyId;
 use mpc::transport::StreamTransport;
 use mpc_tls::net::Link;
@@ -20,7 +20,7 @@ use notary::notarize::{build_notarization, commit, leaves, sign_own};
 use rand::rngs::OsRng;
 use rand::SeedableRng;
 use wire::frame::{self, SMALL};
-use wire::msg::{FollowUp, NodeReply, Seat, SessionId, StreamHello};
+use wire::msg::{FailureCode, FollowUp, NodeReply, Seat, SessionId, StreamHello};
 
 use crate::router::Route;
 use crate::{Ctx, DaemonError};
@@ -129,7 +129,18 @@ pub async fn run(
         Err(Abort(label, e)) => {
             ctx.metrics.ended(Err(label));
             tracing::warn!(node = me, session = %hex::encode(session), reason = label, error = %e, "session aborted");
-            Err(e)
+            let code = match (&e, label) {
+                (DaemonError::Tls(_) | DaemonError::Disclosure(_), _) => e.code(),
+                (_, "client") => FailureCode::Client,
+                (_, "refused") => FailureCode::Refused,
+                (_, "signing") => FailureCode::Signing,
+                (_, "coordinator") => FailureCode::Coordinator,
+                _ => FailureCode::Node,
+            };
+            Err(DaemonError::Session {
+                code,
+                error: Box::new(e),
+            })
         }
     }
 }
@@ -238,25 +249,26 @@ async fn run_session(
                 .map_err(|_| DaemonError::Protocol("no randomness".into()))?;
             let mut c = run_node_committed(party, ncfg, transport, link, &mut rng)
                 .await
-                .map_err(|e| DaemonError::Protocol(format!("MPC-TLS: {e}")))?;
+                .map_err(DaemonError::Tls)?;
             if !c.client_will_disclose() {
-                let reason =
-                    "the client did not ask for a disclosure: there is nothing to notarize";
-                c.fail(reason, false).await;
-                return Err(DaemonError::Protocol(reason.into()));
+                let e = DiscloseError::Client(
+                    "the client did not ask for a disclosure: there is nothing to notarize".into(),
+                );
+                c.fail(&e.stop(), false).await;
+                return Err(DaemonError::Disclosure(e));
             }
             match disclose(&mut c, &dcfg, &mut rng).await {
                 Ok(d) => Ok((c.finish().await, d)),
                 Err(e) => {
-                    c.fail(&e.to_string(), e.peer_stopped()).await;
-                    Err(DaemonError::Protocol(format!("disclosure: {e}")))
+                    c.fail(&e.stop(), e.peer_stopped()).await;
+                    Err(DaemonError::Disclosure(e))
                 }
             }
         })
     })
     .await
-    .map_err(|_| Abort("mpc", proto("the session thread failed")))?
-    .map_err(at("mpc"))?;
+    .map_err(|_| Abort("node", proto("the session thread failed")))?
+    .map_err(|e| Abort(e.code().label(), e))?;
     ctx.metrics
         .bytes(report.node_bytes_sent, report.node_bytes_received);
     let mine = build_notarization(&report, &disclosed, group, &committee)
