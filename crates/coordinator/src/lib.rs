@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod membership;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use attestation::{Expectation, Policy, RaTlsVerifier, SimPki, Verifier};
 use daemon::group::member_record;
-use notarization::group::{GroupFile, LogEntry, MemberRecord, SignedEntry};
+use notarization::group::{GroupFile, LogEntry, SignedEntry};
 use rand::RngCore;
 use threshold::default_threshold;
 use threshold::sign::Aggregator;
@@ -34,6 +35,7 @@ use wire::msg::{
 };
 
 pub use config::{Config, Tamper};
+use membership::{Change, Hello, Membership};
 
 const SIMULATED_POLICY: &str = include_str!("../../../configs/measurements.simulated.toml");
 const PRODUCTION_POLICY: &str = include_str!("../../../configs/measurements.toml");
@@ -63,17 +65,6 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-struct NodeEntry {
-    conn: quinn::Connection,
-    addr: String,
-    cert: Vec<u8>,
-    record: MemberRecord,
-    /// Holds keys for the latest epoch.
-    member: bool,
-    draining: bool,
-    active: u64,
-}
-
 #[derive(Default)]
 struct Counters {
     started: u64,
@@ -86,7 +77,10 @@ pub struct Coordinator {
     cfg: Config,
     verifier: Verifier,
     policy: Policy,
-    nodes: Mutex<BTreeMap<u16, NodeEntry>>,
+    /// Who is admitted, who holds keys, who is busy: the pure state machine.
+    members: Mutex<Membership>,
+    /// The admitted nodes' connections, by id.
+    conns: Mutex<BTreeMap<u16, quinn::Connection>>,
     log: Mutex<Vec<SignedEntry>>,
     changing: Mutex<()>,
     counters: StdMutex<Counters>,
@@ -152,13 +146,15 @@ impl Coordinator {
         if let Some(t) = cfg.tamper {
             tracing::error!(?t, "this coordinator TAMPERS with messages (tests only)");
         }
+        let members = Membership::new(cfg.genesis_nodes, log.last().map(|e| e.entry.group.clone()));
         Ok(Coordinator {
             tamper: StdMutex::new(cfg.tamper),
             epoch: AtomicU64::new(log.len() as u64),
             cfg,
             verifier,
             policy,
-            nodes: Mutex::new(BTreeMap::new()),
+            members: Mutex::new(members),
+            conns: Mutex::new(BTreeMap::new()),
             log: Mutex::new(log),
             changing: Mutex::new(()),
             counters: StdMutex::new(Counters::default()),
@@ -184,20 +180,7 @@ impl Coordinator {
 
     /// The public directory.
     pub async fn statuses(&self) -> Vec<NodeStatus> {
-        let nodes = self.nodes.lock().await;
-        let epoch = self.epoch.load(Ordering::SeqCst);
-        nodes
-            .iter()
-            .map(|(id, n)| NodeStatus {
-                node_id: *id,
-                addr: n.addr.clone(),
-                healthy: n.member && !n.draining && n.conn.close_reason().is_none(),
-                epoch: if n.member { epoch } else { 0 },
-                tee: n.record.tee.clone(),
-                measurement: n.record.measurement.clone(),
-                simulated: n.record.simulated,
-            })
-            .collect()
+        self.members.lock().await.statuses()
     }
 
     async fn refresh_health(&self) {
@@ -400,22 +383,21 @@ async fn node_conn(c: Arc<Coordinator>, conn: quinn::Connection) {
             tokio::spawn(async move { membership(c2).await });
             // Notices until the connection ends.
             while let Ok(NodeNotice::Draining) = frame::recv(&mut recv, SMALL).await {
-                if let Some(n) = c.nodes.lock().await.get_mut(&id) {
-                    n.draining = true;
-                }
+                c.members.lock().await.draining(id);
                 tracing::info!(node = id, "node draining");
                 c.refresh_health().await;
             }
             conn.closed().await;
-            let mut nodes = c.nodes.lock().await;
-            let mut drained = false;
-            if nodes
-                .get(&id)
-                .is_some_and(|n| n.conn.stable_id() == conn.stable_id())
+            let drained = c.members.lock().await.closed(id, conn.stable_id() as u64) == Some(true);
             {
-                drained = nodes.remove(&id).is_some_and(|n| n.draining);
+                let mut conns = c.conns.lock().await;
+                if conns
+                    .get(&id)
+                    .is_some_and(|k| k.stable_id() == conn.stable_id())
+                {
+                    conns.remove(&id);
+                }
             }
-            drop(nodes);
             if drained {
                 tracing::info!(node = id, "node left after draining");
             } else {
@@ -449,121 +431,62 @@ async fn admit(c: &Coordinator, conn: &quinn::Connection, hello: &NodeHello) -> 
     if peer.verified.simulated && !c.cfg.allow_simulated {
         return Err("simulated TEEs are not admitted".into());
     }
-    let mut record = member_record(hello.node_id, &[0; 32], &peer.verified);
-    let log = c.log.lock().await;
-    let member = match log
-        .last()
-        .and_then(|e| e.entry.group.member(hello.node_id).cloned())
-    {
-        Some(m) => {
-            if (m.tee.as_str(), m.measurement.as_str(), m.simulated)
-                != (
-                    record.tee.as_str(),
-                    record.measurement.as_str(),
-                    record.simulated,
-                )
-            {
-                return Err(format!(
-                    "node {} attests measurement {} but the group recorded {}",
-                    hello.node_id, record.measurement, m.measurement
-                ));
-            }
-            if hello.epoch == 0 {
-                return Err(format!(
-                    "node {} is a member but holds no keys: restore its sealed state",
-                    hello.node_id
-                ));
-            }
-            record = m;
-            true
-        }
-        None => {
-            if hello.epoch != 0 {
-                return Err(format!(
-                    "node {} claims keys for epoch {} but is not in the membership log",
-                    hello.node_id, hello.epoch
-                ));
-            }
-            false
-        }
-    };
-    drop(log);
-    let mut nodes = c.nodes.lock().await;
-    if let Some(old) = nodes.get(&hello.node_id) {
-        if old.conn.close_reason().is_none() {
-            return Err(format!("node id {} is already connected", hello.node_id));
-        }
-    }
-    nodes.insert(
-        hello.node_id,
-        NodeEntry {
-            conn: conn.clone(),
+    let attested = member_record(hello.node_id, &[0; 32], &peer.verified);
+    // The connection map is locked across the admission so a racing reconnect of the same
+    // id cannot interleave.
+    let mut conns = c.conns.lock().await;
+    c.members
+        .lock()
+        .await
+        .admit(Hello {
+            node_id: hello.node_id,
+            conn: conn.stable_id() as u64,
             addr: hello.addr.clone(),
+            epoch: hello.epoch,
             cert,
-            record,
-            member,
-            draining: false,
-            active: 0,
-        },
-    );
+            attested,
+        })
+        .map_err(|e| e.to_string())?;
+    conns.insert(hello.node_id, conn.clone());
     Ok(())
 }
 
 /// Runs the genesis or pending joins, one change at a time.
 async fn membership(c: Arc<Coordinator>) {
     let _guard = c.changing.lock().await;
-    let empty = c.log.lock().await.is_empty();
-    if empty {
-        let candidates: Vec<(u16, String)> = c
-            .nodes
-            .lock()
-            .await
-            .iter()
-            .filter(|(_, n)| !n.draining && n.conn.close_reason().is_none())
-            .map(|(id, n)| (*id, n.addr.clone()))
-            .collect();
-        if candidates.len() < c.cfg.genesis_nodes {
-            tracing::info!(
-                have = candidates.len(),
-                need = c.cfg.genesis_nodes,
-                "waiting for nodes before the genesis"
-            );
-            return;
-        }
-        let members = candidates[..c.cfg.genesis_nodes].to_vec();
-        match genesis(&c, &members).await {
-            Ok(()) => tracing::info!("genesis complete: epoch 1"),
-            Err(e) => tracing::error!(error = %e, "genesis failed"),
-        }
-        c.refresh_health().await;
-        return;
-    }
     loop {
-        let newcomer = c
-            .nodes
-            .lock()
-            .await
-            .iter()
-            .find(|(_, n)| !n.member && !n.draining && n.conn.close_reason().is_none())
-            .map(|(id, n)| (*id, n.addr.clone(), n.cert.clone()));
-        let Some(n) = newcomer else { break };
-        match join(&c, n.0, &n.1, &n.2).await {
-            Ok(epoch) => tracing::info!(node = n.0, epoch, "node joined"),
-            Err(e) => {
-                tracing::error!(node = n.0, error = %e, "join failed");
+        let change = c.members.lock().await.next_change();
+        match change {
+            Change::Idle => break,
+            Change::Waiting { have, need } => {
+                tracing::info!(have, need, "waiting for nodes before the genesis");
                 break;
             }
+            Change::Genesis(members) => {
+                match genesis(&c, &members).await {
+                    Ok(()) => tracing::info!("genesis complete: epoch 1"),
+                    Err(e) => tracing::error!(error = %e, "genesis failed"),
+                }
+                break;
+            }
+            Change::Join { node, addr, cert } => match join(&c, node, &addr, &cert).await {
+                Ok(epoch) => tracing::info!(node, epoch, "node joined"),
+                Err(e) => {
+                    tracing::error!(node, error = %e, "join failed");
+                    break;
+                }
+            },
         }
     }
     c.refresh_health().await;
 }
 
 async fn conn_of(c: &Coordinator, id: u16) -> Result<quinn::Connection, String> {
-    c.nodes
+    c.conns
         .lock()
         .await
         .get(&id)
-        .map(|n| n.conn.clone())
+        .cloned()
         .ok_or_else(|| format!("node {id} is not connected"))
 }
 
@@ -663,7 +586,7 @@ async fn group_from_keyed(
     type View = (String, u16, Vec<(u16, String)>);
     let mut first: Option<View> = None;
     let mut members = Vec::new();
-    let nodes = c.nodes.lock().await;
+    let nodes = c.members.lock().await;
     for (id, r) in keyed {
         let NodeReply::Keyed {
             group_key,
@@ -684,7 +607,7 @@ async fn group_from_keyed(
             }
             Some(_) => {}
         }
-        let attested = &nodes.get(id).ok_or(format!("node {id} left"))?.record;
+        let attested = &nodes.node(*id).ok_or(format!("node {id} left"))?.record;
         if member.node_id != *id
             || (
                 member.tee.as_str(),
@@ -780,19 +703,7 @@ async fn sign_entry(
         .map_err(|e| format!("{}: {e}", path.display()))?;
     c.epoch.store(log.len() as u64, Ordering::SeqCst);
     drop(log);
-    {
-        let mut nodes = c.nodes.lock().await;
-        for m in &entry.group.members {
-            if let Some(n) = nodes.get_mut(&m.node_id) {
-                if signers.contains(&m.node_id) {
-                    n.member = true;
-                    n.record = m.clone();
-                } else {
-                    n.member = false;
-                }
-            }
-        }
-    }
+    c.members.lock().await.changed(entry.group.clone(), signers);
     for (id, send, _) in streams.iter_mut() {
         if let Err(e) = frame::send(send, &FollowUp::LogSigned(sig.to_vec())).await {
             tracing::warn!(node = *id, error = %e, "could not deliver the log signature");
@@ -810,20 +721,7 @@ async fn join(c: &Coordinator, n: u16, addr: &str, cert: &[u8]) -> Result<u64, S
         .last()
         .map(|e| e.entry.group.clone())
         .ok_or("no group")?;
-    let helpers: Vec<Seat> = {
-        let nodes = c.nodes.lock().await;
-        nodes
-            .iter()
-            .filter(|(_, e)| e.member && !e.draining && e.conn.close_reason().is_none())
-            .take(usize::from(group.threshold))
-            .enumerate()
-            .map(|(i, (id, e))| Seat {
-                role: i as u8,
-                node_id: *id,
-                addr: e.addr.clone(),
-            })
-            .collect()
-    };
+    let helpers: Vec<Seat> = c.members.lock().await.helpers(usize::from(group.threshold));
     if helpers.len() < usize::from(group.threshold) {
         return Err(format!(
             "node {n} waits: a join needs {} connected members",
@@ -871,10 +769,10 @@ async fn join(c: &Coordinator, n: u16, addr: &str, cert: &[u8]) -> Result<u64, S
         .expected_verifying_share(n)
         .map_err(|e| e.to_string())?;
     let attested = c
-        .nodes
+        .members
         .lock()
         .await
-        .get(&n)
+        .node(n)
         .map(|e| e.record.clone())
         .ok_or("the newcomer left")?;
     if member.node_id != n
@@ -913,29 +811,11 @@ async fn join(c: &Coordinator, n: u16, addr: &str, cert: &[u8]) -> Result<u64, S
         prev,
         group: new,
     };
-    let signers: Vec<u16> = {
-        let nodes = c.nodes.lock().await;
-        entry
-            .group
-            .members
-            .iter()
-            .map(|m| m.node_id)
-            .filter(|id| {
-                nodes
-                    .get(id)
-                    .is_some_and(|e| (e.member || *id == n) && e.conn.close_reason().is_none())
-            })
-            .collect()
-    };
+    let signers: Vec<u16> = c.members.lock().await.signers(&entry.group, Some(n));
     let epoch = entry.group.epoch;
+    // Members that are not connected stay behind until they reconnect and adopt the log
+    // (`sign_entry` records who signed).
     sign_entry(c, entry, &signers, Some(cert.to_vec())).await?;
-    // Members that were not connected stay behind until they reconnect and adopt the log.
-    let mut nodes = c.nodes.lock().await;
-    for (id, e) in nodes.iter_mut() {
-        if !signers.contains(id) {
-            e.member = false;
-        }
-    }
     Ok(epoch)
 }
 
@@ -1012,50 +892,14 @@ async fn prove(c: &Arc<Coordinator>, client: &mut quinn::SendStream) -> Result<(
         })?;
     let mut session: SessionId = [0; 16];
     rand::rngs::OsRng.fill_bytes(&mut session);
-    let seats: Vec<Seat> = {
-        let mut nodes = c.nodes.lock().await;
-        let mut healthy: Vec<(u64, u64, u16)> = nodes
-            .iter()
-            .filter(|(id, n)| {
-                n.member
-                    && !n.draining
-                    && n.conn.close_reason().is_none()
-                    && group.member(**id).is_some()
-            })
-            .map(|(id, n)| (n.active, rand::random::<u64>(), *id))
-            .collect();
-        if healthy.len() < 3 {
-            return Err(Fail(
-                FailureCode::Unavailable,
-                format!(
-                    "only {} healthy notary nodes; a session needs 3",
-                    healthy.len()
-                ),
-            ));
-        }
-        healthy.sort_unstable();
-        let mut pick: Vec<u16> = healthy[..3].iter().map(|h| h.2).collect();
-        pick.sort_unstable();
-        pick.iter()
-            .enumerate()
-            .filter_map(|(i, id)| {
-                let n = nodes.get_mut(id)?;
-                n.active += 1;
-                Some(Seat {
-                    role: i as u8,
-                    node_id: *id,
-                    addr: n.addr.clone(),
-                })
-            })
-            .collect()
-    };
+    let seats = c
+        .members
+        .lock()
+        .await
+        .seat(&mut rand::rngs::OsRng)
+        .map_err(|e| Fail(FailureCode::Unavailable, e.to_string()))?;
     let r = run_session(c, &group, session, &seats, client).await;
-    let mut nodes = c.nodes.lock().await;
-    for s in &seats {
-        if let Some(n) = nodes.get_mut(&s.node_id) {
-            n.active = n.active.saturating_sub(1);
-        }
-    }
+    c.members.lock().await.release(&seats);
     r
 }
 

@@ -77,11 +77,15 @@ async fn garbled_h_into_ghash_shares_gives_the_gcm_tag() {
     let (ct, tag) = sealed.split_at(pt.len());
     let blocks = gcm_blocks(&aad, ct);
 
+    // One transport for both sub-protocols: the tasks meet between them (see
+    // `ectf_shares_enter_a_circuit_and_come_back_replicated`).
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(3));
     let tasks: Vec<_> = memory_network()
         .into_iter()
         .map(|t| {
             let ks = key_shares[t.id() as usize];
             let blocks = blocks.clone();
+            let barrier = barrier.clone();
             tokio::spawn(async move {
                 let id = t.id();
                 let mut rng = ChaCha20Rng::seed_from_u64(10 + u64::from(id));
@@ -96,6 +100,7 @@ async fn garbled_h_into_ghash_shares_gives_the_gcm_tag() {
                     panic!("{out:?}")
                 };
                 let h_share = gf128_from_bits(bits).unwrap().to_block();
+                barrier.wait().await;
                 let mut m = Machine::new(
                     id,
                     GhashKey::new(id, h_share, blocks.len()).unwrap(),
@@ -172,16 +177,23 @@ async fn ectf_shares_enter_a_circuit_and_come_back_replicated() {
     let sum = (ProjectivePoint::from(pts[0]) + pts[1] + pts[2]).to_affine();
     let want: [u8; 32] = (*sum.to_encoded_point(false).x().unwrap()).into();
 
+    // The three sub-protocols share one transport here, and a party that finishes one
+    // would otherwise send the next one's first message to a party still reading the
+    // previous one's (which aborts on a message type it does not expect). Real sessions
+    // give each sub-protocol its own channel; this test synchronizes the three tasks.
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(3));
     let tasks: Vec<_> = memory_network()
         .into_iter()
         .map(|mut t| {
             let p = pts[t.id() as usize];
+            let barrier = barrier.clone();
             tokio::spawn(async move {
                 let id = t.id();
                 let mut rng = ChaCha20Rng::seed_from_u64(20 + u64::from(id));
                 // ECtF first, on the bare transport.
                 let mut m = ectf_machine(id, &p, &mut rng).unwrap();
                 let share = run_arith(&mut t, &mut m, T).await.unwrap().unwrap();
+                barrier.wait().await;
                 // Then the garbled circuit on the same links.
                 let mut s = Session::new(Party::new(id, &mut rng).unwrap(), t).with_timeout(T);
                 s.setup().await.unwrap();
@@ -203,6 +215,7 @@ async fn ectf_shares_enter_a_circuit_and_come_back_replicated() {
                     other => panic!("{other:?}"),
                 };
                 // Additive → replicated.
+                barrier.wait().await;
                 let mut r = reshare_machine(id, vec![additive], &mut rng).unwrap();
                 let rep = run_arith(s.transport_mut(), &mut r, T).await.unwrap();
                 (opened, rep.0[0])
