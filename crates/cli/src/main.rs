@@ -167,12 +167,7 @@ struct VerifyArgs {
     json: bool,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use daemon::program::now;
 
 fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
     use tessera_client::prove::{Options, Target};

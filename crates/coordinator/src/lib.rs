@@ -60,13 +60,7 @@ pub enum CoordError {
     Net(String),
 }
 
-/// Unix seconds now.
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use daemon::program::now;
 
 #[derive(Default)]
 struct Counters {

@@ -32,6 +32,15 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Unix seconds now: the one clock the programs read (the protocol cores take `now` as an
+/// argument). A clock before 1970 reads as 0.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Reads the TOML file `path` as a `T`.
 pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -566,7 +566,7 @@ impl Party {
 
     fn fail(&mut self, a: Abort) -> Abort {
         if self.aborted.is_none() {
-            tracing::warn!(party = self.id, abort = %a, "mpc session aborted");
+            tracing::warn!(role = self.id, abort = %a, "mpc session aborted");
             if !matches!(a, Abort::PeerAborted { .. }) {
                 self.outbox.clear();
                 for p in 0..3u8 {

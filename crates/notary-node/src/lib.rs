@@ -126,13 +126,7 @@ impl From<wire::frame::FrameError> for DaemonError {
     }
 }
 
-/// Unix seconds now.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use daemon::program::now;
 
 /// Everything the node's tasks share.
 pub struct Ctx {
