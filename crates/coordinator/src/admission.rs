@@ -8,10 +8,10 @@ use std::time::Duration;
 use attestation::{Expectation, RaTlsVerifier};
 use daemon::group::member_record;
 use wire::frame::{self, SMALL};
-use wire::msg::{Admission, NodeHello, NodeNotice, PROTOCOL};
+use wire::msg::{Admission, Failure, FailureCode, NodeHello, NodeNotice, PROTOCOL};
 
 use crate::changes::membership;
-use crate::membership::Hello;
+use crate::membership::{AdmitError, Hello};
 use crate::{now, Coordinator};
 
 pub(crate) async fn node_conn(c: Arc<Coordinator>, conn: quinn::Connection) {
@@ -25,8 +25,9 @@ pub(crate) async fn node_conn(c: Arc<Coordinator>, conn: quinn::Connection) {
         };
     let id = hello.node_id;
     match admit(&c, &conn, &hello).await {
-        Err(reason) => {
-            tracing::warn!(node = id, %reason, "node refused");
+        Err(refusal) => {
+            tracing::warn!(node = id, reason = %refusal, "node refused");
+            let reason = Failure::new(FailureCode::Refused, refusal.to_string());
             let _ = frame::send(&mut send, &Admission::Refused { reason }).await;
             let _ = send.finish();
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -71,15 +72,36 @@ pub(crate) async fn node_conn(c: Arc<Coordinator>, conn: quinn::Connection) {
     }
 }
 
+/// Why a node is not admitted.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// It speaks another protocol version.
+    #[error("protocol {0} (this coordinator speaks {PROTOCOL})")]
+    Protocol(u16),
+    /// Its connection carries no certificate.
+    #[error("no RA-TLS certificate")]
+    NoCertificate,
+    /// Its attestation does not verify or fails the policy.
+    #[error("attestation refused: {0}")]
+    Attestation(String),
+    /// A simulated TEE at a coordinator that does not admit them.
+    #[error("simulated TEEs are not admitted")]
+    Simulated,
+    /// The membership machine's verdict.
+    #[error(transparent)]
+    Membership(#[from] AdmitError),
+}
+
 /// Checks a node's attestation and place; records it.
-async fn admit(c: &Coordinator, conn: &quinn::Connection, hello: &NodeHello) -> Result<(), String> {
+async fn admit(
+    c: &Coordinator,
+    conn: &quinn::Connection,
+    hello: &NodeHello,
+) -> Result<(), Refusal> {
     if hello.protocol != PROTOCOL {
-        return Err(format!(
-            "protocol {} (this coordinator speaks {PROTOCOL})",
-            hello.protocol
-        ));
+        return Err(Refusal::Protocol(hello.protocol));
     }
-    let cert = wire::quic::peer_cert(conn).ok_or("no RA-TLS certificate")?;
+    let cert = wire::quic::peer_cert(conn).ok_or(Refusal::NoCertificate)?;
     let v = RaTlsVerifier::new(
         c.verifier.clone(),
         c.policy.clone(),
@@ -90,26 +112,22 @@ async fn admit(c: &Coordinator, conn: &quinn::Connection, hello: &NodeHello) -> 
     );
     let peer = v
         .verify_cert(&cert, now())
-        .map_err(|e| format!("attestation refused: {e}"))?;
+        .map_err(|e| Refusal::Attestation(e.to_string()))?;
     if peer.verified.simulated && !c.cfg.allow_simulated {
-        return Err("simulated TEEs are not admitted".into());
+        return Err(Refusal::Simulated);
     }
     let attested = member_record(hello.node_id, &[0; 32], &peer.verified);
     // The connection map is locked across the admission so a racing reconnect of the same
     // id cannot interleave.
     let mut conns = c.conns.lock().await;
-    c.members
-        .lock()
-        .await
-        .admit(Hello {
-            node_id: hello.node_id,
-            conn: conn.stable_id() as u64,
-            addr: hello.addr.clone(),
-            epoch: hello.epoch,
-            cert,
-            attested,
-        })
-        .map_err(|e| e.to_string())?;
+    c.members.lock().await.admit(Hello {
+        node_id: hello.node_id,
+        conn: conn.stable_id() as u64,
+        addr: hello.addr.clone(),
+        epoch: hello.epoch,
+        cert,
+        attested,
+    })?;
     conns.insert(hello.node_id, conn.clone());
     Ok(())
 }

@@ -46,28 +46,27 @@ pub(crate) async fn membership(c: Arc<Coordinator>) {
     c.refresh_health().await;
 }
 
-pub(crate) async fn conn_of(c: &Coordinator, id: u16) -> Result<quinn::Connection, String> {
+pub(crate) async fn conn_of(c: &Coordinator, id: u16) -> Result<quinn::Connection, ChangeError> {
     c.conns
         .lock()
         .await
         .get(&id)
         .cloned()
-        .ok_or_else(|| format!("node {id} is not connected"))
+        .ok_or(ChangeError::NotConnected(id))
 }
 
 pub(crate) async fn command(
     c: &Coordinator,
     id: u16,
     cmd: &Command,
-) -> Result<(quinn::SendStream, quinn::RecvStream), String> {
+) -> Result<(quinn::SendStream, quinn::RecvStream), ChangeError> {
+    let stream = |e: &dyn std::fmt::Display| ChangeError::Stream {
+        node: id,
+        detail: e.to_string(),
+    };
     let conn = conn_of(c, id).await?;
-    let (mut send, recv) = conn
-        .open_bi()
-        .await
-        .map_err(|e| format!("node {id}: {e}"))?;
-    frame::send(&mut send, cmd)
-        .await
-        .map_err(|e| format!("node {id}: {e}"))?;
+    let (mut send, recv) = conn.open_bi().await.map_err(|e| stream(&e))?;
+    frame::send(&mut send, cmd).await.map_err(|e| stream(&e))?;
     Ok((send, recv))
 }
 
@@ -75,8 +74,10 @@ async fn reply(
     recv: &mut quinn::RecvStream,
     id: u16,
     within: Duration,
-) -> Result<NodeReply, String> {
-    typed_reply(recv, id, within).await.map_err(|f| f.detail)
+) -> Result<NodeReply, ChangeError> {
+    typed_reply(recv, id, within)
+        .await
+        .map_err(ChangeError::Reply)
 }
 
 /// A node's reply; a failure keeps the node's code (a client's mistake stays the client's).
@@ -98,7 +99,52 @@ pub(crate) async fn typed_reply(
 
 const KEY_TIMEOUT: Duration = Duration::from_secs(120);
 
-async fn genesis(c: &Coordinator, members: &[(u16, String)]) -> Result<(), String> {
+/// Why a membership change, or a command to a node, failed. Every failure names the node
+/// it came from where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The node has no open connection.
+    #[error("node {0} is not connected")]
+    NotConnected(u16),
+    /// The command could not be sent, or the reply not read.
+    #[error("node {node}: {detail}")]
+    Stream {
+        /// The node.
+        node: u16,
+        /// What failed.
+        detail: String,
+    },
+    /// The node refused, failed, or did not answer in time (its code kept).
+    #[error("{0}")]
+    Reply(Failure),
+    /// The node answered with the wrong message or a malformed one.
+    #[error("node {node} {what}")]
+    Answer {
+        /// The node.
+        node: u16,
+        /// What was wrong.
+        what: &'static str,
+    },
+    /// The nodes' results do not agree with each other, the group, or what this
+    /// coordinator attested.
+    #[error("{0}")]
+    Mismatch(String),
+    /// The change cannot run (no group, too few members, a node left).
+    #[error("{0}")]
+    Unavailable(String),
+    /// FROST signing of the entry failed.
+    #[error("signing the log entry: {0}")]
+    Signing(String),
+    /// The membership log could not be checked or written.
+    #[error("membership log: {0}")]
+    Log(String),
+}
+
+fn signing(e: impl std::fmt::Display) -> ChangeError {
+    ChangeError::Signing(e.to_string())
+}
+
+async fn genesis(c: &Coordinator, members: &[(u16, String)]) -> Result<(), ChangeError> {
     let seats: Vec<Seat> = members
         .iter()
         .enumerate()
@@ -108,7 +154,8 @@ async fn genesis(c: &Coordinator, members: &[(u16, String)]) -> Result<(), Strin
             addr: addr.clone(),
         })
         .collect();
-    let n = u16::try_from(seats.len()).map_err(|e| e.to_string())?;
+    let n = u16::try_from(seats.len())
+        .map_err(|_| ChangeError::Unavailable("too many genesis members".into()))?;
     let t = default_threshold(n);
     let cmd = Command::Genesis {
         members: seats.clone(),
@@ -126,7 +173,9 @@ async fn genesis(c: &Coordinator, members: &[(u16, String)]) -> Result<(), Strin
     }
     let mut keyed = Vec::new();
     for t in tasks {
-        let (id, r) = t.await.map_err(|e| e.to_string())?;
+        let (id, r) = t
+            .await
+            .map_err(|e| ChangeError::Unavailable(format!("a node task failed: {e}")))?;
         keyed.push((id, r?));
     }
     let group = group_from_keyed(c, &keyed, 1).await?;
@@ -146,7 +195,7 @@ async fn group_from_keyed(
     c: &Coordinator,
     keyed: &[(u16, NodeReply)],
     epoch: u64,
-) -> Result<GroupFile, String> {
+) -> Result<GroupFile, ChangeError> {
     // (group key, threshold, verifying shares) as the first node reported them.
     type View = (String, u16, Vec<(u16, String)>);
     let mut first: Option<View> = None;
@@ -160,19 +209,25 @@ async fn group_from_keyed(
             member,
         } = r
         else {
-            return Err(format!("node {id} answered the key generation wrongly"));
+            return Err(ChangeError::Answer {
+                node: *id,
+                what: "answered the key generation wrongly",
+            });
         };
         let view = (group_key.clone(), *threshold, verifying_shares.clone());
         match &first {
             None => first = Some(view),
             Some(f) if *f != view => {
-                return Err(format!(
+                return Err(ChangeError::Mismatch(format!(
                     "node {id} computed a different group than the others"
-                ))
+                )))
             }
             Some(_) => {}
         }
-        let attested = &nodes.node(*id).ok_or(format!("node {id} left"))?.record;
+        let attested = &nodes
+            .node(*id)
+            .ok_or_else(|| ChangeError::Unavailable(format!("node {id} left")))?
+            .record;
         if member.node_id != *id
             || (
                 member.tee.as_str(),
@@ -185,15 +240,16 @@ async fn group_from_keyed(
             )
             || !verifying_shares.contains(&(*id, member.verifying_share.clone()))
         {
-            return Err(format!(
+            return Err(ChangeError::Mismatch(format!(
                 "node {id}'s own record does not match its attestation"
-            ));
+            )));
         }
         members.push(member.clone());
     }
-    let (group_key, threshold, _) = first.ok_or("no member answered")?;
+    let (group_key, threshold, _) =
+        first.ok_or_else(|| ChangeError::Unavailable("no member answered".into()))?;
     let key_id = threshold::GroupKey::from_hex(&group_key)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| ChangeError::Mismatch(format!("the group key: {e}")))?
         .id();
     members.sort_by_key(|m| m.node_id);
     Ok(GroupFile {
@@ -213,14 +269,14 @@ async fn sign_entry(
     entry: LogEntry,
     signers: &[u16],
     newcomer_cert: Option<Vec<u8>>,
-) -> Result<(), String> {
+) -> Result<(), ChangeError> {
     let mut entry = entry;
     if c.tamper() == Some(Tamper::Log) {
         if let Some(m) = entry.group.members.first_mut() {
             m.measurement = "00".repeat(32);
         }
     }
-    let public = daemon::group::public_group(&entry.group)?;
+    let public = daemon::group::public_group(&entry.group).map_err(ChangeError::Mismatch)?;
     let msg = entry.message();
     let mut agg = Aggregator::new(&public, &msg);
     let cmd = Command::SignLog {
@@ -231,26 +287,40 @@ async fn sign_entry(
     for &id in signers {
         let (send, mut recv) = command(c, id, &cmd).await?;
         let NodeReply::Commitment(b) = reply(&mut recv, id, KEY_TIMEOUT).await? else {
-            return Err(format!("node {id} answered the signing request wrongly"));
+            return Err(ChangeError::Answer {
+                node: id,
+                what: "answered the signing request wrongly",
+            });
         };
-        let com =
-            postcard::from_bytes(&b).map_err(|_| format!("node {id}: malformed commitment"))?;
-        agg.add_commitment(id, com).map_err(|e| e.to_string())?;
+        let com = postcard::from_bytes(&b).map_err(|_| ChangeError::Answer {
+            node: id,
+            what: "sent a malformed commitment",
+        })?;
+        agg.add_commitment(id, com).map_err(signing)?;
         streams.push((id, send, recv));
     }
-    let package = agg.signing_package().map_err(|e| e.to_string())?;
-    let pb = postcard::to_stdvec(&package).map_err(|e| e.to_string())?;
+    let package = agg.signing_package().map_err(signing)?;
+    let pb = postcard::to_stdvec(&package).map_err(signing)?;
     for (id, send, recv) in streams.iter_mut() {
         frame::send(send, &FollowUp::Package(pb.clone()))
             .await
-            .map_err(|e| format!("node {id}: {e}"))?;
+            .map_err(|e| ChangeError::Stream {
+                node: *id,
+                detail: e.to_string(),
+            })?;
         let NodeReply::Share(b) = reply(recv, *id, KEY_TIMEOUT).await? else {
-            return Err(format!("node {id} answered the signing package wrongly"));
+            return Err(ChangeError::Answer {
+                node: *id,
+                what: "answered the signing package wrongly",
+            });
         };
-        let share = postcard::from_bytes(&b).map_err(|_| format!("node {id}: malformed share"))?;
-        agg.add_share(*id, share).map_err(|e| e.to_string())?;
+        let share = postcard::from_bytes(&b).map_err(|_| ChangeError::Answer {
+            node: *id,
+            what: "sent a malformed share",
+        })?;
+        agg.add_share(*id, share).map_err(signing)?;
     }
-    let sig = agg.aggregate().map_err(|e| e.to_string())?;
+    let sig = agg.aggregate().map_err(signing)?;
     let mut log = c.log.lock().await;
     log.push(SignedEntry {
         entry: entry.clone(),
@@ -258,14 +328,14 @@ async fn sign_entry(
     });
     notarization::group::verify_log(&log, None).map_err(|e| {
         log.pop();
-        e.to_string()
+        ChangeError::Log(e.to_string())
     })?;
-    let text = serde_json::to_string_pretty(&*log).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&*log).map_err(|e| ChangeError::Log(e.to_string()))?;
     let path = log_path(&c.cfg);
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| ChangeError::Log(format!("{}: {e}", path.display())))?;
     c.epoch.store(log.len() as u64, Ordering::SeqCst);
     drop(log);
     c.members.lock().await.changed(entry.group.clone(), signers);
@@ -278,20 +348,20 @@ async fn sign_entry(
     Ok(())
 }
 
-async fn join(c: &Coordinator, n: u16, addr: &str, cert: &[u8]) -> Result<u64, String> {
+async fn join(c: &Coordinator, n: u16, addr: &str, cert: &[u8]) -> Result<u64, ChangeError> {
     let group = c
         .log
         .lock()
         .await
         .last()
         .map(|e| e.entry.group.clone())
-        .ok_or("no group")?;
+        .ok_or_else(|| ChangeError::Unavailable("no group".into()))?;
     let helpers: Vec<Seat> = c.members.lock().await.helpers(usize::from(group.threshold));
     if helpers.len() < usize::from(group.threshold) {
-        return Err(format!(
+        return Err(ChangeError::Unavailable(format!(
             "node {n} waits: a join needs {} connected members",
             group.threshold
-        ));
+        )));
     }
     let newcomer = Seat {
         role: helpers.len() as u8,
@@ -314,32 +384,45 @@ async fn join(c: &Coordinator, n: u16, addr: &str, cert: &[u8]) -> Result<u64, S
     }
     let mut keyed = None;
     for t in tasks {
-        let (id, r) = t.await.map_err(|e| e.to_string())?;
+        let (id, r) = t
+            .await
+            .map_err(|e| ChangeError::Unavailable(format!("a node task failed: {e}")))?;
         match r? {
             NodeReply::Accepted if id != n => {}
             k @ NodeReply::Keyed { .. } if id == n => keyed = Some(k),
-            _ => return Err(format!("node {id} answered the repair wrongly")),
+            _ => {
+                return Err(ChangeError::Answer {
+                    node: id,
+                    what: "answered the repair wrongly",
+                })
+            }
         }
     }
     let Some(NodeReply::Keyed {
         group_key, member, ..
     }) = keyed
     else {
-        return Err("the newcomer did not report its keys".into());
+        return Err(ChangeError::Answer {
+            node: n,
+            what: "did not report its keys",
+        });
     };
     if group_key != group.group_key {
-        return Err("the newcomer reports another group key".into());
+        return Err(ChangeError::Mismatch(format!(
+            "the newcomer {n} reports another group key"
+        )));
     }
-    let expected = daemon::group::public_group(&group)?
+    let expected = daemon::group::public_group(&group)
+        .map_err(ChangeError::Mismatch)?
         .expected_verifying_share(n)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ChangeError::Mismatch(e.to_string()))?;
     let attested = c
         .members
         .lock()
         .await
         .node(n)
         .map(|e| e.record.clone())
-        .ok_or("the newcomer left")?;
+        .ok_or_else(|| ChangeError::Unavailable(format!("the newcomer {n} left")))?;
     if member.node_id != n
         || member.verifying_share != hex::encode(expected)
         || (
@@ -352,7 +435,9 @@ async fn join(c: &Coordinator, n: u16, addr: &str, cert: &[u8]) -> Result<u64, S
             attested.simulated,
         )
     {
-        return Err("the newcomer's record does not match the group or its attestation".into());
+        return Err(ChangeError::Mismatch(format!(
+            "the newcomer {n}'s record does not match the group or its attestation"
+        )));
     }
     let mut members = group.members.clone();
     members.push(member);

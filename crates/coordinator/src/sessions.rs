@@ -138,7 +138,7 @@ async fn run_session(
         };
         let (send, mut recv) = command(c, s.node_id, &cmd)
             .await
-            .map_err(fail(FailureCode::Node))?;
+            .map_err(|e| Fail(FailureCode::Node, e.to_string()))?;
         match typed_reply(&mut recv, s.node_id, Duration::from_secs(10)).await? {
             NodeReply::Accepted => streams.push((s.node_id, send, recv)),
             _ => {

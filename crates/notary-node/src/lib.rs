@@ -513,7 +513,7 @@ async fn admit(ctx: &Ctx) -> Result<(quinn::Connection, quinn::SendStream), Daem
     .await
     .map_err(|_| DaemonError::Net("the coordinator did not answer the hello".into()))??;
     match a {
-        Admission::Refused { reason } => Err(DaemonError::Refused(reason)),
+        Admission::Refused { reason } => Err(DaemonError::Refused(reason.to_string())),
         Admission::Welcome { log } => {
             let mut store = ctx.store.lock().await;
             store.adopt(log)?;

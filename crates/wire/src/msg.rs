@@ -228,8 +228,8 @@ pub enum Admission {
     },
     /// Refused (a failed attestation, a wrong measurement, an id in use).
     Refused {
-        /// Why.
-        reason: String,
+        /// Why (code [`FailureCode::Refused`]).
+        reason: Failure,
     },
 }
 
