@@ -411,6 +411,17 @@ fn three_nodes_a_killed_node_a_restart_twenty_concurrent_sessions_and_a_graceful
         let first = net.prove(&group).await.unwrap();
         let nullifier = check_proof(&first, &group);
 
+        // Another group's trust file is refused as soon as the committee is named, before
+        // any MPC (the seated nodes give up waiting for the client).
+        let mut other = group.clone();
+        other.group_key = "ab".repeat(32);
+        let t0 = Instant::now();
+        match net.prove(&other).await {
+            Err(NetError::Refused(why)) => assert!(why.contains("not the trusted group"), "{why}"),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+
         // Node 2 is killed while a session runs: the client gets a clear error within
         // 10 s and no notarization exists.
         let (pid, health) = (net.nodes[1].pid(), net.nodes[1].health);
@@ -530,9 +541,11 @@ fn five_nodes_join_by_signed_epochs_work_with_two_down_and_a_wrong_measurement_i
             .await
             .unwrap();
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
-        wire::frame::send(&mut send, &ClientRequest::Prove { protocol: PROTOCOL })
-            .await
-            .unwrap();
+        let prove = ClientRequest::Prove {
+            protocol: PROTOCOL,
+            group_key: g1.group_key.clone(),
+        };
+        wire::frame::send(&mut send, &prove).await.unwrap();
         let first: ClientReply = wire::frame::recv(&mut recv, wire::frame::SMALL)
             .await
             .unwrap();

@@ -205,7 +205,11 @@ pub async fn prove_network(
     progress(Step::Committee);
     let (_coord, mut csend, mut crecv) =
         coordinator_stream(&endpoint, &opts.coordinator, timeout).await?;
-    frame::send(&mut csend, &ClientRequest::Prove { protocol: PROTOCOL })
+    let prove = ClientRequest::Prove {
+        protocol: PROTOCOL,
+        group_key: opts.group.group_key.clone(),
+    };
+    frame::send(&mut csend, &prove)
         .await
         .map_err(frame_err("coordinator"))?;
     let first = tokio::time::timeout(timeout, frame::recv(&mut crecv, SMALL))
@@ -230,6 +234,9 @@ pub async fn prove_network(
                 )));
             }
             (session, epoch, seats)
+        }
+        ClientReply::Failed { reason } if reason.code == wire::msg::FailureCode::Refused => {
+            return Err(NetError::Refused(reason.to_string()))
         }
         ClientReply::Failed { reason } => return Err(NetError::Failed(reason)),
         _ => return Err(NetError::Protocol("expected the committee".into())),

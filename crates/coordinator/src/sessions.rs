@@ -17,6 +17,11 @@ use wire::msg::{
 use crate::changes::{command, typed_reply};
 use crate::{now, Coordinator, Tamper};
 
+/// The first 16 hex digits of a key, for messages.
+fn short(key: &str) -> &str {
+    key.get(..16).unwrap_or(key)
+}
+
 /// A failure to report: its code (which the metric counts by label) and its detail.
 struct Fail(FailureCode, String);
 
@@ -48,7 +53,7 @@ async fn client_stream(
             _ => return,
         };
     let r = match req {
-        ClientRequest::Group { protocol } | ClientRequest::Prove { protocol }
+        ClientRequest::Group { protocol } | ClientRequest::Prove { protocol, .. }
             if protocol != PROTOCOL =>
         {
             Err(Fail(
@@ -65,11 +70,11 @@ async fn client_stream(
             let _ = send.finish();
             return;
         }
-        ClientRequest::Prove { .. } => {
+        ClientRequest::Prove { group_key, .. } => {
             if let Ok(mut k) = c.counters.lock() {
                 k.started += 1;
             }
-            prove(&c, &mut send).await
+            prove(&c, &group_key, &mut send).await
         }
     };
     match r {
@@ -86,7 +91,11 @@ async fn client_stream(
 }
 
 /// One session: pick the committee, start it, collect the notarizations, aggregate.
-async fn prove(c: &Arc<Coordinator>, client: &mut quinn::SendStream) -> Result<(), Fail> {
+async fn prove(
+    c: &Arc<Coordinator>,
+    trusted_key: &str,
+    client: &mut quinn::SendStream,
+) -> Result<(), Fail> {
     let group = c
         .log
         .lock()
@@ -99,6 +108,17 @@ async fn prove(c: &Arc<Coordinator>, client: &mut quinn::SendStream) -> Result<(
                 "the notary set has no group yet".into(),
             )
         })?;
+    if !trusted_key.eq_ignore_ascii_case(&group.group_key) {
+        return Err(Fail(
+            FailureCode::Refused,
+            format!(
+                "this network's notary group (key {}) is not the trusted group (key {}): use \
+                 this network's group.json",
+                short(&group.group_key),
+                short(trusted_key)
+            ),
+        ));
+    }
     let mut session: SessionId = [0; 16];
     rand::rngs::OsRng.fill_bytes(&mut session);
     let seats = c

@@ -140,6 +140,9 @@ pub enum ClientRequest {
     Prove {
         /// [`PROTOCOL`].
         protocol: u16,
+        /// The group key (hex) the client trusts: a coordinator of another group refuses
+        /// before seating anyone.
+        group_key: String,
     },
     /// The public record: membership log and node directory.
     Group {
