@@ -229,15 +229,7 @@ async fn group_from_keyed(
             .ok_or_else(|| ChangeError::Unavailable(format!("node {id} left")))?
             .record;
         if member.node_id != *id
-            || (
-                member.tee.as_str(),
-                member.measurement.as_str(),
-                member.simulated,
-            ) != (
-                attested.tee.as_str(),
-                attested.measurement.as_str(),
-                attested.simulated,
-            )
+            || !member.same_tee(attested)
             || !verifying_shares.contains(&(*id, member.verifying_share.clone()))
         {
             return Err(ChangeError::Mismatch(format!(
@@ -350,11 +342,11 @@ async fn sign_entry(
 
 async fn join(c: &Coordinator, n: u16, addr: &str, cert: &[u8]) -> Result<u64, ChangeError> {
     let group = c
-        .log
+        .members
         .lock()
         .await
-        .last()
-        .map(|e| e.entry.group.clone())
+        .group()
+        .cloned()
         .ok_or_else(|| ChangeError::Unavailable("no group".into()))?;
     let helpers: Vec<Seat> = c.members.lock().await.helpers(usize::from(group.threshold));
     if helpers.len() < usize::from(group.threshold) {
@@ -425,15 +417,7 @@ async fn join(c: &Coordinator, n: u16, addr: &str, cert: &[u8]) -> Result<u64, C
         .ok_or_else(|| ChangeError::Unavailable(format!("the newcomer {n} left")))?;
     if member.node_id != n
         || member.verifying_share != hex::encode(expected)
-        || (
-            member.tee.as_str(),
-            member.measurement.as_str(),
-            member.simulated,
-        ) != (
-            attested.tee.as_str(),
-            attested.measurement.as_str(),
-            attested.simulated,
-        )
+        || !member.same_tee(&attested)
     {
         return Err(ChangeError::Mismatch(format!(
             "the newcomer {n}'s record does not match the group or its attestation"

@@ -168,9 +168,7 @@ impl Membership {
         let (record, member) = match logged {
             Some(m) => {
                 let a = &h.attested;
-                if (m.tee.as_str(), m.measurement.as_str(), m.simulated)
-                    != (a.tee.as_str(), a.measurement.as_str(), a.simulated)
-                {
+                if !m.same_tee(a) {
                     return Err(AdmitError::Measurement {
                         node: h.node_id,
                         attested: a.measurement.clone(),

@@ -96,18 +96,12 @@ async fn prove(
     trusted_key: &str,
     client: &mut quinn::SendStream,
 ) -> Result<(), Fail> {
-    let group = c
-        .log
-        .lock()
-        .await
-        .last()
-        .map(|e| e.entry.group.clone())
-        .ok_or_else(|| {
-            Fail(
-                FailureCode::Unavailable,
-                "the notary set has no group yet".into(),
-            )
-        })?;
+    let group = c.members.lock().await.group().cloned().ok_or_else(|| {
+        Fail(
+            FailureCode::Unavailable,
+            "the notary set has no group yet".into(),
+        )
+    })?;
     if !trusted_key.eq_ignore_ascii_case(&group.group_key) {
         return Err(Fail(
             FailureCode::Refused,

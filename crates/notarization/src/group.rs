@@ -25,6 +25,19 @@ pub struct MemberRecord {
     pub simulated: bool,
 }
 
+impl MemberRecord {
+    /// Whether `other` attests the same TEE: kind, measurement and simulation flag (the
+    /// node id and verifying share are not compared).
+    pub fn same_tee(&self, other: &MemberRecord) -> bool {
+        (self.tee.as_str(), self.measurement.as_str(), self.simulated)
+            == (
+                other.tee.as_str(),
+                other.measurement.as_str(),
+                other.simulated,
+            )
+    }
+}
+
 /// The group's public record (`group.json`): what verifiers trust and auditors check. The
 /// fields `group_key`, `key_id`, `epoch` and `simulated` are what [`crate::TrustedGroup`]
 /// reads.

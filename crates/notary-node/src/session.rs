@@ -200,9 +200,7 @@ async fn run_session(
             .ok_or_else(|| Abort("refused", proto(format!("node {id} is not a member"))))?;
         if let Some(peer) = attested.get(&id) {
             let seen = member_record(id, &[0; 32], &peer.verified);
-            if (seen.tee.as_str(), seen.measurement.as_str(), seen.simulated)
-                != (rec.tee.as_str(), rec.measurement.as_str(), rec.simulated)
-            {
+            if !seen.same_tee(rec) {
                 return Err(Abort(
                     "mesh",
                     proto(format!(
