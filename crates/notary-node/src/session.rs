@@ -32,6 +32,14 @@ fn at(label: &'static str) -> impl FnOnce(DaemonError) -> Abort {
     move |e| Abort(label, e)
 }
 
+/// A session this node cannot take now (the coordinator may seat another).
+fn unavailable(why: &str) -> DaemonError {
+    DaemonError::Session {
+        code: FailureCode::Unavailable,
+        error: Box::new(proto(why)),
+    }
+}
+
 fn proto(e: impl std::fmt::Display) -> DaemonError {
     DaemonError::Protocol(e.to_string())
 }
@@ -74,16 +82,16 @@ pub async fn run(
         )));
     }
     if ctx.draining.load(Ordering::SeqCst) {
-        return Err(proto("this node is shutting down"));
+        return Err(unavailable("this node is shutting down"));
     }
     if ctx.metrics.active() as usize >= ctx.cfg.max_sessions {
-        return Err(proto("this node is at its session limit"));
+        return Err(unavailable("this node is at its session limit"));
     }
     let (group, keys) = {
         let store = ctx.store.lock().await;
         match (store.group(), &store.keys) {
             (Some(g), Some(k)) => (g.clone(), k.clone()),
-            _ => return Err(proto("this node is not a member yet")),
+            _ => return Err(unavailable("this node is not a member yet")),
         }
     };
     let mut seats = seats;
