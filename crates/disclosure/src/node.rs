@@ -64,8 +64,28 @@ pub struct Faults {
 pub struct DiscloseConfig {
     /// This node's UID key share, if it serves nullifiers.
     pub uid: Option<UidKey>,
-    /// Deviations for tests.
+    /// Deviations for tests (only builds with the `faults` feature have this field).
+    #[cfg(feature = "faults")]
     pub faults: Faults,
+}
+
+impl DiscloseConfig {
+    /// Settings with this node's UID key share (if it serves nullifiers) and no deviation.
+    pub fn new(uid: Option<UidKey>) -> Self {
+        DiscloseConfig {
+            uid,
+            #[cfg(feature = "faults")]
+            faults: Faults::default(),
+        }
+    }
+
+    /// The deviations this node is told to make: none without the `faults` feature.
+    fn faults(&self) -> Faults {
+        #[cfg(feature = "faults")]
+        return self.faults;
+        #[cfg(not(feature = "faults"))]
+        return Faults::default();
+    }
 }
 
 /// Why a node stopped the disclosure.
@@ -283,7 +303,7 @@ where
                 if let Some(mut public) =
                     p.public_input(i, c.response_records(), c.request_records())
                 {
-                    if cfg.faults.bad_ciphertext {
+                    if cfg.faults().bad_ciphertext {
                         if let Some(b) = public.last_mut() {
                             *b ^= 1;
                         }
@@ -302,7 +322,7 @@ where
                 }
                 if let (Some(g), Some(u)) = (lay.inputs.uid, &cfg.uid) {
                     let mut y = u.share.y.to_bytes();
-                    if cfg.faults.bad_uid_share {
+                    if cfg.faults().bad_uid_share {
                         y[15] ^= 1;
                     }
                     inputs = inputs.value(g + id as usize, bytes_to_bits(&y));

@@ -12,7 +12,9 @@ use tokio::net::TcpStream;
 
 use crate::client::{run_client, ClientError, ClientOutput};
 use crate::net::{links, ClientLinks, Link, Recording, Tap};
-use crate::node::{run_node, Faults, NodeConfig, NodeError, NodeReport};
+#[cfg(feature = "faults")]
+use crate::node::Faults;
+use crate::node::{run_node, NodeConfig, NodeError, NodeReport};
 use crate::server_auth::Roots;
 
 /// Settings for [`fetch`].
@@ -24,7 +26,9 @@ pub struct LocalConfig {
     pub time: u64,
     /// Receive timeout for every party.
     pub timeout: Duration,
-    /// Deliberate deviations per node, for adversarial tests (all off by default).
+    /// Deliberate deviations per node, for adversarial tests (all off by default; only
+    /// with the `faults` feature).
+    #[cfg(feature = "faults")]
     pub faults: [Faults; 3],
 }
 
@@ -39,6 +43,7 @@ impl LocalConfig {
             roots,
             time,
             timeout: Duration::from_secs(30),
+            #[cfg(feature = "faults")]
             faults: [Faults::default(); 3],
         }
     }
@@ -190,11 +195,14 @@ impl LocalNet {
             };
             nodes.push(LocalNode {
                 id: i as u8,
-                cfg: NodeConfig {
-                    roots: cfg.roots.clone(),
-                    time: cfg.time,
-                    timeout: cfg.timeout,
-                    faults: cfg.faults[i],
+                cfg: {
+                    #[allow(unused_mut)]
+                    let mut c = NodeConfig::new(cfg.roots.clone(), cfg.time, cfg.timeout);
+                    #[cfg(feature = "faults")]
+                    {
+                        c.faults = cfg.faults[i];
+                    }
+                    c
                 },
                 transport: Tap::new(t, rec),
                 link,

@@ -73,13 +73,37 @@ pub struct NodeConfig {
     pub time: u64,
     /// How long to wait for a peer node or the client.
     pub timeout: Duration,
-    /// Deliberate deviations, for adversarial tests; all off by default.
+    /// Deliberate deviations, for adversarial tests; all off by default. Only builds with
+    /// the `faults` feature (the tests') have this field: a production node cannot be
+    /// configured to deviate.
+    #[cfg(feature = "faults")]
     pub faults: Faults,
+}
+
+impl NodeConfig {
+    /// A session's settings with no deviation.
+    pub fn new(roots: Roots, time: u64, timeout: Duration) -> Self {
+        NodeConfig {
+            roots,
+            time,
+            timeout,
+            #[cfg(feature = "faults")]
+            faults: Faults::default(),
+        }
+    }
+
+    /// The deviations this node is told to make: none without the `faults` feature.
+    fn faults(&self) -> Faults {
+        #[cfg(feature = "faults")]
+        return self.faults;
+        #[cfg(not(feature = "faults"))]
+        return Faults::default();
+    }
 }
 
 /// Ways a node can be told to deviate from the protocol, so tests can check that every
 /// deviation ends in an abort at the honest parties rather than in a wrong result. All off
-/// by default; nothing but tests sets them.
+/// by default; nothing but tests sets them, and only builds with the `faults` feature can.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Faults {
     /// Flip a bit of this node's XOR share of every tag it opens with the other nodes.
@@ -309,7 +333,7 @@ impl<T: Transport> Ctx<T> {
 
     /// Sums the three nodes' XOR shares of some tags.
     async fn open_tags(&mut self, mut mine: Vec<[u8; 16]>) -> Result<Vec<[u8; 16]>, NodeError> {
-        if self.cfg.faults.bad_tag_share {
+        if self.cfg.faults().bad_tag_share {
             mine.iter_mut().for_each(|t| t[0] ^= 1);
         }
         let got = self.exchange(&Ctl::Tags(mine.clone())).await?;
@@ -868,7 +892,7 @@ where
     let mut inputs = Inputs::none().value(id as usize, fp_to_bits(&pms.value()).to_vec());
     if id < 2 {
         let mut bits = bytes_to_bits(&public);
-        if cx.cfg.faults.bad_public_input {
+        if cx.cfg.faults().bad_public_input {
             bits[0] ^= true;
         }
         inputs = inputs.value(3 + id as usize, bits);
@@ -1029,7 +1053,7 @@ where
             req_masks.extend(value(&out, g)?.chunks_exact(128).map(block));
         }
     }
-    if cx.cfg.faults.bad_masked_keystream {
+    if cx.cfg.faults().bad_masked_keystream {
         if let Some(b) = masked.first_mut() {
             *b ^= true;
         }

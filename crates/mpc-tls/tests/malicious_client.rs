@@ -36,12 +36,7 @@ async fn run(response: bool, at: usize) -> (String, Vec<String>) {
     let (mut to_nodes, node_links) = links();
     let mut tasks = Vec::new();
     for (i, (t, link)) in memory_network().into_iter().zip(node_links).enumerate() {
-        let cfg = NodeConfig {
-            roots: roots.clone(),
-            time: 1_900_000_000,
-            timeout: Duration::from_secs(10),
-            faults: Default::default(),
-        };
+        let cfg = NodeConfig::new(roots.clone(), 1_900_000_000, Duration::from_secs(10));
         tasks.push(tokio::spawn(async move {
             let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(i as u64);
             run_node(i as u8, cfg, t, link, &mut rng).await

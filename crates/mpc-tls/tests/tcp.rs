@@ -38,15 +38,14 @@ async fn nodes(
     let mut tasks = Vec::new();
     for (party, listener) in listeners.into_iter().enumerate() {
         let party = party as u8;
-        let cfg = NodeConfig {
-            roots: Roots::from_pem(ca_pem).unwrap(),
-            time: std::time::SystemTime::now()
+        let cfg = NodeConfig::new(
+            Roots::from_pem(ca_pem).unwrap(),
+            std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_secs(),
-            timeout: TIMEOUT,
-            faults: Default::default(),
-        };
+            TIMEOUT,
+        );
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             for _ in 0..sessions {

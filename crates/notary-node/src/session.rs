@@ -14,7 +14,7 @@ use disclosure::node::{disclose, DiscloseConfig, DiscloseError, UidKey};
 use mpc::spec::PartyId;
 use mpc::transport::StreamTransport;
 use mpc_tls::net::Link;
-use mpc_tls::node::{run_node_committed, Faults, NodeConfig};
+use mpc_tls::node::{run_node_committed, NodeConfig};
 use notarization::CommitteeMember;
 use notary::notarize::{build_notarization, commit, leaves, sign_own};
 use rand::rngs::OsRng;
@@ -225,20 +225,12 @@ async fn run_session(
         });
     }
     let xs = [seats[0].node_id, seats[1].node_id, seats[2].node_id];
-    let ncfg = NodeConfig {
-        roots: ctx.roots.clone(),
-        time,
-        timeout,
-        faults: Faults::default(),
-    };
-    let dcfg = DiscloseConfig {
-        uid: Some(UidKey {
-            share: keys.uid.clone(),
-            xs,
-            t: usize::from(group.threshold),
-        }),
-        ..Default::default()
-    };
+    let ncfg = NodeConfig::new(ctx.roots.clone(), time, timeout);
+    let dcfg = DiscloseConfig::new(Some(UidKey {
+        share: keys.uid.clone(),
+        xs,
+        t: usize::from(group.threshold),
+    }));
     // The garbled circuits are CPU-bound: a thread of their own keeps this runtime (and the
     // QUIC keep-alives of every other connection) responsive.
     let party = PartyId::from(role);

@@ -173,13 +173,12 @@ impl LocalCommittee {
 
     fn disclose_configs(&self) -> [DiscloseConfig; 3] {
         let xs = [self.nodes[0].id, self.nodes[1].id, self.nodes[2].id];
-        let k = |i: usize| DiscloseConfig {
-            uid: Some(UidKey {
+        let k = |i: usize| {
+            DiscloseConfig::new(Some(UidKey {
                 share: self.nodes[i].uid.clone(),
                 xs,
                 t: usize::from(self.group.threshold),
-            }),
-            ..Default::default()
+            }))
         };
         [k(0), k(1), k(2)]
     }

@@ -340,12 +340,11 @@ async fn node_process(party: PartyId, a: Args) -> anyhow::Result<()> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     let setup: NodeSetup = serde_json::from_str(&line).context("bad setup from the parent")?;
-    let cfg = NodeConfig {
-        roots: Roots::from_pem(&setup.ca_pem)?,
-        time: setup.time,
-        timeout: Duration::from_secs(a.timeout),
-        faults: Default::default(),
-    };
+    let cfg = NodeConfig::new(
+        Roots::from_pem(&setup.ca_pem)?,
+        setup.time,
+        Duration::from_secs(a.timeout),
+    );
     let mut result = NodeResult {
         party,
         peak_rss_mib: None,
