@@ -186,11 +186,6 @@ pub async fn fetch_group(
     }
 }
 
-/// The first 16 hex digits of a key, for messages.
-fn short(key: &str) -> &str {
-    key.get(..16).unwrap_or(key)
-}
-
 /// Proves a response through the network. `progress` is told each step.
 pub async fn prove_network(
     opts: &NetworkOptions,
@@ -220,21 +215,8 @@ pub async fn prove_network(
         ClientReply::Committee {
             session,
             epoch,
-            group_key,
             seats,
-        } => {
-            // Another group's trust file is refused here, before any node works; the
-            // signature check at the end is what binds the result to the trusted group.
-            if !group_key.eq_ignore_ascii_case(&opts.group.group_key) {
-                return Err(NetError::Refused(format!(
-                    "the coordinator's notary group (key {}) is not the trusted group (key {}): \
-                     use that network's group.json",
-                    short(&group_key),
-                    short(&opts.group.group_key)
-                )));
-            }
-            (session, epoch, seats)
-        }
+        } => (session, epoch, seats),
         ClientReply::Failed { reason } if reason.code == wire::msg::FailureCode::Refused => {
             return Err(NetError::Refused(reason.to_string()))
         }

@@ -22,19 +22,6 @@ fn short(key: &str) -> &str {
     key.get(..16).unwrap_or(key)
 }
 
-/// A failure to report: its code (which the metric counts by label) and its detail.
-struct Fail(FailureCode, String);
-
-fn fail(code: FailureCode) -> impl Fn(String) -> Fail {
-    move |s| Fail(code, s)
-}
-
-impl From<Failure> for Fail {
-    fn from(f: Failure) -> Self {
-        Fail(f.code, f.detail)
-    }
-}
-
 pub(crate) async fn client_conn(c: Arc<Coordinator>, conn: quinn::Connection) {
     while let Ok((send, recv)) = conn.accept_bi().await {
         let c = c.clone();
@@ -56,7 +43,7 @@ async fn client_stream(
         ClientRequest::Group { protocol } | ClientRequest::Prove { protocol, .. }
             if protocol != PROTOCOL =>
         {
-            Err(Fail(
+            Err(Failure::new(
                 FailureCode::Refused,
                 format!("protocol {protocol} (this coordinator speaks {PROTOCOL})"),
             ))
@@ -79,10 +66,9 @@ async fn client_stream(
     };
     match r {
         Ok(()) => c.count(Ok(())),
-        Err(Fail(code, detail)) => {
-            tracing::warn!(reason = code.label(), error = %detail, "session failed");
-            c.count(Err(code.label()));
-            let reason = Failure::new(code, detail);
+        Err(reason) => {
+            tracing::warn!(reason = reason.code.label(), error = %reason.detail, "session failed");
+            c.count(Err(reason.code.label()));
             let _ = frame::send(&mut send, &ClientReply::Failed { reason }).await;
         }
     }
@@ -95,15 +81,13 @@ async fn prove(
     c: &Arc<Coordinator>,
     trusted_key: &str,
     client: &mut quinn::SendStream,
-) -> Result<(), Fail> {
-    let group = c.members.lock().await.group().cloned().ok_or_else(|| {
-        Fail(
-            FailureCode::Unavailable,
-            "the notary set has no group yet".into(),
-        )
-    })?;
+) -> Result<(), Failure> {
+    let group =
+        c.members.lock().await.group().cloned().ok_or_else(|| {
+            Failure::new(FailureCode::Unavailable, "the notary set has no group yet")
+        })?;
     if !trusted_key.eq_ignore_ascii_case(&group.group_key) {
-        return Err(Fail(
+        return Err(Failure::new(
             FailureCode::Refused,
             format!(
                 "this network's notary group (key {}) is not the trusted group (key {}): use \
@@ -120,7 +104,7 @@ async fn prove(
         .lock()
         .await
         .seat(&mut rand::rngs::OsRng)
-        .map_err(|e| Fail(FailureCode::Unavailable, e.to_string()))?;
+        .map_err(|e| Failure::new(FailureCode::Unavailable, e.to_string()))?;
     let r = run_session(c, &group, session, &seats, client).await;
     c.members.lock().await.release(&seats);
     r
@@ -132,7 +116,7 @@ async fn run_session(
     session: SessionId,
     seats: &[Seat],
     client: &mut quinn::SendStream,
-) -> Result<(), Fail> {
+) -> Result<(), Failure> {
     let timeout = Duration::from_secs(u64::from(c.cfg.session_timeout_secs));
     // The nodes give up after `timeout` and say why; the coordinator waits a little longer,
     // so the client hears the nodes' reason rather than a bare timeout.
@@ -152,11 +136,11 @@ async fn run_session(
         };
         let (send, mut recv) = command(c, s.node_id, &cmd)
             .await
-            .map_err(|e| Fail(FailureCode::Node, e.to_string()))?;
+            .map_err(|e| Failure::new(FailureCode::Node, e.to_string()))?;
         match typed_reply(&mut recv, s.node_id, Duration::from_secs(10)).await? {
             NodeReply::Accepted => streams.push((s.node_id, send, recv)),
             _ => {
-                return Err(Fail(
+                return Err(Failure::new(
                     FailureCode::Node,
                     format!("node {} did not accept", s.node_id),
                 ))
@@ -174,12 +158,11 @@ async fn run_session(
         &ClientReply::Committee {
             session,
             epoch: group.epoch,
-            group_key: group.group_key.clone(),
             seats: to_client,
         },
     )
     .await
-    .map_err(|e| Fail(FailureCode::Client, e.to_string()))?;
+    .map_err(|e| Failure::new(FailureCode::Client, e.to_string()))?;
     // Every node's notarization, failing as soon as one node fails.
     let mut set = tokio::task::JoinSet::new();
     for (id, send, mut recv) in streams {
@@ -191,7 +174,7 @@ async fn run_session(
     }
     let mut got = Vec::new();
     while let Some(j) = set.join_next().await {
-        let (id, send, recv, r) = j.map_err(|e| Fail(FailureCode::Node, e.to_string()))?;
+        let (id, send, recv, r) = j.map_err(|e| Failure::new(FailureCode::Node, e.to_string()))?;
         match r {
             Ok(NodeReply::Notarized {
                 notarization,
@@ -199,7 +182,7 @@ async fn run_session(
                 commitment,
             }) => got.push((id, send, recv, notarization, leaves, commitment)),
             Ok(_) => {
-                return Err(Fail(
+                return Err(Failure::new(
                     FailureCode::Node,
                     format!("node {id} answered the session wrongly"),
                 ))
@@ -209,17 +192,17 @@ async fn run_session(
                 for (_, s, _, _, _, _) in got.iter_mut() {
                     let _ = frame::send(s, &FollowUp::Abort(e.clone())).await;
                 }
-                return Err(e.into());
+                return Err(e);
             }
         }
     }
     got.sort_by_key(|g| g.0);
     let first = got
         .first()
-        .ok_or_else(|| Fail(FailureCode::Node, "no notarization".into()))?;
+        .ok_or_else(|| Failure::new(FailureCode::Node, "no notarization"))?;
     let (notarization, leaves) = (first.3.clone(), first.4.clone());
     if let Some(g) = got.iter().find(|g| g.3 != notarization || g.4 != leaves) {
-        return Err(Fail(
+        return Err(Failure::new(
             FailureCode::Disagreement,
             format!(
                 "node {}'s notarization differs from node {}'s",
@@ -227,7 +210,8 @@ async fn run_session(
             ),
         ));
     }
-    let public = daemon::group::public_group(group).map_err(fail(FailureCode::Coordinator))?;
+    let public = daemon::group::public_group(group)
+        .map_err(|e| Failure::new(FailureCode::Coordinator, e))?;
     let mut msg = notarization.clone();
     if c.tamper() == Some(Tamper::Message) {
         if let Some(b) = msg.last_mut() {
@@ -237,38 +221,39 @@ async fn run_session(
     let mut agg = Aggregator::new(&public, &msg);
     for (id, _, _, _, _, com) in &got {
         let com = postcard::from_bytes(com).map_err(|_| {
-            Fail(
+            Failure::new(
                 FailureCode::Node,
                 format!("node {id}: malformed commitment"),
             )
         })?;
         agg.add_commitment(*id, com)
-            .map_err(|e| Fail(FailureCode::Signing, e.to_string()))?;
+            .map_err(|e| Failure::new(FailureCode::Signing, e.to_string()))?;
     }
     let package = agg
         .signing_package()
-        .map_err(|e| Fail(FailureCode::Signing, e.to_string()))?;
-    let pb =
-        postcard::to_stdvec(&package).map_err(|e| Fail(FailureCode::Signing, e.to_string()))?;
+        .map_err(|e| Failure::new(FailureCode::Signing, e.to_string()))?;
+    let pb = postcard::to_stdvec(&package)
+        .map_err(|e| Failure::new(FailureCode::Signing, e.to_string()))?;
     for (id, send, recv, _, _, _) in got.iter_mut() {
         frame::send(send, &FollowUp::Package(pb.clone()))
             .await
-            .map_err(|e| Fail(FailureCode::Node, format!("node {id}: {e}")))?;
+            .map_err(|e| Failure::new(FailureCode::Node, format!("node {id}: {e}")))?;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let NodeReply::Share(b) = typed_reply(recv, *id, left).await? else {
-            return Err(Fail(
+            return Err(Failure::new(
                 FailureCode::Signing,
                 format!("node {id} answered the package wrongly"),
             ));
         };
-        let share = postcard::from_bytes(&b)
-            .map_err(|_| Fail(FailureCode::Signing, format!("node {id}: malformed share")))?;
+        let share = postcard::from_bytes(&b).map_err(|_| {
+            Failure::new(FailureCode::Signing, format!("node {id}: malformed share"))
+        })?;
         agg.add_share(*id, share)
-            .map_err(|e| Fail(FailureCode::Signing, e.to_string()))?;
+            .map_err(|e| Failure::new(FailureCode::Signing, e.to_string()))?;
     }
     let mut signature = agg
         .aggregate()
-        .map_err(|e| Fail(FailureCode::Signing, e.to_string()))?
+        .map_err(|e| Failure::new(FailureCode::Signing, e.to_string()))?
         .to_vec();
     let mut leaves = leaves;
     match c.tamper() {
@@ -289,6 +274,6 @@ async fn run_session(
         },
     )
     .await
-    .map_err(|e| Fail(FailureCode::Client, e.to_string()))?;
+    .map_err(|e| Failure::new(FailureCode::Client, e.to_string()))?;
     Ok(())
 }

@@ -25,11 +25,61 @@ use wire::msg::{FailureCode, FollowUp, NodeReply, Seat, SessionId, StreamHello};
 use crate::router::Route;
 use crate::{Ctx, DaemonError};
 
-/// A failed session and the reason label its metric counts.
-struct Abort(&'static str, DaemonError);
+/// Where a session failed: the step names the metric's reason label and the code the
+/// coordinator is told.
+#[derive(Clone, Copy)]
+enum Step {
+    /// The session's members are not the group's.
+    Refused,
+    /// Connecting to or attesting a peer node.
+    Mesh,
+    /// Waiting for the client.
+    Client,
+    /// The MPC-TLS session and the disclosure: their own codes.
+    Mpc,
+    /// This node's own failure.
+    Node,
+    /// Building this node's notarization.
+    Notarize,
+    /// Threshold signing.
+    Signing,
+    /// Talking to the coordinator.
+    Coordinator,
+}
 
-fn at(label: &'static str) -> impl FnOnce(DaemonError) -> Abort {
-    move |e| Abort(label, e)
+impl Step {
+    /// The failure's code; the MPC-TLS and disclosure steps keep their errors' codes.
+    fn code(self, e: &DaemonError) -> FailureCode {
+        match self {
+            Step::Mpc => e.code(),
+            Step::Client => FailureCode::Client,
+            Step::Refused => FailureCode::Refused,
+            Step::Signing => FailureCode::Signing,
+            Step::Coordinator => FailureCode::Coordinator,
+            Step::Mesh | Step::Node | Step::Notarize => FailureCode::Node,
+        }
+    }
+
+    /// The metric's reason label.
+    fn label(self, e: &DaemonError) -> &'static str {
+        match self {
+            Step::Mpc => e.code().label(),
+            Step::Refused => "refused",
+            Step::Mesh => "mesh",
+            Step::Client => "client",
+            Step::Node => "node",
+            Step::Notarize => "notarize",
+            Step::Signing => "signing",
+            Step::Coordinator => "coordinator",
+        }
+    }
+}
+
+/// A failed session: the step that failed and why.
+struct Abort(Step, DaemonError);
+
+fn at(step: Step) -> impl FnOnce(DaemonError) -> Abort {
+    move |e| Abort(step, e)
 }
 
 /// A session this node cannot take now (the coordinator may seat another).
@@ -134,19 +184,12 @@ pub async fn run(
             ctx.metrics.ended(Ok(t0.elapsed()));
             Ok(())
         }
-        Err(Abort(label, e)) => {
+        Err(Abort(step, e)) => {
+            let label = step.label(&e);
             ctx.metrics.ended(Err(label));
             tracing::warn!(node = me, session = %hex::encode(session), reason = label, error = %e, "session aborted");
-            let code = match (&e, label) {
-                (DaemonError::Tls(_) | DaemonError::Disclosure(_), _) => e.code(),
-                (_, "client") => FailureCode::Client,
-                (_, "refused") => FailureCode::Refused,
-                (_, "signing") => FailureCode::Signing,
-                (_, "coordinator") => FailureCode::Coordinator,
-                _ => FailureCode::Node,
-            };
             Err(DaemonError::Session {
-                code,
+                code: step.code(&e),
                 error: Box::new(e),
             })
         }
@@ -181,7 +224,7 @@ async fn run_session(
         let p = ctx
             .open_peer(s.node_id, &s.addr, &hello)
             .await
-            .map_err(at("mesh"))?;
+            .map_err(at(Step::Mesh))?;
         attested.insert(s.node_id, p.peer);
         streams.push((s.role, p.recv, p.send));
     }
@@ -189,14 +232,14 @@ async fn run_session(
         let p = ctx
             .accept_peer(rx, s.node_id, timeout)
             .await
-            .map_err(at("mesh"))?;
+            .map_err(at(Step::Mesh))?;
         attested.insert(s.node_id, p.peer);
         streams.push((s.role, p.recv, p.send));
     }
     let client = tokio::time::timeout(timeout, client_rx)
         .await
-        .map_err(|_| Abort("client", proto("the client did not connect in time")))?
-        .map_err(|_| Abort("client", proto("the client's stream was dropped")))?;
+        .map_err(|_| Abort(Step::Client, proto("the client did not connect in time")))?
+        .map_err(|_| Abort(Step::Client, proto("the client's stream was dropped")))?;
     let mut committee = Vec::new();
     for id in seats
         .iter()
@@ -205,12 +248,12 @@ async fn run_session(
     {
         let rec = group
             .member(id)
-            .ok_or_else(|| Abort("refused", proto(format!("node {id} is not a member"))))?;
+            .ok_or_else(|| Abort(Step::Refused, proto(format!("node {id} is not a member"))))?;
         if let Some(peer) = attested.get(&id) {
             let seen = member_record(id, &[0; 32], &peer.verified);
             if !seen.same_tee(rec) {
                 return Err(Abort(
-                    "mesh",
+                    Step::Mesh,
                     proto(format!(
                         "node {id} attests a measurement other than the group recorded"
                     )),
@@ -265,16 +308,18 @@ async fn run_session(
         })
     })
     .await
-    .map_err(|_| Abort("node", proto("the session thread failed")))?
-    .map_err(|e| Abort(e.code().label(), e))?;
+    .map_err(|_| Abort(Step::Node, proto("the session thread failed")))?
+    .map_err(at(Step::Mpc))?;
     ctx.metrics
         .bytes(report.node_bytes_sent, report.node_bytes_received);
     let mine = build_notarization(&report, &disclosed, group, &committee)
-        .map_err(|e| Abort("notarize", proto(e)))?;
-    let leaves = leaves(&disclosed).map_err(|e| Abort("notarize", proto(e)))?;
-    let bytes = mine.to_bytes().map_err(|e| Abort("notarize", proto(e)))?;
+        .map_err(|e| Abort(Step::Notarize, proto(e)))?;
+    let leaves = leaves(&disclosed).map_err(|e| Abort(Step::Notarize, proto(e)))?;
+    let bytes = mine
+        .to_bytes()
+        .map_err(|e| Abort(Step::Notarize, proto(e)))?;
     let (nonces, c) = commit(&keys.key, &mut OsRng);
-    let c = postcard::to_stdvec(&c).map_err(|_| Abort("signing", proto("cannot encode")))?;
+    let c = postcard::to_stdvec(&c).map_err(|_| Abort(Step::Signing, proto("cannot encode")))?;
     frame::send(
         reply,
         &NodeReply::Notarized {
@@ -284,25 +329,29 @@ async fn run_session(
         },
     )
     .await
-    .map_err(|e| Abort("coordinator", e.into()))?;
+    .map_err(|e| Abort(Step::Coordinator, e.into()))?;
     let follow: FollowUp = tokio::time::timeout(timeout, frame::recv(recv, SMALL))
         .await
-        .map_err(|_| Abort("coordinator", proto("no signing package in time")))?
-        .map_err(|e| Abort("coordinator", e.into()))?;
+        .map_err(|_| Abort(Step::Coordinator, proto("no signing package in time")))?
+        .map_err(|e| Abort(Step::Coordinator, e.into()))?;
     let package = match follow {
         FollowUp::Package(p) => p,
-        FollowUp::Abort(why) => return Err(Abort("coordinator", proto(format!("aborted: {why}")))),
-        FollowUp::LogSigned(_) => return Err(Abort("coordinator", proto("unexpected follow-up"))),
+        FollowUp::Abort(why) => {
+            return Err(Abort(Step::Coordinator, proto(format!("aborted: {why}"))))
+        }
+        FollowUp::LogSigned(_) => {
+            return Err(Abort(Step::Coordinator, proto("unexpected follow-up")))
+        }
     };
     let package: threshold::sign::SigningPackage = postcard::from_bytes(&package)
-        .map_err(|_| Abort("signing", proto("malformed signing package")))?;
+        .map_err(|_| Abort(Step::Signing, proto("malformed signing package")))?;
     let share =
-        sign_own(&keys.key, nonces, &package, &mine).map_err(|e| Abort("signing", proto(e)))?;
+        sign_own(&keys.key, nonces, &package, &mine).map_err(|e| Abort(Step::Signing, proto(e)))?;
     let share =
-        postcard::to_stdvec(&share).map_err(|_| Abort("signing", proto("cannot encode")))?;
+        postcard::to_stdvec(&share).map_err(|_| Abort(Step::Signing, proto("cannot encode")))?;
     frame::send(reply, &NodeReply::Share(share))
         .await
-        .map_err(|e| Abort("coordinator", e.into()))?;
+        .map_err(|e| Abort(Step::Coordinator, e.into()))?;
     tracing::info!(node = me, session = %hex::encode(session), "session signed");
     Ok(())
 }

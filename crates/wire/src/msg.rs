@@ -179,9 +179,6 @@ pub enum ClientReply {
         session: SessionId,
         /// The epoch the nodes sign in.
         epoch: u64,
-        /// The group key (hex) the nodes sign under, so a client holding another group's
-        /// trust file stops before any work (the signature check at the end is what binds).
-        group_key: String,
         /// Three seats, roles 0, 1, 2.
         seats: Vec<Seat>,
     },
