@@ -12,8 +12,6 @@ use tokio::net::TcpStream;
 
 use crate::client::{run_client, ClientError, ClientOutput};
 use crate::net::{links, ClientLinks, Link, Recording, Tap};
-#[cfg(feature = "faults")]
-use crate::node::Faults;
 use crate::node::{run_node, NodeConfig, NodeError, NodeReport};
 use crate::server_auth::Roots;
 
@@ -26,10 +24,6 @@ pub struct LocalConfig {
     pub time: u64,
     /// Receive timeout for every party.
     pub timeout: Duration,
-    /// Deliberate deviations per node, for adversarial tests (all off by default; only
-    /// with the `faults` feature).
-    #[cfg(feature = "faults")]
-    pub faults: [Faults; 3],
 }
 
 impl LocalConfig {
@@ -43,8 +37,6 @@ impl LocalConfig {
             roots,
             time,
             timeout: Duration::from_secs(30),
-            #[cfg(feature = "faults")]
-            faults: [Faults::default(); 3],
         }
     }
 }
@@ -195,15 +187,7 @@ impl LocalNet {
             };
             nodes.push(LocalNode {
                 id: i as u8,
-                cfg: {
-                    #[allow(unused_mut)]
-                    let mut c = NodeConfig::new(cfg.roots.clone(), cfg.time, cfg.timeout);
-                    #[cfg(feature = "faults")]
-                    {
-                        c.faults = cfg.faults[i];
-                    }
-                    c
-                },
+                cfg: NodeConfig::new(cfg.roots.clone(), cfg.time, cfg.timeout),
                 transport: Tap::new(t, rec),
                 link,
             });

@@ -73,6 +73,23 @@ impl<T: Transport> Channel<T> {
         }
     }
 
+    /// Channel 0 over `inner`, with messages that already arrived for some channels:
+    /// (channel, sender, payload), delivered first, in order.
+    pub fn with_queued(inner: T, queued: Vec<(u8, PartyId, Vec<u8>)>) -> Self {
+        let id = inner.id();
+        let stats = inner.stats();
+        let mut queues: HashMap<u8, VecDeque<(PartyId, Vec<u8>)>> = HashMap::new();
+        for (ch, from, bytes) in queued {
+            queues.entry(ch).or_default().push_back((from, bytes));
+        }
+        Channel {
+            mux: Arc::new(Mutex::new(Mux { inner, queues })),
+            id,
+            ch: 0,
+            stats: Arc::new(std::sync::Mutex::new(stats)),
+        }
+    }
+
     /// Another channel over the same transport.
     pub fn channel(&self, ch: u8) -> Self {
         Channel { ch, ..self.clone() }
@@ -349,6 +366,11 @@ impl Link {
     /// Sends one message to the client.
     pub fn send<M: Serialize>(&mut self, m: &M) -> Result<(), LinkError> {
         let bytes = postcard::to_stdvec(m).map_err(|_| LinkError::Decode("node"))?;
+        self.send_bytes(bytes)
+    }
+
+    /// Sends one encoded message to the client.
+    pub fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<(), LinkError> {
         self.sent += bytes.len() as u64;
         if let Some(tap) = &self.tap {
             if let Ok(mut t) = tap.lock() {
@@ -362,10 +384,17 @@ impl Link {
 
     /// Receives one message from the client.
     pub async fn recv<M: DeserializeOwned>(&mut self) -> Result<M, LinkError> {
+        let bytes = self.recv_bytes().await?;
+        postcard::from_bytes(&bytes).map_err(|_| LinkError::Decode("client"))
+    }
+
+    /// Receives one encoded message from the client. Cancel-safe: a call dropped before it
+    /// returns loses nothing.
+    pub async fn recv_bytes(&mut self) -> Result<Vec<u8>, LinkError> {
         let bytes = self.rx.recv().await.ok_or(LinkError::Closed("client"))?;
         self.received += bytes.len() as u64;
         self.note(&bytes);
-        postcard::from_bytes(&bytes).map_err(|_| LinkError::Decode("client"))
+        Ok(bytes)
     }
 
     /// Bytes sent so far.

@@ -1,0 +1,1870 @@
+//! A node's session as a deterministic state machine, in the style of the engine's
+//! [`Party`]: no sockets, no clock, no tasks. A driver feeds it what arrives
+//! ([`NodeSession::handle_peer`], [`NodeSession::handle_client`],
+//! [`NodeSession::handle_timeout`]), lets it do its heavy work ([`NodeSession::poll_work`]),
+//! and carries out what it asks for ([`NodeSession::poll_transmit`],
+//! [`NodeSession::poll_event`], [`NodeSession::poll_timeout`]). Every input takes the time
+//! `now` from the driver, so a test can step three nodes and a client by hand.
+//!
+//! The session owns its sub-machines: the garbled-circuit [`Party`], the arithmetic
+//! [`Machine`]s (ECtF, the GHASH powers of each direction) and the server's first flight
+//! ([`ServerFlight`]). Its states follow the protocol one step at a time; each holds only
+//! what is valid at that step (the ECDH scalar until ECtF starts, the GHASH key shares until
+//! their powers exist, the request pad until the request keystream is out).
+//!
+//! Node-to-node messages travel on numbered channels ([`ch`]) over one transport: the
+//! channel number is the last byte of each payload.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use mpc::circuit::{bits_to_bytes, bytes_to_bits};
+use mpc::convert::fp_to_bits;
+use mpc::ectf::{ectf_machine, EctfMachine};
+use mpc::field::Gf128;
+use mpc::ghash::{gcm_blocks, GhashKey, GhashPowers, MAX_POWERS};
+use mpc::rss::Machine;
+use mpc::session::SessionError;
+use mpc::spec::PartyId;
+use mpc::{ExecId, GroupOutput, Inputs, Party, Work};
+use p256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
+use p256::elliptic_curve::Field as _;
+use p256::{AffinePoint, EncodedPoint, ProjectivePoint, Scalar};
+use rand_core::{CryptoRng, RngCore};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::{
+    cert_chain_hash, commitment, unexpected, CommittedRecord, Ctl, NodeConfig, NodeError,
+    NodeReport, NodeTimings,
+};
+use crate::circuits::{
+    batch_blocks, ctr_spec, handshake_spec, hs_out, plan_batches, server_finished_spec,
+    suffix_bytes, CtrBlock, CtrRecord, CtrShape, Segment,
+};
+use crate::codec::{self, blocks_for, gcm_aad, split_gcm, Alert, ContentType, MAX_FRAGMENT};
+use crate::handshake::{Flight, ServerError, ServerFlight};
+use crate::net::ch;
+use crate::proto::{
+    hash_record, pack_bits, unpack_bits, Stop, StopCode, ToClient, ToNode, Transcript,
+    MAX_REQUEST_RECORDS, MAX_RESPONSE_RECORDS,
+};
+use crate::server_auth::verify_server;
+use crate::stream::{ServerEvent, ServerStream};
+
+/// Messages a peer may send on a channel this node is not yet (or no longer) running, kept
+/// until it is: a peer can be one step ahead, never far.
+const MAX_EARLY: usize = 256;
+
+/// Something the session asks its driver to send.
+#[derive(Debug)]
+pub enum NodeTransmit {
+    /// To another node: the payload for the node-to-node transport (its last byte is the
+    /// channel number).
+    Peer {
+        /// The node.
+        to: PartyId,
+        /// The payload.
+        bytes: Vec<u8>,
+    },
+    /// To the client: one encoded [`ToClient`] message.
+    Client(Vec<u8>),
+}
+
+/// What became of the session.
+#[derive(Debug)]
+pub enum NodeEvent {
+    /// The session is committed: the transcript went to the client. Take it over with
+    /// [`NodeSession::into_committed`].
+    Committed,
+    /// The session failed; what tells the client and the peers is queued for
+    /// [`NodeSession::poll_transmit`].
+    Failed(NodeError),
+}
+
+/// What the session holds once committed, for the computation that runs on it next.
+pub struct CommittedParts {
+    /// The garbled-circuit party, both traffic keys still on its wires.
+    pub party: Party,
+    /// The handshake execution (where the keys are kept).
+    pub e_hs: ExecId,
+    /// The request's records.
+    pub request: Vec<CommittedRecord>,
+    /// The response's application-data records.
+    pub response: Vec<CommittedRecord>,
+    /// Whether the client asked for a computation after the response.
+    pub disclose: bool,
+    /// The report so far.
+    pub report: NodeReport,
+    /// Control messages peers sent for the next step, by peer, in order.
+    pub(super) early_ctl: Vec<(PartyId, Ctl)>,
+    /// Messages on other channels that arrived early: (channel, peer, payload).
+    pub early_peer: Vec<(u8, PartyId, Vec<u8>)>,
+    /// Client messages not yet read (encoded).
+    pub early_client: Vec<ToNode>,
+}
+
+/// An arithmetic sub-machine and the channel it runs on.
+enum Arith {
+    Ectf(Box<EctfMachine>),
+    Ghash(Box<Machine<Gf128, GhashKey>>),
+}
+
+impl Arith {
+    fn handle(&mut self, from: PartyId, b: &[u8]) -> Result<(), mpc::rss::ArithAbort> {
+        match self {
+            Arith::Ectf(m) => m.handle(from, b),
+            Arith::Ghash(m) => m.handle(from, b),
+        }
+    }
+    fn poll_transmit(&mut self) -> Option<(PartyId, Vec<u8>)> {
+        match self {
+            Arith::Ectf(m) => m.poll_transmit(),
+            Arith::Ghash(m) => m.poll_transmit(),
+        }
+    }
+    fn aborted(&self) -> Option<&mpc::rss::ArithAbort> {
+        match self {
+            Arith::Ectf(m) => m.aborted(),
+            Arith::Ghash(m) => m.aborted(),
+        }
+    }
+    fn is_done(&self) -> bool {
+        match self {
+            Arith::Ectf(m) => m.is_done(),
+            Arith::Ghash(m) => m.is_done(),
+        }
+    }
+    fn abort_local(&mut self, why: &str) {
+        match self {
+            Arith::Ectf(m) => {
+                m.abort_local(why);
+            }
+            Arith::Ghash(m) => {
+                m.abort_local(why);
+            }
+        }
+    }
+}
+
+/// What is valid from the client's Start to the end.
+struct Setup {
+    server_name: String,
+    request_lens: Vec<usize>,
+    disclose: bool,
+    e_hs: ExecId,
+    e_sf: ExecId,
+    req_execs: Vec<(ExecId, Vec<CtrBlock>, CtrShape)>,
+}
+
+/// Commit-then-reveal of this node's client-random contribution and ECDH share.
+struct Keying {
+    s: Setup,
+    /// The client's pads for the request keystream, this node's share.
+    request_pad: Vec<bool>,
+    random: [u8; 32],
+    scalar: Zeroizing<Scalar>,
+    point: Vec<u8>,
+}
+
+/// The ClientHello is out.
+struct Hello {
+    s: Setup,
+    request_pad: Vec<bool>,
+    scalar: Zeroizing<Scalar>,
+    client_random: [u8; 32],
+    client_pub: Vec<u8>,
+}
+
+/// The server's first flight is agreed and checked.
+struct Agreed {
+    s: Setup,
+    request_pad: Vec<bool>,
+    client_random: [u8; 32],
+    client_pub: Vec<u8>,
+    flight: Flight,
+    transcript: Sha256,
+}
+
+/// The handshake execution is out: the client Finished and the GHASH key shares.
+struct Keys {
+    a: Agreed,
+    cke: Vec<u8>,
+    cvd: [u8; 12],
+    fin_ct: Vec<u8>,
+    fin_mask: Zeroizing<[u8; 16]>,
+    h_server: Zeroizing<[u8; 16]>,
+}
+
+/// The client Finished is out; the server's is awaited.
+struct Finishing {
+    s: Setup,
+    request_pad: Vec<bool>,
+    client_random: [u8; 32],
+    flight: Flight,
+    transcript: Sha256,
+    hash_through_client_finished: [u8; 32],
+    cpow: GhashPowers,
+}
+
+/// The server's Finished record while it is checked.
+struct FinishedRecord {
+    spow: GhashPowers,
+    record: Vec<u8>,
+    /// This node's XOR share of the record's tag, once computed.
+    mine: Option<[u8; 16]>,
+    plain_keystream: Vec<u8>,
+    svd: [u8; 12],
+}
+
+/// The handshake is done: application data.
+struct App {
+    s: Setup,
+    client_random: [u8; 32],
+    flight: Flight,
+    handshake_hash: [u8; 32],
+    cpow: GhashPowers,
+    spow: GhashPowers,
+}
+
+/// The request executions, one after the other.
+struct RequestRun {
+    request_pad: Vec<bool>,
+    next: usize,
+    pad_at: usize,
+    masked: Vec<bool>,
+    masks: Vec<[u8; 16]>,
+}
+
+/// The response as relayed so far.
+struct Reading {
+    sent_hash: Sha256,
+    request: Vec<Vec<u8>>,
+    records: Vec<(ContentType, Vec<u8>)>,
+    app_records: usize,
+    relay_hash: Sha256,
+}
+
+/// The response executions and tag checks, batch by batch.
+struct Batches {
+    sent_hash: Sha256,
+    request: Vec<Vec<u8>>,
+    records: Vec<(ContentType, Vec<u8>)>,
+    layout: Vec<CtrRecord>,
+    close_notify: bool,
+    response_pad: Vec<bool>,
+    pad_at: usize,
+    plan: VecDeque<Vec<Segment>>,
+    /// The batch running: its execution, blocks and shape.
+    current: Option<(ExecId, Vec<CtrBlock>, CtrShape)>,
+    /// The batch's outputs while its tags are opened.
+    opening: Option<Opening>,
+    received_hash: Sha256,
+    received_bytes: u64,
+    masked_ks: Vec<bool>,
+    alert: Option<Alert>,
+}
+
+/// A response batch's outputs while its tags are opened with the peers.
+struct Opening {
+    /// The records whose tags the batch masks.
+    records: Vec<usize>,
+    /// This node's XOR shares of their tags.
+    mine: Vec<[u8; 16]>,
+    /// The public keystream blocks (alerts).
+    public: Vec<bool>,
+    /// The client's masked keystream.
+    client: Vec<bool>,
+}
+
+/// One state per protocol step, each holding only what is valid then.
+enum State {
+    /// Waiting for the client's Start.
+    Start,
+    /// Commitments sent; waiting for the peers'.
+    Commit(Box<Keying>),
+    /// Openings sent; waiting for the peers'.
+    Reveal(Box<Keying>, BTreeMap<PartyId, [u8; 32]>),
+    /// ClientHello out; reading the server's first flight.
+    Flight(Box<Hello>, Box<ServerFlight>),
+    /// Flight judged; waiting for the peers' hashes and verdicts.
+    FlightCheck(
+        Box<Hello>,
+        Box<Sha256>,
+        Box<Result<Flight, NodeError>>,
+        [u8; 32],
+    ),
+    /// ECtF running.
+    Ectf(Box<Agreed>),
+    /// The handshake execution running (the ClientKeyExchange is fixed).
+    Handshake(Box<Agreed>, Vec<u8>),
+    /// The client-write GHASH powers being computed.
+    ClientPowers(Box<Keys>),
+    /// The client Finished out; the server-write GHASH powers being computed.
+    ServerPowers(Box<Finishing>),
+    /// Waiting for the server's ChangeCipherSpec.
+    ServerCcs(Box<Finishing>, Box<GhashPowers>),
+    /// Waiting for the server's Finished record.
+    ServerFinished(Box<Finishing>, Box<GhashPowers>),
+    /// The record's hash sent; waiting for the peers'.
+    FinishedCheck(Box<Finishing>, Box<FinishedRecord>, [u8; 32]),
+    /// The server Finished execution running.
+    FinishedExec(Box<Finishing>, Box<FinishedRecord>),
+    /// Tag shares of the server Finished sent; waiting for the peers'.
+    FinishedTag(Box<Finishing>, Box<FinishedRecord>),
+    /// The request executions running.
+    Request(Box<App>, Box<RequestRun>),
+    /// The masked request keystream out; waiting for the request ciphertext.
+    RequestCiphertext(Box<App>, Vec<[u8; 16]>),
+    /// Reading the response until the server closes.
+    Response(Box<App>, Box<Reading>),
+    /// The closing alert came; waiting for the client to report the close.
+    AwaitClosed(Box<App>, Box<Reading>, Option<(bool, Vec<u8>)>),
+    /// The response's hash sent; waiting for the peers'.
+    ResponseCheck(Box<App>, Box<Reading>, (bool, Vec<u8>), [u8; 32]),
+    /// The response executions and tag openings.
+    ResponseBatches(Box<App>, Box<Batches>),
+    /// Committed: the transcript is out.
+    Committed(Box<Done>),
+    /// Failed (the reason was reported).
+    Failed,
+}
+
+/// What a committed session keeps.
+struct Done {
+    e_hs: ExecId,
+    request: Vec<CommittedRecord>,
+    response: Vec<CommittedRecord>,
+    disclose: bool,
+    report: NodeReport,
+}
+
+impl State {
+    /// Whom the session waits for in this state, for a timeout's error.
+    fn waiting_for(&self) -> &'static str {
+        match self {
+            State::Start
+            | State::Flight(..)
+            | State::ServerCcs(..)
+            | State::ServerFinished(..)
+            | State::RequestCiphertext(..)
+            | State::Response(..)
+            | State::AwaitClosed(..) => "the client",
+            _ => "a peer node",
+        }
+    }
+}
+
+/// One node's side of an MPC-TLS session, as a state machine. See the module doc.
+pub struct NodeSession<R> {
+    id: PartyId,
+    cfg: NodeConfig,
+    rng: R,
+    state: State,
+    party: Option<Party>,
+    /// Garbled-session messages that came before the party existed.
+    early_garbled: Vec<(PartyId, Vec<u8>)>,
+    /// Control messages from each peer, in order.
+    ctl: [VecDeque<Ctl>; 3],
+    /// The arithmetic sub-machine running and its channel.
+    arith: Option<(u8, Arith)>,
+    /// Messages on channels not running: (channel, peer, payload).
+    early_peer: Vec<(u8, PartyId, Vec<u8>)>,
+    client_in: VecDeque<ToNode>,
+    stream: ServerStream,
+    /// The client's report that the server closed: (end of stream, its response pads).
+    closed: Option<(bool, Vec<u8>)>,
+    out: VecDeque<NodeTransmit>,
+    events: VecDeque<NodeEvent>,
+    now: Instant,
+    deadline: Instant,
+    /// When the timed step running began.
+    since: Instant,
+    timings: NodeTimings,
+    and_gates: usize,
+}
+
+impl<R> std::fmt::Debug for NodeSession<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeSession")
+            .field("node", &self.id)
+            .field("waiting_for", &self.state.waiting_for())
+            .finish()
+    }
+}
+
+fn mpc_err(e: mpc::Error) -> NodeError {
+    NodeError::Mpc(SessionError::Protocol(e))
+}
+
+fn usage(e: impl std::fmt::Display) -> NodeError {
+    mpc_err(mpc::Error::Usage(e.to_string()))
+}
+
+fn peers(id: PartyId) -> [PartyId; 2] {
+    [(id + 1) % 3, (id + 2) % 3]
+}
+
+fn kind(m: &ToNode) -> &'static str {
+    match m {
+        ToNode::Start { .. } => "Start",
+        ToNode::ServerBytes(_) => "ServerBytes",
+        ToNode::RequestCiphertext(_) => "RequestCiphertext",
+        ToNode::Closed { .. } => "Closed",
+        ToNode::After(_) => "an after-close message",
+    }
+}
+
+/// An event for an error message; `None` is the end of the connection.
+fn describe(e: &Option<ServerEvent>) -> String {
+    match e {
+        Some(e) => format!("{e:?}"),
+        None => "the end of the connection".into(),
+    }
+}
+
+fn xor16(a: &[u8; 16], b: &[u8]) -> [u8; 16] {
+    let mut o = *a;
+    for (x, y) in o.iter_mut().zip(b) {
+        *x ^= y;
+    }
+    o
+}
+
+fn value(out: &[GroupOutput], g: usize) -> Result<&[bool], NodeError> {
+    match out.get(g) {
+        Some(GroupOutput::Value(v) | GroupOutput::Share(v) | GroupOutput::Masked(v)) => Ok(v),
+        _ => Err(usage(format!("output group {g} missing"))),
+    }
+}
+
+fn block(bits: &[bool]) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&bits_to_bytes(&bits[..128]));
+    b
+}
+
+fn ghash_tag(
+    powers: &GhashPowers,
+    aad: &[u8],
+    ct: &[u8],
+    mask_share: &[u8; 16],
+) -> Result<[u8; 16], NodeError> {
+    let g = powers.ghash_share(&gcm_blocks(aad, ct)).map_err(usage)?;
+    Ok(xor16(&g, mask_share))
+}
+
+/// Checks the peers' [`Ctl::Check`] answers: every node must have seen `hash` and be
+/// satisfied.
+fn check_agreed(
+    got: [(PartyId, Ctl); 2],
+    what: &'static str,
+    hash: &[u8; 32],
+) -> Result<(), NodeError> {
+    for (node, m) in got {
+        match m {
+            Ctl::Check { hash: h, ok } => {
+                if !bool::from(h.ct_eq(hash)) {
+                    return Err(NodeError::Inconsistent(what));
+                }
+                if !ok {
+                    return Err(NodeError::PeerAborted {
+                        node,
+                        reason: Stop::new(StopCode::Tampered, format!("refused {what}")),
+                    });
+                }
+            }
+            _ => return Err(NodeError::Inconsistent(what)),
+        }
+    }
+    Ok(())
+}
+
+/// Sums this node's and the peers' XOR shares of some tags.
+fn sum_tags(mine: &[[u8; 16]], got: [(PartyId, Ctl); 2]) -> Result<Vec<[u8; 16]>, NodeError> {
+    let mut sum = mine.to_vec();
+    for (node, m) in got {
+        let Ctl::Tags(t) = m else {
+            return Err(NodeError::Inconsistent("tag shares"));
+        };
+        if t.len() != sum.len() {
+            return Err(NodeError::PeerAborted {
+                node,
+                reason: Stop::new(StopCode::Mpc, "wrong number of tag shares"),
+            });
+        }
+        for (a, b) in sum.iter_mut().zip(t) {
+            *a = xor16(a, &b);
+        }
+    }
+    Ok(sum)
+}
+
+/// A step's result: the next state, and whether it moved.
+enum Step {
+    Moved(State),
+    Wait(State),
+}
+
+impl<R: RngCore + CryptoRng> NodeSession<R> {
+    /// Node `id`'s session, waiting for the client's Start. `now` starts the first timeout.
+    pub fn new(id: PartyId, cfg: NodeConfig, rng: R, now: Instant) -> Self {
+        let deadline = now + cfg.timeout;
+        NodeSession {
+            id,
+            cfg,
+            rng,
+            state: State::Start,
+            party: None,
+            early_garbled: Vec::new(),
+            ctl: Default::default(),
+            arith: None,
+            early_peer: Vec::new(),
+            client_in: VecDeque::new(),
+            stream: ServerStream::new(),
+            closed: None,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            now,
+            deadline,
+            since: now,
+            timings: NodeTimings::default(),
+            and_gates: 0,
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> PartyId {
+        self.id
+    }
+
+    /// The session's settings.
+    pub fn config(&self) -> &NodeConfig {
+        &self.cfg
+    }
+
+    /// Whether the session has ended (committed or failed).
+    pub fn is_over(&self) -> bool {
+        matches!(self.state, State::Committed(_) | State::Failed)
+    }
+
+    /// A payload from peer node `from` on the node-to-node transport.
+    pub fn handle_peer(&mut self, from: PartyId, mut bytes: Vec<u8>, now: Instant) {
+        self.touch(now);
+        if from == self.id || from > 2 {
+            return self.fail(usage(format!("a message from party {from}")));
+        }
+        let Some(channel) = bytes.pop() else {
+            return self.fail(NodeError::PeerAborted {
+                node: from,
+                reason: Stop::new(StopCode::Mpc, "an unlabelled message"),
+            });
+        };
+        if matches!(self.state, State::Failed) {
+            return;
+        }
+        let r = match channel {
+            ch::GARBLED => match self.party.as_mut() {
+                Some(p) => p.handle_owned(from, bytes).map_err(mpc_err),
+                None => self.keep_early(|s| s.early_garbled.push((from, bytes))),
+            },
+            ch::CONTROL => self.on_ctl(from, &bytes),
+            c => match &mut self.arith {
+                Some((running, m)) if *running == c => m
+                    .handle(from, &bytes)
+                    .map_err(|a| NodeError::Mpc(SessionError::Arith(a))),
+                _ => self.keep_early(|s| s.early_peer.push((c, from, bytes))),
+            },
+        };
+        self.after(r);
+    }
+
+    /// An encoded [`ToNode`] message from the client.
+    pub fn handle_client(&mut self, bytes: &[u8], now: Instant) {
+        self.touch(now);
+        if matches!(self.state, State::Failed) {
+            return;
+        }
+        let r = match postcard::from_bytes::<ToNode>(bytes) {
+            Ok(m) => {
+                self.client_in.push_back(m);
+                Ok(())
+            }
+            Err(_) => Err(NodeError::Link(crate::net::LinkError::Decode("client"))),
+        };
+        self.after(r);
+    }
+
+    /// The client's link ended or broke.
+    pub fn handle_client_lost(&mut self, e: crate::net::LinkError, now: Instant) {
+        self.touch(now);
+        if !self.is_over() {
+            self.fail(NodeError::Link(e));
+        }
+    }
+
+    /// The node-to-node transport failed.
+    pub fn handle_peer_lost(&mut self, e: mpc::transport::TransportError, now: Instant) {
+        self.touch(now);
+        if !self.is_over() {
+            self.abort_subs("transport failed");
+            self.fail(NodeError::Mpc(SessionError::Transport(e)));
+        }
+    }
+
+    /// Tells the session the time; past [`NodeSession::poll_timeout`] it fails.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if !self.is_over() && now >= self.deadline {
+            let who = self.state.waiting_for();
+            self.abort_subs("timed out waiting for a peer");
+            self.fail(NodeError::Timeout(who));
+        }
+    }
+
+    /// When the session next needs [`NodeSession::handle_timeout`]: `timeout` after the last
+    /// input or work. `None` once it is over.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (!self.is_over()).then_some(self.deadline)
+    }
+
+    /// Does one unit of heavy local work (garbling, evaluating) if any is ready. Call until
+    /// it returns `None`; the driver may time it.
+    pub fn poll_work(&mut self, now: Instant) -> Option<Work> {
+        if matches!(self.state, State::Failed) {
+            return None;
+        }
+        let r = self.party.as_mut()?.poll_work();
+        self.touch(now);
+        match r {
+            Ok(Some(w)) => {
+                if let Work::Garbled { and_gates, .. } | Work::Evaluated { and_gates, .. } = w {
+                    self.and_gates += and_gates;
+                }
+                self.after(Ok(()));
+                Some(w)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.after(Err(mpc_err(e)));
+                None
+            }
+        }
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<NodeTransmit> {
+        self.out.pop_front()
+    }
+
+    /// The next thing that became of the session.
+    pub fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop_front()
+    }
+
+    /// AND gates this node garbled or evaluated so far.
+    pub fn and_gates(&self) -> usize {
+        self.and_gates
+    }
+
+    /// Hands over a committed session, `None` if it is not committed.
+    pub fn into_committed(mut self) -> Option<CommittedParts> {
+        let State::Committed(d) = std::mem::replace(&mut self.state, State::Failed) else {
+            return None;
+        };
+        let party = self.party.take()?;
+        let mut early_ctl = Vec::new();
+        for (p, q) in self.ctl.iter_mut().enumerate() {
+            early_ctl.extend(q.drain(..).map(|m| (p as PartyId, m)));
+        }
+        Some(CommittedParts {
+            party,
+            e_hs: d.e_hs,
+            request: d.request,
+            response: d.response,
+            disclose: d.disclose,
+            report: d.report,
+            early_ctl,
+            early_peer: self.early_peer,
+            early_client: self.client_in.into(),
+        })
+    }
+
+    fn touch(&mut self, now: Instant) {
+        self.now = now;
+        self.deadline = now + self.cfg.timeout;
+    }
+
+    fn keep_early(&mut self, keep: impl FnOnce(&mut Self)) -> Result<(), NodeError> {
+        if self.early_garbled.len() + self.early_peer.len() >= MAX_EARLY {
+            return Err(usage("too many messages for steps not yet reached"));
+        }
+        keep(self);
+        Ok(())
+    }
+
+    fn on_ctl(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), NodeError> {
+        let m: Ctl = postcard::from_bytes(bytes).map_err(|_| NodeError::PeerAborted {
+            node: from,
+            reason: Stop::new(StopCode::Mpc, "undecodable control message"),
+        })?;
+        if let Ctl::Abort(reason) = m {
+            return Err(NodeError::PeerAborted { node: from, reason });
+        }
+        let q = &mut self.ctl[from as usize];
+        // A peer can be one step ahead (it needs this node's message for each step), so at
+        // most two of its messages wait here.
+        if q.len() >= 2 {
+            return Err(NodeError::PeerAborted {
+                node: from,
+                reason: Stop::new(StopCode::Mpc, "control messages for two steps ahead"),
+            });
+        }
+        q.push_back(m);
+        Ok(())
+    }
+
+    /// After an input: on success moves the protocol on, on failure reports it.
+    fn after(&mut self, r: Result<(), NodeError>) {
+        let r = r.and_then(|()| self.advance());
+        if let Err(e) = r {
+            self.fail(e);
+        }
+        self.collect();
+    }
+
+    /// Moves sub-machines' messages to the outbox.
+    fn collect(&mut self) {
+        if let Some(p) = self.party.as_mut() {
+            while let Some((to, m)) = p.poll_transmit() {
+                let mut bytes = m.into_bytes();
+                bytes.push(ch::GARBLED);
+                self.out.push_back(NodeTransmit::Peer { to, bytes });
+            }
+        }
+        if let Some((c, m)) = self.arith.as_mut() {
+            while let Some((to, mut bytes)) = m.poll_transmit() {
+                bytes.push(*c);
+                self.out.push_back(NodeTransmit::Peer { to, bytes });
+            }
+        }
+    }
+
+    fn abort_subs(&mut self, why: &str) {
+        if let Some(p) = self.party.as_mut() {
+            if p.aborted().is_none() {
+                p.abort_local(why);
+            }
+        }
+        if let Some((_, m)) = self.arith.as_mut() {
+            if m.aborted().is_none() {
+                m.abort_local(why);
+            }
+        }
+    }
+
+    /// Ends the session: tells the client and (unless a peer stopped first) the peers why.
+    fn fail(&mut self, e: NodeError) {
+        if matches!(self.state, State::Failed) {
+            return;
+        }
+        self.state = State::Failed;
+        self.collect();
+        let stop = e.stop();
+        tracing::warn!(role = self.id, reason = stop.code.label(), error = %stop, "MPC-TLS session failed");
+        self.send_client(&ToClient::Error(stop.clone()));
+        if !matches!(e, NodeError::PeerAborted { .. }) {
+            self.send_ctl(&Ctl::Abort(stop));
+        }
+        self.events.push_back(NodeEvent::Failed(e));
+    }
+
+    fn send_client(&mut self, m: &ToClient) {
+        match postcard::to_stdvec(m) {
+            Ok(b) => self.out.push_back(NodeTransmit::Client(b)),
+            Err(_) => tracing::error!("cannot encode a message to the client"),
+        }
+    }
+
+    fn send_ctl(&mut self, m: &Ctl) {
+        let Ok(mut bytes) = postcard::to_stdvec(m) else {
+            tracing::error!("cannot encode a control message");
+            return;
+        };
+        bytes.push(ch::CONTROL);
+        for to in peers(self.id) {
+            self.out.push_back(NodeTransmit::Peer {
+                to,
+                bytes: bytes.clone(),
+            });
+        }
+    }
+
+    /// One control message from each peer, once both sent one.
+    fn take_ctl(&mut self) -> Option<[(PartyId, Ctl); 2]> {
+        let [a, b] = peers(self.id);
+        if self.ctl[a as usize].is_empty() || self.ctl[b as usize].is_empty() {
+            return None;
+        }
+        let ma = self.ctl[a as usize].pop_front()?;
+        let mb = self.ctl[b as usize].pop_front()?;
+        Some([(a, ma), (b, mb)])
+    }
+
+    fn party(&mut self) -> Result<&mut Party, NodeError> {
+        self.party
+            .as_mut()
+            .ok_or_else(|| usage("the garbled session has not started"))
+    }
+
+    fn start_exec(&mut self, exec: ExecId, inputs: Inputs) -> Result<(), NodeError> {
+        self.since = self.now;
+        let p = self.party.as_mut().ok_or_else(|| usage("no garbled session"))?;
+        p.start(exec, inputs, &mut self.rng).map_err(mpc_err)
+    }
+
+    fn exec_output(&mut self, exec: ExecId) -> Result<Option<Vec<GroupOutput>>, NodeError> {
+        let p = self.party()?;
+        if p.output(exec).is_none() {
+            return Ok(None);
+        }
+        Ok(p.take_output(exec))
+    }
+
+    fn start_arith(&mut self, channel: u8, mut m: Arith) -> Result<(), NodeError> {
+        self.since = self.now;
+        let early = std::mem::take(&mut self.early_peer);
+        for (c, from, b) in early {
+            if c == channel {
+                m.handle(from, &b)
+                    .map_err(|a| NodeError::Mpc(SessionError::Arith(a)))?;
+            } else {
+                self.early_peer.push((c, from, b));
+            }
+        }
+        self.arith = Some((channel, m));
+        Ok(())
+    }
+
+    /// The running arithmetic machine, once it is done (it is then dropped).
+    fn arith_done(&mut self) -> Result<Option<Arith>, NodeError> {
+        let Some((_, m)) = &self.arith else {
+            return Err(usage("no arithmetic computation is running"));
+        };
+        if let Some(a) = m.aborted() {
+            return Err(NodeError::Mpc(SessionError::Arith(a.clone())));
+        }
+        if !m.is_done() {
+            return Ok(None);
+        }
+        // Its last messages go out before it is dropped.
+        self.collect();
+        Ok(self.arith.take().map(|(_, m)| m))
+    }
+
+    /// The next server event from the relayed bytes: `Ok(None)` when more bytes are
+    /// needed, `Ok(Some(None))` once the client reported the connection closed.
+    fn next_event(&mut self) -> Result<Option<Option<ServerEvent>>, NodeError> {
+        loop {
+            if let Some(e) = self.stream.next_event()? {
+                return Ok(Some(Some(e)));
+            }
+            if self.closed.is_some() {
+                return Ok(Some(None));
+            }
+            match self.client_in.pop_front() {
+                None => return Ok(None),
+                Some(ToNode::ServerBytes(b)) => self.stream.push(&b),
+                Some(ToNode::Closed { eof, response_pad }) => {
+                    self.closed = Some((eof, response_pad))
+                }
+                Some(other) => {
+                    return Err(NodeError::Client(format!(
+                        "sent {} while server bytes were expected",
+                        kind(&other)
+                    )))
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self) -> Result<(), NodeError> {
+        loop {
+            if matches!(self.state, State::Failed | State::Committed(_)) {
+                return Ok(());
+            }
+            let st = std::mem::replace(&mut self.state, State::Failed);
+            match self.step(st)? {
+                Step::Moved(s) => self.state = s,
+                Step::Wait(s) => {
+                    self.state = s;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, st: State) -> Result<Step, NodeError> {
+        use Step::{Moved, Wait};
+        Ok(match st {
+            State::Start => match self.client_in.pop_front() {
+                None => Wait(State::Start),
+                Some(m) => Moved(self.on_start(m)?),
+            },
+            State::Commit(k) => match self.take_ctl() {
+                None => Wait(State::Commit(k)),
+                Some(got) => {
+                    let mut commits = BTreeMap::new();
+                    for (node, m) in got {
+                        let Ctl::Commit(c) = m else {
+                            return Err(NodeError::Inconsistent("ECDH commitments"));
+                        };
+                        commits.insert(node, c);
+                    }
+                    self.send_ctl(&Ctl::Reveal {
+                        random: k.random,
+                        point: k.point.clone(),
+                    });
+                    Moved(State::Reveal(k, commits))
+                }
+            },
+            State::Reveal(k, commits) => match self.take_ctl() {
+                None => Wait(State::Reveal(k, commits)),
+                Some(got) => Moved(self.on_reveal(*k, &commits, got)?),
+            },
+            State::Flight(h, mut machine) => {
+                let verdict = loop {
+                    let ev = match self.next_event() {
+                        Ok(None) => return Ok(Wait(State::Flight(h, machine))),
+                        Ok(Some(ev)) => ev,
+                        Err(e) => break Err(e),
+                    };
+                    match ev {
+                        Some(ServerEvent::Handshake(m)) => match machine.on_message(&m) {
+                            Ok(Some(f)) => break Ok(f),
+                            Ok(None) => {}
+                            Err(e) => break Err(e.into()),
+                        },
+                        Some(ServerEvent::Alert(a)) => break Err(machine.on_alert(a).into()),
+                        Some(other) => {
+                            break Err(unexpected(format!("{other:?} during the handshake")))
+                        }
+                        None => break Err(unexpected("connection closed during the handshake")),
+                    }
+                };
+                let transcript = machine.into_transcript();
+                // Nodes must agree on what the server sent before acting on it.
+                let hash: [u8; 32] = transcript.clone().finalize().into();
+                let verdict = verdict.and_then(|f| {
+                    verify_server(
+                        &self.cfg.roots,
+                        &h.s.server_name,
+                        &f.certs,
+                        self.cfg.time,
+                        f.suite,
+                        &f.ske,
+                        &h.client_random,
+                        &f.hello.random,
+                    )?;
+                    Ok(f)
+                });
+                // The peers hear the verdict either way.
+                self.send_ctl(&Ctl::Check {
+                    hash,
+                    ok: verdict.is_ok(),
+                });
+                Moved(State::FlightCheck(
+                    h,
+                    Box::new(transcript),
+                    Box::new(verdict),
+                    hash,
+                ))
+            }
+            State::FlightCheck(h, transcript, verdict, hash) => match self.take_ctl() {
+                None => Wait(State::FlightCheck(h, transcript, verdict, hash)),
+                Some(got) => {
+                    let agreed = check_agreed(got, "the server's first flight", &hash);
+                    // This node's own reason comes first.
+                    let flight = (*verdict)?;
+                    agreed?;
+                    Moved(self.on_flight(*h, flight, *transcript)?)
+                }
+            },
+            State::Ectf(a) => match self.arith_done()? {
+                None => Wait(State::Ectf(a)),
+                Some(m) => Moved(self.on_ectf(*a, m)?),
+            },
+            State::Handshake(a, cke) => match self.exec_output(a.s.e_hs)? {
+                None => Wait(State::Handshake(a, cke)),
+                Some(out) => Moved(self.on_handshake(*a, cke, &out)?),
+            },
+            State::ClientPowers(k) => match self.arith_done()? {
+                None => Wait(State::ClientPowers(k)),
+                Some(m) => Moved(self.on_client_powers(*k, m)?),
+            },
+            State::ServerPowers(f) => match self.arith_done()? {
+                None => Wait(State::ServerPowers(f)),
+                Some(Arith::Ghash(mut m)) => {
+                    self.timings.ghash += self.now - self.since;
+                    let spow = m
+                        .take_output()
+                        .ok_or_else(|| usage("GHASH powers already taken"))?;
+                    Moved(State::ServerCcs(f, Box::new(spow)))
+                }
+                Some(Arith::Ectf(_)) => return Err(usage("ECtF instead of GHASH powers")),
+            },
+            State::ServerCcs(f, spow) => match self.next_event()? {
+                None => Wait(State::ServerCcs(f, spow)),
+                Some(Some(ServerEvent::ChangeCipherSpec)) => Moved(State::ServerFinished(f, spow)),
+                Some(Some(ServerEvent::Alert(alert))) => {
+                    return Err(ServerError::ServerAlert {
+                        alert,
+                        stage: "the handshake (after our Finished)",
+                    }
+                    .into())
+                }
+                Some(other) => {
+                    return Err(unexpected(format!(
+                        "{} instead of ChangeCipherSpec",
+                        describe(&other)
+                    )))
+                }
+            },
+            State::ServerFinished(f, spow) => match self.next_event()? {
+                None => Wait(State::ServerFinished(f, spow)),
+                Some(Some(ServerEvent::Encrypted {
+                    typ: ContentType::Handshake,
+                    payload,
+                })) => {
+                    let hash: [u8; 32] = Sha256::digest(&payload).into();
+                    self.send_ctl(&Ctl::Check { hash, ok: true });
+                    let rec = FinishedRecord {
+                        spow: *spow,
+                        record: payload,
+                        mine: None,
+                        plain_keystream: Vec::new(),
+                        svd: [0; 12],
+                    };
+                    Moved(State::FinishedCheck(f, Box::new(rec), hash))
+                }
+                Some(Some(ServerEvent::Encrypted {
+                    typ: ContentType::Alert,
+                    ..
+                })) => {
+                    return Err(unexpected(
+                        "an encrypted alert instead of the server's Finished",
+                    ))
+                }
+                Some(other) => {
+                    return Err(unexpected(format!(
+                        "{} instead of the server's Finished",
+                        describe(&other)
+                    )))
+                }
+            },
+            State::FinishedCheck(f, rec, hash) => match self.take_ctl() {
+                None => Wait(State::FinishedCheck(f, rec, hash)),
+                Some(got) => {
+                    check_agreed(got, "the server's Finished record", &hash)?;
+                    let frag = split_gcm(&rec.record)?;
+                    if frag.ciphertext.len() != 16 {
+                        return Err(NodeError::BadFinished);
+                    }
+                    let public = [&f.hash_through_client_finished[..], &frag.explicit[..]].concat();
+                    let mut inputs = Inputs::none();
+                    if self.id < 2 {
+                        inputs = inputs.value(2 + self.id as usize, bytes_to_bits(&public));
+                    }
+                    self.start_exec(f.s.e_sf, inputs)?;
+                    Moved(State::FinishedExec(f, rec))
+                }
+            },
+            State::FinishedExec(f, mut rec) => match self.exec_output(f.s.e_sf)? {
+                None => Wait(State::FinishedExec(f, rec)),
+                Some(out) => {
+                    self.timings.server_finished_exec = self.now - self.since;
+                    let pubout = value(&out, 0)?;
+                    if pubout[0] {
+                        return Err(NodeError::Inconsistent(
+                            "the server Finished's public inputs",
+                        ));
+                    }
+                    rec.svd = bits_to_bytes(&pubout[1..97])
+                        .try_into()
+                        .map_err(|_| usage("verify_data width"))?;
+                    rec.plain_keystream = bits_to_bytes(&pubout[97..225]);
+                    let mask = block(value(&out, 1)?);
+                    let frag = split_gcm(&rec.record)?;
+                    let mine = ghash_tag(
+                        &rec.spow,
+                        &gcm_aad(0, ContentType::Handshake, 16),
+                        frag.ciphertext,
+                        &mask,
+                    )?;
+                    rec.mine = Some(mine);
+                    self.send_ctl(&Ctl::Tags(vec![mine]));
+                    Moved(State::FinishedTag(f, rec))
+                }
+            },
+            State::FinishedTag(f, rec) => match self.take_ctl() {
+                None => Wait(State::FinishedTag(f, rec)),
+                Some(got) => Moved(self.on_finished_tag(*f, *rec, got)?),
+            },
+            State::Request(app, run) => self.step_request(app, run)?,
+            State::RequestCiphertext(app, masks) => match self.client_in.pop_front() {
+                None => Wait(State::RequestCiphertext(app, masks)),
+                Some(ToNode::RequestCiphertext(cts)) => {
+                    Moved(self.on_request_ciphertext(app, &masks, cts)?)
+                }
+                Some(other) => {
+                    return Err(NodeError::Client(format!(
+                        "sent {} instead of the request",
+                        kind(&other)
+                    )))
+                }
+            },
+            State::Response(app, mut r) => loop {
+                let ev = match self.next_event()? {
+                    None => return Ok(Wait(State::Response(app, r))),
+                    Some(ev) => ev,
+                };
+                match ev {
+                    Some(ServerEvent::Encrypted { typ, payload }) => {
+                        match typ {
+                            ContentType::ApplicationData | ContentType::Alert => {}
+                            t => return Err(unexpected(format!(
+                                "a {t:?} record after the handshake (renegotiation is not supported)"
+                            ))),
+                        }
+                        let f = split_gcm(&payload)?;
+                        if typ == ContentType::Alert && f.ciphertext.len() != 2 {
+                            return Err(unexpected("an alert record that is not 2 bytes"));
+                        }
+                        r.relay_hash.update([typ.byte()]);
+                        r.relay_hash.update((payload.len() as u32).to_be_bytes());
+                        r.relay_hash.update(&payload);
+                        let is_alert = typ == ContentType::Alert;
+                        r.records.push((typ, payload));
+                        r.app_records += usize::from(!is_alert);
+                        if r.app_records > MAX_RESPONSE_RECORDS {
+                            return Err(unexpected(format!(
+                                "more than {MAX_RESPONSE_RECORDS} response records"
+                            )));
+                        }
+                        if is_alert {
+                            // The client says when the server closed; wait for that.
+                            let closed = self.closed.take();
+                            break Moved(State::AwaitClosed(app, r, closed));
+                        }
+                    }
+                    Some(other) => {
+                        return Err(unexpected(format!("{other:?} after the handshake")))
+                    }
+                    None => {
+                        let closed = self.closed.take();
+                        break Moved(State::AwaitClosed(app, r, closed));
+                    }
+                }
+            },
+            State::AwaitClosed(app, r, mut closed) => {
+                while closed.is_none() {
+                    match self.client_in.pop_front() {
+                        None => return Ok(Wait(State::AwaitClosed(app, r, closed))),
+                        Some(ToNode::ServerBytes(b)) => self.stream.push(&b),
+                        Some(ToNode::Closed { eof, response_pad }) => {
+                            closed = Some((eof, response_pad))
+                        }
+                        Some(other) => {
+                            return Err(NodeError::Client(format!(
+                                "sent {} instead of Closed",
+                                kind(&other)
+                            )))
+                        }
+                    }
+                }
+                let closed = closed.unwrap_or_default();
+                if self.stream.next_event()?.is_some() || self.stream.has_partial() {
+                    return Err(unexpected(
+                        "bytes after the server's closing alert, or a truncated record",
+                    ));
+                }
+                let hash: [u8; 32] = r.relay_hash.clone().finalize().into();
+                self.send_ctl(&Ctl::Check { hash, ok: true });
+                Moved(State::ResponseCheck(app, r, closed, hash))
+            }
+            State::ResponseCheck(app, r, closed, hash) => match self.take_ctl() {
+                None => Wait(State::ResponseCheck(app, r, closed, hash)),
+                Some(got) => {
+                    check_agreed(got, "the response records", &hash)?;
+                    Moved(self.on_response_agreed(app, *r, closed)?)
+                }
+            },
+            State::ResponseBatches(app, b) => self.step_batches(app, b)?,
+            s @ (State::Committed(_) | State::Failed) => Wait(s),
+        })
+    }
+
+    fn on_start(&mut self, m: ToNode) -> Result<State, NodeError> {
+        let ToNode::Start {
+            server_name,
+            request_records,
+            request_pad,
+            disclose,
+        } = m
+        else {
+            return Err(NodeError::Client(format!("sent {} before Start", kind(&m))));
+        };
+        if rustls_pki_types::ServerName::try_from(server_name.as_str()).is_err() {
+            return Err(NodeError::Client(format!(
+                "invalid server name {server_name:?}"
+            )));
+        }
+        let request_lens: Vec<usize> = request_records.iter().map(|&l| l as usize).collect();
+        if request_lens.is_empty()
+            || request_lens.len() > MAX_REQUEST_RECORDS
+            || request_lens.iter().any(|&l| l == 0 || l > MAX_FRAGMENT)
+        {
+            return Err(NodeError::Client(format!(
+                "request records must be 1 to {MAX_REQUEST_RECORDS} records of 1 to {MAX_FRAGMENT} bytes"
+            )));
+        }
+        // Keystream travels in whole blocks; the client uses each record's first bytes.
+        let request_bits: usize = request_lens.iter().map(|&l| blocks_for(l) * 128).sum();
+        let request_pad = unpack_bits(&request_pad, request_bits)
+            .ok_or_else(|| NodeError::Client("request pad has the wrong width".into()))?;
+
+        // The garbled session: everything that does not depend on the server is garbled
+        // while the server is contacted.
+        self.since = self.now;
+        let mut party = Party::new(self.id, &mut self.rng).map_err(mpc_err)?;
+        for (from, b) in std::mem::take(&mut self.early_garbled) {
+            party.handle_owned(from, b).map_err(mpc_err)?;
+        }
+        let e_hs = party.preprocess(handshake_spec()?).map_err(mpc_err)?;
+        let e_sf = party
+            .preprocess(server_finished_spec(e_hs)?)
+            .map_err(mpc_err)?;
+        let req_records: Vec<CtrRecord> = request_lens
+            .iter()
+            .map(|&len| CtrRecord { len, alert: false })
+            .collect();
+        let mut req_execs = Vec::new();
+        for batch in plan_batches(&req_records) {
+            let (blocks, shape) = batch_blocks(&req_records, &batch);
+            let spec = ctr_spec(e_hs, hs_out::CLIENT_KEY, shape)?;
+            req_execs.push((party.preprocess(spec).map_err(mpc_err)?, blocks, shape));
+        }
+        self.party = Some(party);
+
+        // 1. Client random and ECDH share, committed then revealed.
+        let mut random = [0u8; 32];
+        self.rng
+            .try_fill_bytes(&mut random)
+            .map_err(|_| NodeError::Random)?;
+        let scalar = Zeroizing::new(Scalar::random(&mut self.rng));
+        let point = (ProjectivePoint::GENERATOR * *scalar)
+            .to_affine()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        self.send_ctl(&Ctl::Commit(commitment(self.id, &random, &point)));
+        Ok(State::Commit(Box::new(Keying {
+            s: Setup {
+                server_name,
+                request_lens,
+                disclose,
+                e_hs,
+                e_sf,
+                req_execs,
+            },
+            request_pad,
+            random,
+            scalar,
+            point,
+        })))
+    }
+
+    fn on_reveal(
+        &mut self,
+        k: Keying,
+        commits: &BTreeMap<PartyId, [u8; 32]>,
+        got: [(PartyId, Ctl); 2],
+    ) -> Result<State, NodeError> {
+        let mut randoms = [[0u8; 32]; 3];
+        randoms[self.id as usize] = k.random;
+        let mine = EncodedPoint::from_bytes(&k.point)
+            .ok()
+            .and_then(|e| Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&e)))
+            .ok_or_else(|| usage("own ECDH share"))?;
+        let mut client_pub = ProjectivePoint::from(mine);
+        for (node, m) in got {
+            let (Some(c), Ctl::Reveal { random, point }) = (commits.get(&node), m) else {
+                return Err(NodeError::Inconsistent("ECDH commitments"));
+            };
+            if !bool::from(commitment(node, &random, &point).ct_eq(c)) {
+                return Err(NodeError::PeerAborted {
+                    node,
+                    reason: Stop::new(StopCode::Mpc, "opened a different commitment"),
+                });
+            }
+            let p = EncodedPoint::from_bytes(&point)
+                .ok()
+                .and_then(|e| Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&e)))
+                .ok_or(NodeError::PeerAborted {
+                    node,
+                    reason: Stop::new(StopCode::Mpc, "invalid ECDH share"),
+                })?;
+            randoms[node as usize] = random;
+            client_pub += ProjectivePoint::from(p);
+        }
+        if bool::from(client_pub.ct_eq(&ProjectivePoint::IDENTITY)) {
+            return Err(NodeError::Inconsistent(
+                "ECDH shares (they sum to the identity)",
+            ));
+        }
+        let client_random: [u8; 32] = {
+            let mut h = Sha256::new();
+            h.update(b"tessera mpc-tls client random v1");
+            randoms.iter().for_each(|r| h.update(r));
+            h.finalize().into()
+        };
+        let client_pub = client_pub
+            .to_affine()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        // 2. The ClientHello; the server's flight comes back through the client.
+        let hello = codec::client_hello(&client_random, &k.s.server_name);
+        let machine = ServerFlight::new(&hello);
+        self.send_client(&ToClient::ClientHello(hello));
+        self.timings.prepare = self.now - self.since;
+        Ok(State::Flight(
+            Box::new(Hello {
+                s: k.s,
+                request_pad: k.request_pad,
+                scalar: k.scalar,
+                client_random,
+                client_pub,
+            }),
+            Box::new(machine),
+        ))
+    }
+
+    fn on_flight(
+        &mut self,
+        h: Hello,
+        flight: Flight,
+        transcript: Sha256,
+    ) -> Result<State, NodeError> {
+        let server_point = EncodedPoint::from_bytes(&flight.ske.point)
+            .ok()
+            .and_then(|e| Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&e)))
+            .filter(|p| !bool::from(p.is_identity()))
+            .ok_or_else(|| unexpected("invalid server ECDH public key"))?;
+        // 3. Pre-master-secret shares, keys, client Finished.
+        let my_ecdh = (ProjectivePoint::from(server_point) * *h.scalar).to_affine();
+        let m = ectf_machine(self.id, &my_ecdh, &mut self.rng)
+            .map_err(|a| NodeError::Mpc(SessionError::Arith(a)))?;
+        self.start_arith(ch::ECTF, Arith::Ectf(Box::new(m)))?;
+        Ok(State::Ectf(Box::new(Agreed {
+            s: h.s,
+            request_pad: h.request_pad,
+            client_random: h.client_random,
+            client_pub: h.client_pub,
+            flight,
+            transcript,
+        })))
+    }
+
+    fn on_ectf(&mut self, mut a: Agreed, m: Arith) -> Result<State, NodeError> {
+        let Arith::Ectf(mut m) = m else {
+            return Err(usage("GHASH powers instead of ECtF"));
+        };
+        self.timings.ectf = self.now - self.since;
+        let pms = m
+            .take_output()
+            .ok_or_else(|| usage("ECtF output already taken"))?
+            .map_err(|e| unexpected(format!("ECDH: {e}")))?;
+        let cke = codec::client_key_exchange(&a.client_pub);
+        a.transcript.update(&cke);
+        let session_hash: [u8; 32] = a.transcript.clone().finalize().into();
+        let public = [
+            &session_hash[..],
+            &a.flight.hello.random[..],
+            &a.client_random[..],
+        ]
+        .concat();
+        let mut inputs = Inputs::none().value(self.id as usize, fp_to_bits(&pms.value()).to_vec());
+        if self.id < 2 {
+            inputs = inputs.value(3 + self.id as usize, bytes_to_bits(&public));
+        }
+        drop(pms);
+        self.start_exec(a.s.e_hs, inputs)?;
+        Ok(State::Handshake(Box::new(a), cke))
+    }
+
+    fn on_handshake(
+        &mut self,
+        a: Agreed,
+        cke: Vec<u8>,
+        out: &[GroupOutput],
+    ) -> Result<State, NodeError> {
+        self.timings.handshake_exec = self.now - self.since;
+        let pubout = value(out, hs_out::PUBLIC)?;
+        if pubout[0] {
+            return Err(NodeError::Inconsistent("the handshake's public inputs"));
+        }
+        let cvd: [u8; 12] = bits_to_bytes(&pubout[1..97])
+            .try_into()
+            .map_err(|_| usage("verify_data width"))?;
+        let fin_ct = bits_to_bytes(&pubout[97..225]);
+        let shares = value(out, hs_out::SHARES)?;
+        let fin_mask = Zeroizing::new(block(&shares[0..128]));
+        let h_client = Zeroizing::new(block(&shares[128..256]));
+        let h_server = Zeroizing::new(block(&shares[256..384]));
+        let needed = a
+            .s
+            .request_lens
+            .iter()
+            .map(|&l| blocks_for(l) + 2)
+            .max()
+            .unwrap_or(0)
+            .max(3);
+        let m = self.ghash_machine(*h_client, needed)?;
+        self.start_arith(ch::GHASH_CLIENT, m)?;
+        Ok(State::ClientPowers(Box::new(Keys {
+            a,
+            cke,
+            cvd,
+            fin_ct,
+            fin_mask,
+            h_server,
+        })))
+    }
+
+    fn ghash_machine(&mut self, h_share: [u8; 16], count: usize) -> Result<Arith, NodeError> {
+        let prog = GhashKey::new(self.id, h_share, count).map_err(usage)?;
+        let m = Machine::new(self.id, prog, &mut self.rng)
+            .map_err(|a| NodeError::Mpc(SessionError::Arith(a)))?;
+        Ok(Arith::Ghash(Box::new(m)))
+    }
+
+    fn on_client_powers(&mut self, k: Keys, m: Arith) -> Result<State, NodeError> {
+        let Arith::Ghash(mut m) = m else {
+            return Err(usage("ECtF instead of GHASH powers"));
+        };
+        self.timings.ghash = self.now - self.since;
+        let cpow = m
+            .take_output()
+            .ok_or_else(|| usage("GHASH powers already taken"))?;
+        let aad = gcm_aad(0, ContentType::Handshake, 16);
+        let tag_share = ghash_tag(&cpow, &aad, &k.fin_ct, &k.fin_mask)?;
+        self.send_client(&ToClient::ClientFinished {
+            client_key_exchange: k.cke,
+            ciphertext: k.fin_ct,
+            tag_share,
+        });
+        let Agreed {
+            s,
+            request_pad,
+            client_random,
+            flight,
+            mut transcript,
+            ..
+        } = k.a;
+        transcript.update(codec::finished(&k.cvd));
+        let hash_through_client_finished: [u8; 32] = transcript.clone().finalize().into();
+        // 4. The server's ChangeCipherSpec and Finished.
+        let m = self.ghash_machine(*k.h_server, MAX_POWERS)?;
+        self.start_arith(ch::GHASH_SERVER, m)?;
+        Ok(State::ServerPowers(Box::new(Finishing {
+            s,
+            request_pad,
+            client_random,
+            flight,
+            transcript,
+            hash_through_client_finished,
+            cpow,
+        })))
+    }
+
+    fn on_finished_tag(
+        &mut self,
+        mut f: Finishing,
+        rec: FinishedRecord,
+        got: [(PartyId, Ctl); 2],
+    ) -> Result<State, NodeError> {
+        let mine = rec.mine.ok_or_else(|| usage("no tag share"))?;
+        let tag = sum_tags(&[mine], got)?;
+        let frag = split_gcm(&rec.record)?;
+        if !bool::from(tag[0].ct_eq(&frag.tag)) {
+            return Err(NodeError::BadTag("the server's Finished".into()));
+        }
+        let plain = xor16(
+            &block(&bytes_to_bits(&rec.plain_keystream)),
+            frag.ciphertext,
+        );
+        if !bool::from(plain.ct_eq(&codec::finished(&rec.svd))) {
+            return Err(NodeError::BadFinished);
+        }
+        f.transcript.update(plain);
+        let handshake_hash: [u8; 32] = f.transcript.finalize().into();
+        // 5. The request.
+        self.since = self.now;
+        let app = App {
+            s: f.s,
+            client_random: f.client_random,
+            flight: f.flight,
+            handshake_hash,
+            cpow: f.cpow,
+            spow: rec.spow,
+        };
+        let run = RequestRun {
+            request_pad: f.request_pad,
+            next: 0,
+            pad_at: 0,
+            masked: Vec::new(),
+            masks: Vec::new(),
+        };
+        let t0 = self.now;
+        let s = self.start_request_exec(Box::new(app), Box::new(run))?;
+        self.since = t0;
+        Ok(s)
+    }
+
+    /// Starts request execution `run.next`.
+    fn start_request_exec(
+        &mut self,
+        app: Box<App>,
+        mut run: Box<RequestRun>,
+    ) -> Result<State, NodeError> {
+        let Some((exec, blocks, shape)) = app.s.req_execs.get(run.next) else {
+            return Err(usage("no such request execution"));
+        };
+        let (exec, lay) = (*exec, shape.layout());
+        let mut inputs = Inputs::none();
+        if self.id < 2 {
+            // Our records' explicit nonces are their sequence numbers (record i has i + 1).
+            let suffix = suffix_bytes(blocks, |r| (1 + r as u64).to_be_bytes());
+            inputs = inputs.value(1 + self.id as usize, bytes_to_bits(&suffix));
+        }
+        if let Some(g) = lay.client {
+            let w = shape.client * 128;
+            let pad = run
+                .request_pad
+                .get(run.pad_at..run.pad_at + w)
+                .ok_or_else(|| usage("request pad too short"))?;
+            inputs = inputs.client_pad(g, pad.to_vec());
+            run.pad_at += w;
+        }
+        let since = self.since;
+        self.start_exec(exec, inputs)?;
+        self.since = since;
+        Ok(State::Request(app, run))
+    }
+
+    fn step_request(&mut self, app: Box<App>, mut run: Box<RequestRun>) -> Result<Step, NodeError> {
+        let Some((exec, _, shape)) = app.s.req_execs.get(run.next) else {
+            return Err(usage("no such request execution"));
+        };
+        let (exec, lay) = (*exec, shape.layout());
+        let Some(out) = self.exec_output(exec)? else {
+            return Ok(Step::Wait(State::Request(app, run)));
+        };
+        if value(&out, lay.public)?[0] {
+            return Err(NodeError::Inconsistent("the request's counter blocks"));
+        }
+        if let Some(g) = lay.client {
+            run.masked.extend_from_slice(value(&out, g)?);
+        }
+        if let Some(g) = lay.shares {
+            run.masks.extend(value(&out, g)?.chunks_exact(128).map(block));
+        }
+        run.next += 1;
+        if run.next < app.s.req_execs.len() {
+            return Ok(Step::Moved(self.start_request_exec(app, run)?));
+        }
+        self.timings.request_exec = self.now - self.since;
+        self.send_client(&ToClient::RequestKeystream(pack_bits(&run.masked)));
+        Ok(Step::Moved(State::RequestCiphertext(app, run.masks)))
+    }
+
+    fn on_request_ciphertext(
+        &mut self,
+        app: Box<App>,
+        masks: &[[u8; 16]],
+        cts: Vec<Vec<u8>>,
+    ) -> Result<State, NodeError> {
+        let lens = &app.s.request_lens;
+        if cts.len() != lens.len() || cts.iter().zip(lens).any(|(c, &l)| c.len() != l) {
+            return Err(NodeError::Client(
+                "request ciphertext does not match the announced lengths".into(),
+            ));
+        }
+        let mut sent_hash = Sha256::new();
+        let mut tags = Vec::with_capacity(cts.len());
+        for (i, (ct, mask)) in cts.iter().zip(masks).enumerate() {
+            let seq = 1 + i as u64;
+            hash_record(&mut sent_hash, &seq.to_be_bytes(), ct);
+            tags.push(ghash_tag(
+                &app.cpow,
+                &gcm_aad(seq, ContentType::ApplicationData, ct.len()),
+                ct,
+                mask,
+            )?);
+        }
+        self.send_client(&ToClient::RequestTags(tags));
+        // 6. The response, until the server closes.
+        Ok(State::Response(
+            app,
+            Box::new(Reading {
+                sent_hash,
+                request: cts,
+                records: Vec::new(),
+                app_records: 0,
+                relay_hash: Sha256::new(),
+            }),
+        ))
+    }
+
+    fn on_response_agreed(
+        &mut self,
+        app: Box<App>,
+        r: Reading,
+        (eof, response_pad): (bool, Vec<u8>),
+    ) -> Result<State, NodeError> {
+        let close_notify = !eof
+            && r
+                .records
+                .last()
+                .is_some_and(|(t, _)| *t == ContentType::Alert);
+        let layout: Vec<CtrRecord> = r
+            .records
+            .iter()
+            .map(|(t, p)| CtrRecord {
+                len: p.len().saturating_sub(codec::EXPLICIT_NONCE + codec::TAG),
+                alert: *t == ContentType::Alert,
+            })
+            .collect();
+        let client_bits: usize = layout
+            .iter()
+            .filter(|r| !r.alert)
+            .map(|r| blocks_for(r.len) * 128)
+            .sum();
+        let response_pad = unpack_bits(&response_pad, client_bits)
+            .ok_or_else(|| NodeError::Client("response pad has the wrong width".into()))?;
+        let plan = plan_batches(&layout).into();
+        let b = Batches {
+            sent_hash: r.sent_hash,
+            request: r.request,
+            records: r.records,
+            layout,
+            close_notify,
+            response_pad,
+            pad_at: 0,
+            plan,
+            current: None,
+            opening: None,
+            received_hash: Sha256::new(),
+            received_bytes: 0,
+            masked_ks: Vec::with_capacity(client_bits),
+            alert: None,
+        };
+        Ok(State::ResponseBatches(app, Box::new(b)))
+    }
+
+    /// The response, batch by batch: build and run a batch's execution, open its tags with
+    /// the peers, check them; then the next.
+    fn step_batches(&mut self, app: Box<App>, mut b: Box<Batches>) -> Result<Step, NodeError> {
+        use Step::{Moved, Wait};
+        // Tags being opened: wait for the peers' shares.
+        if let Some(o) = b.opening.take() {
+            let Some(got) = self.take_ctl() else {
+                b.opening = Some(o);
+                return Ok(Wait(State::ResponseBatches(app, b)));
+            };
+            let Opening {
+                records: masked_records,
+                mine,
+                public,
+                client,
+            } = o;
+            let tags = sum_tags(&mine, got)?;
+            let (_, blocks, shape) = b.current.take().ok_or_else(|| usage("no batch"))?;
+            for (&r, t) in masked_records.iter().zip(&tags) {
+                let f = split_gcm(&b.records[r].1)?;
+                if !bool::from(t.ct_eq(&f.tag)) {
+                    return Err(NodeError::BadTag(format!("response record {}", r + 1)));
+                }
+                if !b.layout[r].alert {
+                    hash_record(&mut b.received_hash, &f.explicit, f.ciphertext);
+                    b.received_bytes += f.ciphertext.len() as u64;
+                }
+            }
+            // Alert records are 2 bytes: one public keystream block each.
+            for (blk, ks) in blocks[..shape.public].iter().zip(public.chunks_exact(128)) {
+                let ks = bits_to_bytes(ks);
+                let c = split_gcm(&b.records[blk.record].1)?.ciphertext;
+                b.alert = Some(Alert::parse(&[c[0] ^ ks[0], c[1] ^ ks[1]])?);
+            }
+            b.masked_ks.extend_from_slice(&client);
+            self.timings.response_exec += self.now - self.since;
+            return Ok(Moved(State::ResponseBatches(app, b)));
+        }
+        // A batch running: wait for its outputs, then open its tags.
+        if let Some((exec, blocks, shape)) = &b.current {
+            let Some(out) = self.exec_output(*exec)? else {
+                return Ok(Wait(State::ResponseBatches(app, b)));
+            };
+            let lay = shape.layout();
+            let pubout = value(&out, lay.public)?;
+            if pubout[0] {
+                return Err(NodeError::Inconsistent("the response's explicit nonces"));
+            }
+            let masks: Vec<[u8; 16]> = match lay.shares {
+                Some(g) => value(&out, g)?.chunks_exact(128).map(block).collect(),
+                None => Vec::new(),
+            };
+            let masked_records: Vec<usize> = blocks[shape.public..shape.public + shape.masks]
+                .iter()
+                .map(|b| b.record)
+                .collect();
+            let mut mine = Vec::with_capacity(masks.len());
+            for (&r, m) in masked_records.iter().zip(&masks) {
+                let typ = if b.layout[r].alert {
+                    ContentType::Alert
+                } else {
+                    ContentType::ApplicationData
+                };
+                let f = split_gcm(&b.records[r].1)?;
+                mine.push(ghash_tag(
+                    &app.spow,
+                    &gcm_aad(1 + r as u64, typ, f.ciphertext.len()),
+                    f.ciphertext,
+                    m,
+                )?);
+            }
+            let client = match lay.client {
+                Some(g) => value(&out, g)?.to_vec(),
+                None => Vec::new(),
+            };
+            self.send_ctl(&Ctl::Tags(mine.clone()));
+            b.opening = Some(Opening {
+                records: masked_records,
+                mine,
+                public: pubout[1..].to_vec(),
+                client,
+            });
+            return Ok(Moved(State::ResponseBatches(app, b)));
+        }
+        // The next batch, or the end.
+        if let Some(batch) = b.plan.pop_front() {
+            self.since = self.now;
+            let (blocks, shape) = batch_blocks(&b.layout, &batch);
+            let spec = ctr_spec(app.s.e_hs, hs_out::SERVER_KEY, shape)?;
+            let lay = shape.layout();
+            let exec = self.party()?.preprocess(spec).map_err(mpc_err)?;
+            let mut inputs = Inputs::none();
+            if self.id < 2 {
+                let mut explicit = Vec::with_capacity(b.records.len());
+                for (_, p) in &b.records {
+                    explicit.push(split_gcm(p)?.explicit);
+                }
+                let suffix = suffix_bytes(&blocks, |r| explicit[r]);
+                inputs = inputs.value(1 + self.id as usize, bytes_to_bits(&suffix));
+            }
+            if let Some(g) = lay.client {
+                let w = shape.client * 128;
+                let pad = b
+                    .response_pad
+                    .get(b.pad_at..b.pad_at + w)
+                    .ok_or_else(|| usage("response pad too short"))?;
+                inputs = inputs.client_pad(g, pad.to_vec());
+                b.pad_at += w;
+            }
+            let since = self.now;
+            self.start_exec(exec, inputs)?;
+            self.since = since;
+            b.current = Some((exec, blocks, shape));
+            return Ok(Moved(State::ResponseBatches(app, b)));
+        }
+        Ok(Moved(self.on_response_verified(app, *b)?))
+    }
+
+    fn on_response_verified(&mut self, app: Box<App>, b: Batches) -> Result<State, NodeError> {
+        if let Some(a) = b.alert.filter(|a| !a.is_close_notify()) {
+            return Err(ServerError::ServerAlert {
+                alert: a,
+                stage: "the response",
+            }
+            .into());
+        }
+        let App {
+            s,
+            client_random,
+            flight,
+            handshake_hash,
+            ..
+        } = *app;
+        let transcript = Transcript {
+            server_name: s.server_name,
+            time: self.cfg.time,
+            suite: flight.suite,
+            cert_chain_hash: cert_chain_hash(&flight.certs),
+            handshake_hash,
+            sent_hash: b.sent_hash.finalize().into(),
+            received_hash: b.received_hash.finalize().into(),
+            sent_records: s.request_lens.len() as u32,
+            sent_bytes: s.request_lens.iter().sum::<usize>() as u64,
+            received_records: b.layout.iter().filter(|r| !r.alert).count() as u32,
+            received_bytes: b.received_bytes,
+            close_notify: b.close_notify,
+        };
+        self.send_client(&ToClient::Response {
+            keystream: pack_bits(&b.masked_ks),
+            transcript: transcript.clone(),
+        });
+        let mut response = Vec::new();
+        for (r, (_, p)) in b.records.iter().enumerate() {
+            if !b.layout[r].alert {
+                let f = split_gcm(p)?;
+                response.push(CommittedRecord {
+                    explicit: f.explicit,
+                    ciphertext: f.ciphertext.to_vec(),
+                });
+            }
+        }
+        let request = b
+            .request
+            .into_iter()
+            .enumerate()
+            .map(|(i, ciphertext)| CommittedRecord {
+                explicit: (1 + i as u64).to_be_bytes(),
+                ciphertext,
+            })
+            .collect();
+        let report = NodeReport {
+            timings: self.timings,
+            transcript,
+            and_gates: self.and_gates,
+            node_bytes_sent: 0,
+            node_bytes_received: 0,
+            session_nonce: client_random,
+        };
+        self.events.push_back(NodeEvent::Committed);
+        Ok(State::Committed(Box::new(Done {
+            e_hs: s.e_hs,
+            request,
+            response,
+            disclose: s.disclose,
+            report,
+        })))
+    }
+}
+
+/// How long a driver should let a failed session's last messages drain: a peer may be the
+/// reason, so not long.
+pub fn failure_linger(timeout: Duration) -> Duration {
+    timeout.min(Duration::from_secs(2))
+}

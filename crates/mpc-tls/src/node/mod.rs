@@ -1,0 +1,589 @@
+//! One notary node's side of an MPC-TLS session. The node never holds a session key, the
+//! pre-master secret or any plaintext of the request or response: it holds its ECDH scalar
+//! share, its additive share of the pre-master secret, XOR shares of tag masks and GHASH keys
+//! (and replicated shares of the GHASH key powers), keystream masked with the client's pads,
+//! and ciphertext. The protocol, in order:
+//!
+//! 1. Commit-then-reveal among the nodes: each node's contribution to the client random and
+//!    its ECDH public share (committing first stops a node from choosing its share after
+//!    seeing the others', which would let it know the whole key).
+//! 2. Every node builds the same ClientHello; the client sends it and relays the server's
+//!    bytes. Each node parses the flight, checks the certificate chain and the
+//!    ServerKeyExchange signature itself, and compares the flight's hash and its verdict
+//!    with the other nodes before going on.
+//! 3. ECtF turns the three shares of the ECDH point into additive shares of the pre-master
+//!    secret; the handshake execution (garbled before the server answered) derives the keys
+//!    as shares, the client Finished and its encryption. GHASH shares give the tag.
+//! 4. The server's Finished is decrypted and checked, and its tag verified, in MPC.
+//! 5. The request keystream goes to the client masked; the client returns the ciphertext and
+//!    receives tag shares.
+//! 6. The client relays the response until the server closes; the nodes compare what they
+//!    received, compute every record's tag mask and keystream, verify every tag, and only
+//!    then release the (masked) keystream and the transcript.
+//!
+//! After step 6 the session is *committed*: the ciphertext of both directions is fixed and
+//! every node holds the same transcript. [`run_node_committed`] stops there and hands the
+//! caller a [`Committed`] session, whose garbled-circuit session still holds both traffic keys
+//! on its wires, so that a later computation over the committed ciphertext (the disclosure)
+//! can run on it; [`run_node`] closes the session at once.
+
+//!
+//! The protocol itself is [`machine::NodeSession`], a state machine with no I/O and no
+//! clock; this module's [`run_node_committed`] is its driver over a [`Transport`] to the
+//! other nodes and a [`Link`] to the client.
+
+pub mod machine;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use mpc::session::{Session, SessionError};
+use mpc::spec::PartyId;
+use mpc::transport::Transport;
+use mpc::ExecId;
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::circuits::{hs_out, BuildError};
+use crate::codec::CodecError;
+use crate::handshake::ServerError;
+use crate::net::{ch, Channel, Link, LinkError};
+use crate::proto::{Stop, StopCode, ToClient, ToNode, Transcript};
+use crate::server_auth::{CertError, Roots};
+use machine::{failure_linger, NodeEvent, NodeSession, NodeTransmit};
+
+/// A node's settings for one session.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Roots for the provider's certificate.
+    pub roots: Roots,
+    /// The time (unix seconds) at which certificates are checked and the transcript dated.
+    pub time: u64,
+    /// How long to wait for a peer node or the client.
+    pub timeout: Duration,
+}
+
+impl NodeConfig {
+    /// A session's settings.
+    pub fn new(roots: Roots, time: u64, timeout: Duration) -> Self {
+        NodeConfig {
+            roots,
+            time,
+            timeout,
+        }
+    }
+}
+
+/// Why a node stopped. Messages never include key material or plaintext.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The client link failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The multi-party computation aborted (a node deviated, aborted or went silent).
+    #[error("MPC failed: {0}")]
+    Mpc(#[from] SessionError),
+    /// The server sent something malformed, out of order or unsupported, or an alert.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// The server's certificate or key exchange was refused.
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    /// The operating system's random source failed.
+    #[error("the operating system's random source failed")]
+    Random,
+    /// A record's tag did not verify.
+    #[error("the tag of {0} does not verify: the relayed bytes were altered")]
+    BadTag(String),
+    /// The server's Finished did not match.
+    #[error("the server's Finished does not match the handshake")]
+    BadFinished,
+    /// The nodes disagree about what they saw.
+    #[error("the nodes disagree about {0}: the client relayed different bytes to different nodes, or a node deviated")]
+    Inconsistent(&'static str),
+    /// A peer node stopped.
+    #[error("node {node} stopped: {reason}")]
+    PeerAborted {
+        /// The node.
+        node: PartyId,
+        /// Its reason.
+        reason: Stop,
+    },
+    /// The client broke the protocol.
+    #[error("the client broke the protocol: {0}")]
+    Client(String),
+    /// A circuit could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// Waited too long.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+}
+
+impl NodeError {
+    /// The kind of failure, as it crosses the network. A peer's stop keeps the peer's
+    /// code, so a client's mistake is a client failure at every node.
+    pub fn code(&self) -> StopCode {
+        match self {
+            NodeError::Link(_) | NodeError::Client(_) => StopCode::Client,
+            NodeError::Mpc(_) => StopCode::Mpc,
+            NodeError::Server(_) => StopCode::Provider,
+            NodeError::Cert(_) => StopCode::Certificate,
+            NodeError::Random | NodeError::Build(_) => StopCode::Internal,
+            NodeError::BadTag(_) | NodeError::BadFinished | NodeError::Inconsistent(_) => {
+                StopCode::Tampered
+            }
+            NodeError::PeerAborted { reason, .. } => reason.code,
+            NodeError::Timeout(_) => StopCode::Timeout,
+        }
+    }
+
+    /// What this node tells the client and its peers.
+    pub fn stop(&self) -> Stop {
+        Stop::new(self.code(), self.to_string())
+    }
+}
+
+/// Where a node's time went (wall clock, including waiting for peers).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct NodeTimings {
+    /// Garbled-session setup, building and preprocessing the handshake, server Finished and
+    /// request executions (before the ClientHello goes out).
+    pub prepare: Duration,
+    /// ECtF.
+    pub ectf: Duration,
+    /// The handshake execution.
+    pub handshake_exec: Duration,
+    /// Both GHASH-power programs.
+    pub ghash: Duration,
+    /// The server Finished execution.
+    pub server_finished_exec: Duration,
+    /// The request executions.
+    pub request_exec: Duration,
+    /// The response executions (building their circuits, garbling, evaluating), including
+    /// the tag checks.
+    pub response_exec: Duration,
+}
+
+impl From<CodecError> for NodeError {
+    fn from(e: CodecError) -> Self {
+        NodeError::Server(e.into())
+    }
+}
+
+/// The server did something the protocol does not allow here.
+/// The server did something the protocol does not allow here.
+fn unexpected(what: impl Into<String>) -> NodeError {
+    NodeError::Server(ServerError::Unexpected(what.into()))
+}
+
+/// What a node ends with.
+#[derive(Debug, Clone)]
+pub struct NodeReport {
+    /// Where the time went.
+    pub timings: NodeTimings,
+    /// The transcript, as also sent to the client.
+    pub transcript: Transcript,
+    /// AND gates this node garbled (garblers) or evaluated (evaluator).
+    pub and_gates: usize,
+    /// Bytes this node sent to and received from the other nodes.
+    pub node_bytes_sent: u64,
+    /// Bytes this node received.
+    pub node_bytes_received: u64,
+    /// The client random the nodes chose together: unique to the session.
+    pub session_nonce: [u8; 32],
+}
+
+
+/// The nodes' own messages on the control channel.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Ctl {
+    Commit([u8; 32]),
+    Reveal { random: [u8; 32], point: Vec<u8> },
+    Check { hash: [u8; 32], ok: bool },
+    Tags(Vec<[u8; 16]>),
+    Abort(Stop),
+}
+
+fn peers(id: PartyId) -> [PartyId; 2] {
+    [(id + 1) % 3, (id + 2) % 3]
+}
+
+fn commitment(id: PartyId, random: &[u8; 32], point: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"tessera mpc-tls ecdh commitment v1");
+    h.update([id]);
+    h.update(random);
+    h.update(point);
+    h.finalize().into()
+}
+
+fn cert_chain_hash(certs: &[Vec<u8>]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for c in certs {
+        h.update(&(c.len() as u32).to_be_bytes()[1..]);
+        h.update(c);
+    }
+    h.finalize().into()
+}
+
+/// One record of the committed traffic, as the nodes hold it: its explicit nonce and its
+/// ciphertext (no tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedRecord {
+    /// The record's explicit nonce (the counter block's middle 8 bytes).
+    pub explicit: [u8; 8],
+    /// The ciphertext.
+    pub ciphertext: Vec<u8>,
+}
+
+/// Runs one node through a whole session: `transport` reaches the other two nodes, `link`
+/// the client. On failure the client and the other nodes are told why.
+pub async fn run_node<T, R>(
+    id: PartyId,
+    cfg: NodeConfig,
+    transport: T,
+    link: Link,
+    rng: &mut R,
+) -> Result<NodeReport, NodeError>
+where
+    T: Transport + 'static,
+    R: RngCore + CryptoRng + Send,
+{
+    Ok(run_node_committed(id, cfg, transport, link, rng)
+        .await?
+        .finish()
+        .await)
+}
+
+/// Sends what the session queued; a failed send to a peer is reported to the session.
+async fn send_queued<T: Transport, R: RngCore + CryptoRng>(
+    s: &mut NodeSession<R>,
+    transport: &mut T,
+    link: &mut Link,
+) {
+    while let Some(t) = s.poll_transmit() {
+        match t {
+            NodeTransmit::Peer { to, bytes } => {
+                if let Err(e) = transport.send(to, bytes).await {
+                    s.handle_peer_lost(e, Instant::now());
+                }
+            }
+            NodeTransmit::Client(bytes) => {
+                if let Err(e) = link.send_bytes(bytes) {
+                    s.handle_client_lost(e, Instant::now());
+                }
+            }
+        }
+    }
+}
+
+/// Runs one node until the session is committed (the response verified and relayed, the
+/// transcript agreed and sent to the client) and returns it still open, with both traffic
+/// keys on the wires of its garbled-circuit session, for a computation over the committed
+/// ciphertext. On failure the client and the other nodes are told why and the session is
+/// closed.
+///
+/// This is the driver of [`NodeSession`]: it sends what the session queues, gives it its
+/// heavy work, and feeds it whichever of a peer's message, a client message or its timeout
+/// comes first.
+pub async fn run_node_committed<T, R>(
+    id: PartyId,
+    cfg: NodeConfig,
+    mut transport: T,
+    mut link: Link,
+    rng: &mut R,
+) -> Result<Committed<T>, NodeError>
+where
+    T: Transport + 'static,
+    R: RngCore + CryptoRng + Send,
+{
+    let timeout = cfg.timeout;
+    let time = cfg.time;
+    let mut s = NodeSession::new(id, cfg, rng, Instant::now());
+    loop {
+        loop {
+            send_queued(&mut s, &mut transport, &mut link).await;
+            if s.poll_work(Instant::now()).is_none() {
+                break;
+            }
+        }
+        match s.poll_event() {
+            Some(NodeEvent::Committed) => break,
+            Some(NodeEvent::Failed(e)) => {
+                send_queued(&mut s, &mut transport, &mut link).await;
+                let _ = tokio::time::timeout(timeout, link.close()).await;
+                transport.close(failure_linger(timeout)).await;
+                return Err(e);
+            }
+            None => {}
+        }
+        let deadline = s
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + timeout);
+        tokio::select! {
+            r = transport.recv() => match r {
+                Ok((from, bytes)) => s.handle_peer(from, bytes, Instant::now()),
+                Err(e) => s.handle_peer_lost(e, Instant::now()),
+            },
+            r = link.recv_bytes() => match r {
+                Ok(bytes) => s.handle_client(&bytes, Instant::now()),
+                Err(e) => s.handle_client_lost(e, Instant::now()),
+            },
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                s.handle_timeout(Instant::now())
+            }
+        }
+    }
+    let and_gates = s.and_gates();
+    let Some(parts) = s.into_committed() else {
+        return Err(NodeError::Mpc(SessionError::Protocol(mpc::Error::Usage(
+            "a committed session could not be taken over".into(),
+        ))));
+    };
+    let base = Channel::with_queued(transport, parts.early_peer);
+    let mut ctl: [VecDeque<Ctl>; 3] = Default::default();
+    for (p, m) in parts.early_ctl {
+        if let Some(q) = ctl.get_mut(p as usize) {
+            q.push_back(m);
+        }
+    }
+    let gc = Session::new(parts.party, base.channel(ch::GARBLED)).with_timeout(timeout);
+    Ok(Committed {
+        id,
+        time,
+        timeout,
+        ctl_chan: base.channel(ch::CONTROL),
+        base,
+        link,
+        ctl,
+        client: parts.early_client.into(),
+        gc,
+        e_hs: parts.e_hs,
+        request: parts.request,
+        response: parts.response,
+        disclose: parts.disclose,
+        report: parts.report,
+        and_gates,
+    })
+}
+
+/// A committed session at one node: the transcript is agreed and sent to the client, and
+/// the garbled-circuit session still holds both traffic keys on its wires (never revealed to
+/// anyone). What runs on it next must end with [`Committed::finish`] or [`Committed::fail`].
+pub struct Committed<T: Transport> {
+    id: PartyId,
+    time: u64,
+    timeout: Duration,
+    base: Channel<T>,
+    ctl_chan: Channel<T>,
+    link: Link,
+    /// Control messages from each peer not yet used.
+    ctl: [VecDeque<Ctl>; 3],
+    /// Client messages that came before the session was handed over.
+    client: VecDeque<ToNode>,
+    gc: Session<Channel<T>>,
+    e_hs: ExecId,
+    request: Vec<CommittedRecord>,
+    response: Vec<CommittedRecord>,
+    disclose: bool,
+    report: NodeReport,
+    /// AND gates of the MPC-TLS part.
+    and_gates: usize,
+}
+
+impl<T: Transport> std::fmt::Debug for Committed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committed")
+            .field("node", &self.id)
+            .field("transcript", &self.report.transcript)
+            .finish()
+    }
+}
+
+impl<T: Transport> Committed<T> {
+    /// This node's party id in the session.
+    pub fn id(&self) -> PartyId {
+        self.id
+    }
+    /// The session's time (unix seconds).
+    pub fn time(&self) -> u64 {
+        self.time
+    }
+    /// How long to wait for a peer or the client.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+    /// The session's report so far (transcript, nonce, MPC-TLS timings).
+    pub fn report(&self) -> &NodeReport {
+        &self.report
+    }
+    /// Whether the client said at the start that it would ask for a computation after the
+    /// response (a disclosure).
+    pub fn client_will_disclose(&self) -> bool {
+        self.disclose
+    }
+    /// The garbled-circuit session, to preprocess and execute more executions on it.
+    pub fn session(&mut self) -> &mut Session<Channel<T>> {
+        &mut self.gc
+    }
+    /// Where the server traffic key is kept: (execution, output group). Its bits are the
+    /// expanded AES key ([`mpc::circuit::aes::EXPANDED_KEY_BITS`]) then the 4-byte implicit
+    /// nonce ([`crate::circuits::TRAFFIC_KEY_BITS`] in all).
+    pub fn server_key(&self) -> (ExecId, usize) {
+        (self.e_hs, hs_out::SERVER_KEY)
+    }
+    /// Where the client traffic key is kept, as [`Committed::server_key`].
+    pub fn client_key(&self) -> (ExecId, usize) {
+        (self.e_hs, hs_out::CLIENT_KEY)
+    }
+    /// The request's application-data records, in order (record i has sequence number and
+    /// explicit nonce i + 1).
+    pub fn request_records(&self) -> &[CommittedRecord] {
+        &self.request
+    }
+    /// The response's application-data records, in order (alerts left out), as every node
+    /// verified them.
+    pub fn response_records(&self) -> &[CommittedRecord] {
+        &self.response
+    }
+
+    /// The next message the client sent after the response ([`ToNode::After`]).
+    pub async fn recv_client(&mut self) -> Result<Vec<u8>, NodeError> {
+        let m = match self.client.pop_front() {
+            Some(m) => m,
+            None => tokio::time::timeout(self.timeout, self.link.recv())
+                .await
+                .map_err(|_| NodeError::Timeout("the client"))??,
+        };
+        match m {
+            ToNode::After(b) => Ok(b),
+            _ => Err(NodeError::Client(
+                "sent a session message after the response".into(),
+            )),
+        }
+    }
+
+    /// Sends the client a message ([`ToClient::After`]).
+    pub fn send_client(&mut self, bytes: Vec<u8>) -> Result<(), NodeError> {
+        Ok(self.link.send(&ToClient::After(bytes))?)
+    }
+
+    /// Sends `m` to both peers and returns one control message from each.
+    async fn exchange(&mut self, m: &Ctl) -> Result<[(PartyId, Ctl); 2], NodeError> {
+        let bytes = postcard::to_stdvec(m).map_err(|_| {
+            NodeError::Mpc(SessionError::Protocol(mpc::Error::Usage(
+                "cannot encode a control message".into(),
+            )))
+        })?;
+        for p in peers(self.id) {
+            self.ctl_chan
+                .send(p, bytes.clone())
+                .await
+                .map_err(SessionError::from)?;
+        }
+        let [a, b] = peers(self.id);
+        while self.ctl[a as usize].is_empty() || self.ctl[b as usize].is_empty() {
+            let (from, bytes) = tokio::time::timeout(self.timeout, self.ctl_chan.recv())
+                .await
+                .map_err(|_| NodeError::Timeout("a peer node"))?
+                .map_err(SessionError::from)?;
+            let m: Ctl = postcard::from_bytes(&bytes).map_err(|_| NodeError::PeerAborted {
+                node: from,
+                reason: Stop::new(StopCode::Mpc, "undecodable control message"),
+            })?;
+            if let Ctl::Abort(reason) = m {
+                return Err(NodeError::PeerAborted { node: from, reason });
+            }
+            let q = self
+                .ctl
+                .get_mut(from as usize)
+                .filter(|_| from != self.id)
+                .ok_or(NodeError::PeerAborted {
+                    node: from,
+                    reason: Stop::new(StopCode::Mpc, "not a peer"),
+                })?;
+            // A peer can be one step ahead, never two.
+            if q.len() >= 2 {
+                return Err(NodeError::PeerAborted {
+                    node: from,
+                    reason: Stop::new(StopCode::Mpc, "control messages for two steps ahead"),
+                });
+            }
+            q.push_back(m);
+        }
+        let (Some(ma), Some(mb)) = (
+            self.ctl[a as usize].pop_front(),
+            self.ctl[b as usize].pop_front(),
+        ) else {
+            return Err(NodeError::Inconsistent("control messages"));
+        };
+        Ok([(a, ma), (b, mb)])
+    }
+
+    /// Exchanges `hash` and this node's verdict with the other nodes: every node must agree
+    /// on the hash and be satisfied, or the session stops (naming `what`).
+    pub async fn agree(
+        &mut self,
+        what: &'static str,
+        hash: [u8; 32],
+        ok: bool,
+    ) -> Result<(), NodeError> {
+        let got = self.exchange(&Ctl::Check { hash, ok }).await?;
+        for (node, m) in got {
+            match m {
+                Ctl::Check { hash: h, ok } => {
+                    if !bool::from(h.ct_eq(&hash)) {
+                        return Err(NodeError::Inconsistent(what));
+                    }
+                    if !ok {
+                        return Err(NodeError::PeerAborted {
+                            node,
+                            reason: Stop::new(StopCode::Tampered, format!("refused {what}")),
+                        });
+                    }
+                }
+                _ => return Err(NodeError::Inconsistent(what)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the session: flushes the client link, lets the peers finish, and returns the
+    /// report with the session's final totals (AND gates, bytes).
+    pub async fn finish(mut self) -> NodeReport {
+        let _ = tokio::time::timeout(self.timeout, self.link.close()).await;
+        self.base.close(self.timeout).await;
+        self.report_totals()
+    }
+
+    /// Ends the session after a failure of what ran on it: tells the client and (unless
+    /// `peer_stopped`, the failure being a peer's abort) the other nodes `reason`, then
+    /// closes.
+    pub async fn fail(mut self, reason: &Stop, peer_stopped: bool) {
+        tracing::warn!(role = self.id, reason = reason.code.label(), error = %reason, "session failed after the commit");
+        let _ = self.link.send(&ToClient::Error(reason.clone()));
+        if !peer_stopped {
+            if let Ok(b) = postcard::to_stdvec(&Ctl::Abort(reason.clone())) {
+                for p in peers(self.id) {
+                    let _ = self.ctl_chan.send(p, b.clone()).await;
+                }
+            }
+        }
+        let _ = tokio::time::timeout(self.timeout, self.link.close()).await;
+        self.base.close(failure_linger(self.timeout)).await;
+    }
+
+    fn report_totals(&self) -> NodeReport {
+        let t = self.gc.timings();
+        let stats = self.base.stats();
+        NodeReport {
+            and_gates: self.and_gates + t.garbled_ands.max(t.evaluated_ands),
+            node_bytes_sent: stats.total_sent(),
+            node_bytes_received: stats.total_received(),
+            ..self.report.clone()
+        }
+    }
+}
