@@ -439,7 +439,7 @@ pub enum ClientDiscloseError {
         /// The node.
         node: PartyId,
         /// Its reason.
-        reason: mpc_tls::proto::Stop,
+        reason: mpc_tls::proto::Failure,
     },
     /// The session underneath.
     #[error(transparent)]

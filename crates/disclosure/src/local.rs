@@ -99,7 +99,7 @@ pub async fn fetch_disclosing_recorded(
                 match node::disclose(&mut c, &dc, &mut rng).await {
                     Ok(d) => Ok((c.finish().await, d)),
                     Err(e) => {
-                        c.fail(&e.stop(), e.peer_stopped()).await;
+                        c.fail(&e.failure(), e.peer_stopped()).await;
                         Err(e)
                     }
                 }

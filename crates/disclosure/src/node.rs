@@ -10,7 +10,7 @@ use mpc::circuit::bytes_to_bits;
 use mpc::transport::Transport;
 use mpc::{GroupOutput, Inputs};
 use mpc_tls::node::{Committed, CommittedRecord, NodeError};
-use mpc_tls::proto::{Stop, StopCode};
+use mpc_tls::proto::{Failure, FailureCode};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
@@ -115,19 +115,19 @@ impl DiscloseError {
     /// The kind of failure, as it crosses the network: a request the response cannot
     /// satisfy, or one the circuit refuses (a path not found, a content coding), is the
     /// client's.
-    pub fn code(&self) -> StopCode {
+    pub fn code(&self) -> FailureCode {
         match self {
             DiscloseError::Session(e) => e.code(),
             DiscloseError::Client(_) | DiscloseError::Request(_) | DiscloseError::Refused(_) => {
-                StopCode::Client
+                FailureCode::Client
             }
-            DiscloseError::Build(_) | DiscloseError::Encode => StopCode::Internal,
+            DiscloseError::Build(_) | DiscloseError::Encode => FailureCode::Node,
         }
     }
 
     /// What this node tells the client and its peers.
-    pub fn stop(&self) -> Stop {
-        Stop::new(self.code(), self.to_string())
+    pub fn failure(&self) -> Failure {
+        Failure::new(self.code(), self.to_string())
     }
 
     /// Whether the failure is a peer's abort (so the peers need not be told).
@@ -364,16 +364,16 @@ mod tests {
     #[test]
     fn failures_keep_their_cause() {
         let refused = DiscloseError::Refused(Refusal::Http("the status line".into()));
-        assert_eq!(refused.code(), StopCode::Client);
-        assert_eq!(refused.stop().detail, refused.to_string());
+        assert_eq!(refused.code(), FailureCode::Client);
+        assert_eq!(refused.failure().detail, refused.to_string());
         let at_peer = DiscloseError::Session(NodeError::PeerAborted {
             node: 1,
-            reason: refused.stop(),
+            reason: refused.failure(),
         });
-        assert_eq!(at_peer.code(), StopCode::Client);
+        assert_eq!(at_peer.code(), FailureCode::Client);
         assert!(at_peer.peer_stopped());
         let engine = DiscloseError::Session(NodeError::Timeout("a peer node"));
-        assert_eq!(engine.code(), StopCode::Timeout);
-        assert_eq!(DiscloseError::Encode.code(), StopCode::Internal);
+        assert_eq!(engine.code(), FailureCode::Timeout);
+        assert_eq!(DiscloseError::Encode.code(), FailureCode::Node);
     }
 }

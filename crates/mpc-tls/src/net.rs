@@ -450,6 +450,11 @@ impl ClientLinks {
     /// Sends one message to node `node`.
     pub fn send<M: Serialize>(&mut self, node: PartyId, m: &M) -> Result<(), LinkError> {
         let bytes = postcard::to_stdvec(m).map_err(|_| LinkError::Decode("client"))?;
+        self.send_bytes(node, bytes)
+    }
+
+    /// Sends one encoded message to node `node`.
+    pub fn send_bytes(&mut self, node: PartyId, bytes: Vec<u8>) -> Result<(), LinkError> {
         self.sent += bytes.len() as u64;
         self.txs
             .get(node as usize)
@@ -466,13 +471,20 @@ impl ClientLinks {
     /// Receives the next message from any node; [`LinkError::NodeClosed`] when a node's link
     /// over a stream ends (the caller decides whether it still needed that node).
     pub async fn recv<M: DeserializeOwned>(&mut self) -> Result<(PartyId, M), LinkError> {
+        let (node, bytes) = self.recv_bytes().await?;
+        let m = postcard::from_bytes(&bytes).map_err(|_| LinkError::Decode("node"))?;
+        Ok((node, m))
+    }
+
+    /// Receives the next encoded message from any node, as [`ClientLinks::recv`].
+    /// Cancel-safe: a call dropped before it returns loses nothing.
+    pub async fn recv_bytes(&mut self) -> Result<(PartyId, Vec<u8>), LinkError> {
         let (node, bytes) = self.rx.recv().await.ok_or(LinkError::Closed("nodes"))?;
         if bytes.is_empty() {
             return Err(LinkError::NodeClosed(node));
         }
         self.received += bytes.len() as u64;
-        let m = postcard::from_bytes(&bytes).map_err(|_| LinkError::Decode("node"))?;
-        Ok((node, m))
+        Ok((node, bytes))
     }
 
     /// Bytes sent to the nodes so far.

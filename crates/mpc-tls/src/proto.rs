@@ -95,90 +95,10 @@ pub enum ToClient {
     /// opaque message that layer defines and decodes itself.
     After(Vec<u8>),
     /// The node stopped; why.
-    Error(Stop),
+    Error(Failure),
 }
 
-/// What kind of failure stopped a party, as it crosses the network. The code is what
-/// programs act on (metrics, retries, the message a user sees); the detail beside it in
-/// [`Stop`] is for people and is never parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum StopCode {
-    /// The client broke the protocol, asked for what this response cannot prove, or went
-    /// away.
-    Client,
-    /// The provider (the TLS server) sent something malformed, unsupported or an alert.
-    Provider,
-    /// The provider's certificate or key exchange was refused.
-    Certificate,
-    /// Relayed bytes were altered: a tag or the Finished did not verify, or the nodes saw
-    /// different bytes.
-    Tampered,
-    /// The multi-party computation aborted: a node deviated or sent what the protocol does
-    /// not allow.
-    Mpc,
-    /// A party did not answer in time.
-    Timeout,
-    /// The node failed on its own (its random source, building a circuit).
-    Internal,
-}
-
-impl StopCode {
-    /// A short stable name, e.g. for a metric's `reason` label.
-    pub fn label(self) -> &'static str {
-        match self {
-            StopCode::Client => "client",
-            StopCode::Provider => "provider",
-            StopCode::Certificate => "certificate",
-            StopCode::Tampered => "tampered",
-            StopCode::Mpc => "mpc",
-            StopCode::Timeout => "timeout",
-            StopCode::Internal => "internal",
-        }
-    }
-
-    /// What the code means, for a person.
-    pub fn message(self) -> &'static str {
-        match self {
-            StopCode::Client => "the client broke the protocol or asked for what cannot be proven",
-            StopCode::Provider => "the provider's TLS server failed or is not supported",
-            StopCode::Certificate => "the provider's certificate or key exchange was refused",
-            StopCode::Tampered => "relayed bytes were altered",
-            StopCode::Mpc => "the multi-party computation aborted",
-            StopCode::Timeout => "a party did not answer in time",
-            StopCode::Internal => "a notary node failed on its own",
-        }
-    }
-}
-
-/// Why a party stopped: a [`StopCode`] and a detail for people (never key material or
-/// plaintext). Displays as the detail, or the code's message when there is none.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stop {
-    /// The kind of failure.
-    pub code: StopCode,
-    /// What happened, in words.
-    pub detail: String,
-}
-
-impl Stop {
-    /// A stop with `code` and `detail`.
-    pub fn new(code: StopCode, detail: impl Into<String>) -> Self {
-        Stop {
-            code,
-            detail: detail.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Stop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.detail.is_empty() {
-            f.write_str(self.code.message())
-        } else {
-            f.write_str(&self.detail)
-        }
-    }
-}
+pub use tessera_common::failure::{Failure, FailureCode};
 
 /// What the nodes saw of one session, identical at every node (the notarization signs it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

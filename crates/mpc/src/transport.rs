@@ -1,19 +1,21 @@
-//! Moving protocol messages between the three parties: an async [`Transport`] trait, the
-//! length-prefixed framing every byte-stream transport uses (QUIC streams reuse it), an
+//! Moving protocol messages between the three parties: an async [`Transport`] trait, frames
+//! on byte streams (the framing every layer shares, [`tessera_common::frame`]), an
 //! in-memory network for tests and benchmarks, and a transport over any async byte streams.
 //! Transports count bytes per peer; they never look inside messages.
 
 use std::future::Future;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+
+use tessera_common::frame;
 
 use crate::spec::{PartyId, PARTIES};
 
 /// Largest frame accepted (a garbled SHA-256 batch is ~1 MB; leave room for big circuits).
 pub const MAX_FRAME: usize = 256 << 20;
 /// Bytes of framing per message.
-pub const FRAME_HEADER: usize = 4;
+pub const FRAME_HEADER: usize = frame::HEADER;
 /// A frame header that carries no payload and says "I have sent everything for this
 /// session" (no real frame can be this long): [`Transport::close`] sends it, so the peers can
 /// tell a finished party's end of stream from a lost one.
@@ -93,53 +95,6 @@ pub trait Transport: Send {
     }
 }
 
-/// Frames a payload: 4-byte big-endian length, then the payload.
-pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(FRAME_HEADER + payload.len());
-    f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// Incremental frame decoder for byte streams that arrive in arbitrary pieces.
-#[derive(Debug, Default)]
-pub struct FrameDecoder {
-    buf: Vec<u8>,
-}
-
-impl FrameDecoder {
-    /// A new, empty decoder.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Appends received bytes.
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-    }
-    /// The next complete frame, if one is buffered. `peer` only labels errors.
-    pub fn next_frame(&mut self, peer: PartyId) -> Result<Option<Vec<u8>>, TransportError> {
-        if self.buf.len() < FRAME_HEADER {
-            return Ok(None);
-        }
-        let mut h = [0u8; 4];
-        h.copy_from_slice(&self.buf[..4]);
-        let len = u32::from_be_bytes(h) as usize;
-        if len > MAX_FRAME {
-            return Err(TransportError::FrameTooLarge { peer, len });
-        }
-        if self.buf.len() < FRAME_HEADER + len {
-            return Ok(None);
-        }
-        let frame = self.buf[FRAME_HEADER..FRAME_HEADER + len].to_vec();
-        self.buf.drain(..FRAME_HEADER + len);
-        Ok(Some(frame))
-    }
-    /// Bytes buffered but not yet returned as a frame.
-    pub fn pending(&self) -> usize {
-        self.buf.len()
-    }
-}
-
 /// What a stream delivered next.
 enum Read {
     Frame(Vec<u8>),
@@ -150,25 +105,27 @@ enum Read {
 }
 
 async fn read_next<R: AsyncRead + Unpin>(r: &mut R, peer: PartyId) -> Result<Read, TransportError> {
-    let mut h = [0u8; 4];
-    match r.read_exact(&mut h).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(Read::End),
-        Err(source) => return Err(TransportError::Io { peer, source }),
+    let err = |e| stream_error(peer, e);
+    let len = match frame::read_len(r).await.map_err(err)? {
+        None => return Ok(Read::End),
+        Some(FINISHED) => return Ok(Read::Finished),
+        Some(len) => len as usize,
+    };
+    Ok(Read::Frame(
+        frame::read_payload(r, len, MAX_FRAME).await.map_err(err)?,
+    ))
+}
+
+/// A framing error on the stream from or to `peer`.
+fn stream_error(peer: PartyId, e: frame::FrameError) -> TransportError {
+    match e {
+        frame::FrameError::TooLarge { len, .. } => TransportError::FrameTooLarge { peer, len },
+        frame::FrameError::Io(source) => TransportError::Io { peer, source },
+        other => TransportError::Io {
+            peer,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+        },
     }
-    let len = u32::from_be_bytes(h);
-    if len == FINISHED {
-        return Ok(Read::Finished);
-    }
-    let len = len as usize;
-    if len > MAX_FRAME {
-        return Err(TransportError::FrameTooLarge { peer, len });
-    }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf)
-        .await
-        .map_err(|source| TransportError::Io { peer, source })?;
-    Ok(Read::Frame(buf))
 }
 
 /// Reads one frame from a stream; `Ok(None)` on a clean end of stream between frames.
@@ -188,12 +145,9 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     peer: PartyId,
     payload: &[u8],
 ) -> Result<(), TransportError> {
-    let io = |source| TransportError::Io { peer, source };
-    w.write_all(&(payload.len() as u32).to_be_bytes())
+    frame::write(w, payload)
         .await
-        .map_err(io)?;
-    w.write_all(payload).await.map_err(io)?;
-    w.flush().await.map_err(io)
+        .map_err(|e| stream_error(peer, e))
 }
 
 /// Sends `(sender, framed bytes)` to one party's queue.
@@ -267,7 +221,7 @@ impl Transport for MemoryTransport {
 }
 
 /// A transport over one async byte stream per peer (TCP, QUIC bi-streams, pipes), using
-/// [`encode_frame`] framing. A reader task per peer feeds one queue, so a peer that sends a
+/// [`tessera_common::frame`] framing. A reader task per peer feeds one queue, so a peer that sends a
 /// large message never blocks on us writing to it.
 pub struct StreamTransport<W> {
     id: PartyId,
@@ -432,34 +386,6 @@ pub fn pipe_network(buffer: usize) -> Result<Vec<StreamTransport<PipeWriter>>, T
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[test]
-    fn frame_decoder_handles_arbitrary_splits() {
-        let msgs: Vec<Vec<u8>> = vec![vec![], vec![1, 2, 3], vec![7; 1000]];
-        let stream: Vec<u8> = msgs.iter().flat_map(|m| encode_frame(m)).collect();
-        for chunk in [1, 2, 3, 5, 64, 4096] {
-            let mut d = FrameDecoder::new();
-            let mut got = Vec::new();
-            for piece in stream.chunks(chunk) {
-                d.push(piece);
-                while let Some(f) = d.next_frame(0).unwrap() {
-                    got.push(f);
-                }
-            }
-            assert_eq!(got, msgs);
-            assert_eq!(d.pending(), 0);
-        }
-    }
-
-    #[test]
-    fn oversized_frame_is_an_error() {
-        let mut d = FrameDecoder::new();
-        d.push(&((MAX_FRAME as u32) + 1).to_be_bytes());
-        assert!(matches!(
-            d.next_frame(1),
-            Err(TransportError::FrameTooLarge { peer: 1, .. })
-        ));
-    }
 
     #[tokio::test]
     async fn memory_network_delivers_and_counts() {

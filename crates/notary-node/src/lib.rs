@@ -86,8 +86,8 @@ impl DaemonError {
     /// a client failure), this node's own failures as [`FailureCode::Node`].
     pub fn code(&self) -> FailureCode {
         match self {
-            DaemonError::Tls(e) => failure_code(e.code()),
-            DaemonError::Disclosure(e) => failure_code(e.code()),
+            DaemonError::Tls(e) => e.code(),
+            DaemonError::Disclosure(e) => e.code(),
             DaemonError::Refused(_) => FailureCode::Refused,
             DaemonError::Session { code, .. } => *code,
             _ => FailureCode::Node,
@@ -97,20 +97,6 @@ impl DaemonError {
     /// What crosses the network to the coordinator.
     pub fn failure(&self) -> Failure {
         Failure::new(self.code(), self.to_string())
-    }
-}
-
-/// The network's code for an MPC-TLS stop.
-fn failure_code(c: mpc_tls::proto::StopCode) -> FailureCode {
-    use mpc_tls::proto::StopCode;
-    match c {
-        StopCode::Client => FailureCode::Client,
-        StopCode::Provider => FailureCode::Provider,
-        StopCode::Certificate => FailureCode::Certificate,
-        StopCode::Tampered => FailureCode::Tampered,
-        StopCode::Mpc => FailureCode::Mpc,
-        StopCode::Timeout => FailureCode::Timeout,
-        StopCode::Internal => FailureCode::Node,
     }
 }
 

@@ -295,13 +295,13 @@ async fn run_session(
                 let e = DiscloseError::Client(
                     "the client did not ask for a disclosure: there is nothing to notarize".into(),
                 );
-                c.fail(&e.stop(), false).await;
+                c.fail(&e.failure(), false).await;
                 return Err(DaemonError::Disclosure(e));
             }
             match disclose(&mut c, &dcfg, &mut rng).await {
                 Ok(d) => Ok((c.finish().await, d)),
                 Err(e) => {
-                    c.fail(&e.stop(), e.peer_stopped()).await;
+                    c.fail(&e.failure(), e.peer_stopped()).await;
                     Err(DaemonError::Disclosure(e))
                 }
             }

@@ -167,6 +167,12 @@ pub fn rustls_server_serving(
     b: Behaviour,
     responses: Vec<Vec<u8>>,
 ) -> Result<(SocketAddr, std::thread::JoinHandle<Vec<Served>>), ProviderError> {
+    serve(server_config(pki, b)?, b, responses)
+}
+
+/// The rustls server configuration [`rustls_server`] uses for `pki` and `b` (versions,
+/// suites, key extraction), for a test that drives a `rustls::ServerConnection` itself.
+pub fn server_config(pki: &Pki, b: Behaviour) -> Result<Arc<rustls::ServerConfig>, ProviderError> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     let mut provider = rustls::crypto::ring::default_provider();
     if b.aes256_only {
@@ -188,8 +194,7 @@ pub fn rustls_server_serving(
         )?;
     let mut config = config;
     config.enable_secret_extraction = b.extract_keys;
-    let config = Arc::new(config);
-    serve(config, b, responses)
+    Ok(Arc::new(config))
 }
 
 /// An HTTP response with a JSON body (`Content-Type: application/json`, `Content-Length`,

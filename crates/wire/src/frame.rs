@@ -1,10 +1,11 @@
-//! Message framing on QUIC streams: a 4-byte big-endian length, then the postcard encoding.
-//! Every read names a limit, so a peer cannot make us allocate more than the conversation
-//! needs.
+//! Messages on QUIC streams: the shared framing ([`tessera_common::frame`]: a 4-byte
+//! big-endian length, then the bytes) around each message's postcard encoding. Every read
+//! names a limit, so a peer cannot make us allocate more than the conversation needs.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tessera_common::frame;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The limit for control messages (commands, replies, hellos).
 pub const SMALL: usize = 1 << 20;
@@ -39,14 +40,7 @@ pub enum FrameError {
 /// Writes one message.
 pub async fn send<W: AsyncWrite + Unpin, M: Serialize>(w: &mut W, m: &M) -> Result<(), FrameError> {
     let bytes = postcard::to_stdvec(m).map_err(|_| FrameError::Encode)?;
-    let len = u32::try_from(bytes.len()).map_err(|_| FrameError::Encode)?;
-    let mut out = Vec::with_capacity(bytes.len() + 4);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&bytes);
-    w.write_all(&out)
-        .await
-        .map_err(|e| FrameError::Io(e.to_string()))?;
-    w.flush().await.map_err(|e| FrameError::Io(e.to_string()))
+    frame::write(w, &bytes).await.map_err(FrameError::from)
 }
 
 /// Reads one message of at most `limit` bytes.
@@ -54,21 +48,19 @@ pub async fn recv<R: AsyncRead + Unpin, M: DeserializeOwned>(
     r: &mut R,
     limit: usize,
 ) -> Result<M, FrameError> {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => FrameError::Closed,
-        _ => FrameError::Io(e.to_string()),
-    })?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > limit {
-        return Err(FrameError::TooLarge { len, limit });
+    let bytes = frame::read(r, limit).await?.ok_or(FrameError::Closed)?;
+    postcard::from_bytes(&bytes).map_err(|_| FrameError::Decode)
+}
+
+impl From<frame::FrameError> for FrameError {
+    fn from(e: frame::FrameError) -> Self {
+        match e {
+            frame::FrameError::Truncated => FrameError::Closed,
+            frame::FrameError::Io(e) => FrameError::Io(e.to_string()),
+            frame::FrameError::TooLarge { len, limit } => FrameError::TooLarge { len, limit },
+            frame::FrameError::Unframeable(_) => FrameError::Encode,
+        }
     }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => FrameError::Closed,
-        _ => FrameError::Io(e.to_string()),
-    })?;
-    postcard::from_bytes(&buf).map_err(|_| FrameError::Decode)
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ use crate::codec::{self, blocks_for, gcm_aad, split_gcm, Alert, ContentType, MAX
 use crate::handshake::{Flight, ServerError, ServerFlight};
 use crate::net::ch;
 use crate::proto::{
-    hash_record, pack_bits, unpack_bits, Stop, StopCode, ToClient, ToNode, Transcript,
+    hash_record, pack_bits, unpack_bits, Failure, FailureCode, ToClient, ToNode, Transcript,
     MAX_REQUEST_RECORDS, MAX_RESPONSE_RECORDS,
 };
 use crate::server_auth::verify_server;
@@ -98,10 +98,10 @@ pub struct CommittedParts {
     /// The report so far.
     pub report: NodeReport,
     /// Control messages peers sent for the next step, by peer, in order.
-    pub(super) early_ctl: Vec<(PartyId, Ctl)>,
+    pub early_ctl: Vec<(PartyId, Ctl)>,
     /// Messages on other channels that arrived early: (channel, peer, payload).
     pub early_peer: Vec<(u8, PartyId, Vec<u8>)>,
-    /// Client messages not yet read (encoded).
+    /// Client messages not yet read.
     pub early_client: Vec<ToNode>,
 }
 
@@ -327,7 +327,7 @@ enum State {
     ResponseBatches(Box<App>, Box<Batches>),
     /// Committed: the transcript is out.
     Committed(Box<Done>),
-    /// Failed (the reason was reported).
+    /// Failed (the reason was reported), or between two states while a step runs.
     Failed,
 }
 
@@ -383,6 +383,8 @@ pub struct NodeSession<R> {
     since: Instant,
     timings: NodeTimings,
     and_gates: usize,
+    /// Whether the session failed (and said so).
+    failed: bool,
 }
 
 impl<R> std::fmt::Debug for NodeSession<R> {
@@ -471,7 +473,7 @@ fn check_agreed(
                 if !ok {
                     return Err(NodeError::PeerAborted {
                         node,
-                        reason: Stop::new(StopCode::Tampered, format!("refused {what}")),
+                        reason: Failure::new(FailureCode::Tampered, format!("refused {what}")),
                     });
                 }
             }
@@ -491,7 +493,7 @@ fn sum_tags(mine: &[[u8; 16]], got: [(PartyId, Ctl); 2]) -> Result<Vec<[u8; 16]>
         if t.len() != sum.len() {
             return Err(NodeError::PeerAborted {
                 node,
-                reason: Stop::new(StopCode::Mpc, "wrong number of tag shares"),
+                reason: Failure::new(FailureCode::Mpc, "wrong number of tag shares"),
             });
         }
         for (a, b) in sum.iter_mut().zip(t) {
@@ -531,6 +533,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             since: now,
             timings: NodeTimings::default(),
             and_gates: 0,
+            failed: false,
         }
     }
 
@@ -546,7 +549,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
 
     /// Whether the session has ended (committed or failed).
     pub fn is_over(&self) -> bool {
-        matches!(self.state, State::Committed(_) | State::Failed)
+        self.failed || matches!(self.state, State::Committed(_))
     }
 
     /// A payload from peer node `from` on the node-to-node transport.
@@ -558,10 +561,10 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         let Some(channel) = bytes.pop() else {
             return self.fail(NodeError::PeerAborted {
                 node: from,
-                reason: Stop::new(StopCode::Mpc, "an unlabelled message"),
+                reason: Failure::new(FailureCode::Mpc, "an unlabelled message"),
             });
         };
-        if matches!(self.state, State::Failed) {
+        if self.failed {
             return;
         }
         let r = match channel {
@@ -583,7 +586,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
     /// An encoded [`ToNode`] message from the client.
     pub fn handle_client(&mut self, bytes: &[u8], now: Instant) {
         self.touch(now);
-        if matches!(self.state, State::Failed) {
+        if self.failed {
             return;
         }
         let r = match postcard::from_bytes::<ToNode>(bytes) {
@@ -632,13 +635,13 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
     /// Does one unit of heavy local work (garbling, evaluating) if any is ready. Call until
     /// it returns `None`; the driver may time it.
     pub fn poll_work(&mut self, now: Instant) -> Option<Work> {
-        if matches!(self.state, State::Failed) {
+        if self.failed {
             return None;
         }
         let r = self.party.as_mut()?.poll_work();
-        self.touch(now);
         match r {
             Ok(Some(w)) => {
+                self.touch(now);
                 if let Work::Garbled { and_gates, .. } | Work::Evaluated { and_gates, .. } = w {
                     self.and_gates += and_gates;
                 }
@@ -707,7 +710,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
     fn on_ctl(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), NodeError> {
         let m: Ctl = postcard::from_bytes(bytes).map_err(|_| NodeError::PeerAborted {
             node: from,
-            reason: Stop::new(StopCode::Mpc, "undecodable control message"),
+            reason: Failure::new(FailureCode::Mpc, "undecodable control message"),
         })?;
         if let Ctl::Abort(reason) = m {
             return Err(NodeError::PeerAborted { node: from, reason });
@@ -718,7 +721,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         if q.len() >= 2 {
             return Err(NodeError::PeerAborted {
                 node: from,
-                reason: Stop::new(StopCode::Mpc, "control messages for two steps ahead"),
+                reason: Failure::new(FailureCode::Mpc, "control messages for two steps ahead"),
             });
         }
         q.push_back(m);
@@ -766,12 +769,13 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
 
     /// Ends the session: tells the client and (unless a peer stopped first) the peers why.
     fn fail(&mut self, e: NodeError) {
-        if matches!(self.state, State::Failed) {
+        if self.failed {
             return;
         }
+        self.failed = true;
         self.state = State::Failed;
         self.collect();
-        let stop = e.stop();
+        let stop = e.failure();
         tracing::warn!(role = self.id, reason = stop.code.label(), error = %stop, "MPC-TLS session failed");
         self.send_client(&ToClient::Error(stop.clone()));
         if !matches!(e, NodeError::PeerAborted { .. }) {
@@ -820,7 +824,10 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
 
     fn start_exec(&mut self, exec: ExecId, inputs: Inputs) -> Result<(), NodeError> {
         self.since = self.now;
-        let p = self.party.as_mut().ok_or_else(|| usage("no garbled session"))?;
+        let p = self
+            .party
+            .as_mut()
+            .ok_or_else(|| usage("no garbled session"))?;
         p.start(exec, inputs, &mut self.rng).map_err(mpc_err)
     }
 
@@ -1305,7 +1312,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             if !bool::from(commitment(node, &random, &point).ct_eq(c)) {
                 return Err(NodeError::PeerAborted {
                     node,
-                    reason: Stop::new(StopCode::Mpc, "opened a different commitment"),
+                    reason: Failure::new(FailureCode::Mpc, "opened a different commitment"),
                 });
             }
             let p = EncodedPoint::from_bytes(&point)
@@ -1313,7 +1320,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 .and_then(|e| Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&e)))
                 .ok_or(NodeError::PeerAborted {
                     node,
-                    reason: Stop::new(StopCode::Mpc, "invalid ECDH share"),
+                    reason: Failure::new(FailureCode::Mpc, "invalid ECDH share"),
                 })?;
             randoms[node as usize] = random;
             client_pub += ProjectivePoint::from(p);
@@ -1423,14 +1430,13 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         let fin_mask = Zeroizing::new(block(&shares[0..128]));
         let h_client = Zeroizing::new(block(&shares[128..256]));
         let h_server = Zeroizing::new(block(&shares[256..384]));
-        let needed = a
-            .s
-            .request_lens
-            .iter()
-            .map(|&l| blocks_for(l) + 2)
-            .max()
-            .unwrap_or(0)
-            .max(3);
+        let needed =
+            a.s.request_lens
+                .iter()
+                .map(|&l| blocks_for(l) + 2)
+                .max()
+                .unwrap_or(0)
+                .max(3);
         let m = self.ghash_machine(*h_client, needed)?;
         self.start_arith(ch::GHASH_CLIENT, m)?;
         Ok(State::ClientPowers(Box::new(Keys {
@@ -1579,7 +1585,8 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             run.masked.extend_from_slice(value(&out, g)?);
         }
         if let Some(g) = lay.shares {
-            run.masks.extend(value(&out, g)?.chunks_exact(128).map(block));
+            run.masks
+                .extend(value(&out, g)?.chunks_exact(128).map(block));
         }
         run.next += 1;
         if run.next < app.s.req_execs.len() {
@@ -1635,8 +1642,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         (eof, response_pad): (bool, Vec<u8>),
     ) -> Result<State, NodeError> {
         let close_notify = !eof
-            && r
-                .records
+            && r.records
                 .last()
                 .is_some_and(|(t, _)| *t == ContentType::Alert);
         let layout: Vec<CtrRecord> = r

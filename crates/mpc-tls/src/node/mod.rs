@@ -50,7 +50,7 @@ use crate::circuits::{hs_out, BuildError};
 use crate::codec::CodecError;
 use crate::handshake::ServerError;
 use crate::net::{ch, Channel, Link, LinkError};
-use crate::proto::{Stop, StopCode, ToClient, ToNode, Transcript};
+use crate::proto::{Failure, FailureCode, ToClient, ToNode, Transcript};
 use crate::server_auth::{CertError, Roots};
 use machine::{failure_linger, NodeEvent, NodeSession, NodeTransmit};
 
@@ -109,7 +109,7 @@ pub enum NodeError {
         /// The node.
         node: PartyId,
         /// Its reason.
-        reason: Stop,
+        reason: Failure,
     },
     /// The client broke the protocol.
     #[error("the client broke the protocol: {0}")]
@@ -125,24 +125,24 @@ pub enum NodeError {
 impl NodeError {
     /// The kind of failure, as it crosses the network. A peer's stop keeps the peer's
     /// code, so a client's mistake is a client failure at every node.
-    pub fn code(&self) -> StopCode {
+    pub fn code(&self) -> FailureCode {
         match self {
-            NodeError::Link(_) | NodeError::Client(_) => StopCode::Client,
-            NodeError::Mpc(_) => StopCode::Mpc,
-            NodeError::Server(_) => StopCode::Provider,
-            NodeError::Cert(_) => StopCode::Certificate,
-            NodeError::Random | NodeError::Build(_) => StopCode::Internal,
+            NodeError::Link(_) | NodeError::Client(_) => FailureCode::Client,
+            NodeError::Mpc(_) => FailureCode::Mpc,
+            NodeError::Server(_) => FailureCode::Provider,
+            NodeError::Cert(_) => FailureCode::Certificate,
+            NodeError::Random | NodeError::Build(_) => FailureCode::Node,
             NodeError::BadTag(_) | NodeError::BadFinished | NodeError::Inconsistent(_) => {
-                StopCode::Tampered
+                FailureCode::Tampered
             }
             NodeError::PeerAborted { reason, .. } => reason.code,
-            NodeError::Timeout(_) => StopCode::Timeout,
+            NodeError::Timeout(_) => FailureCode::Timeout,
         }
     }
 
     /// What this node tells the client and its peers.
-    pub fn stop(&self) -> Stop {
-        Stop::new(self.code(), self.to_string())
+    pub fn failure(&self) -> Failure {
+        Failure::new(self.code(), self.to_string())
     }
 }
 
@@ -196,15 +196,29 @@ pub struct NodeReport {
     pub session_nonce: [u8; 32],
 }
 
-
-/// The nodes' own messages on the control channel.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Ctl {
+/// The nodes' own messages on the control channel ([`ch::CONTROL`]), postcard-encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ctl {
+    /// A commitment to this node's client-random contribution and ECDH share.
     Commit([u8; 32]),
-    Reveal { random: [u8; 32], point: Vec<u8> },
-    Check { hash: [u8; 32], ok: bool },
+    /// The opening of the commitment.
+    Reveal {
+        /// The client-random contribution.
+        random: [u8; 32],
+        /// The ECDH public share (SEC1, uncompressed).
+        point: Vec<u8>,
+    },
+    /// A hash of what this node saw and whether it accepts it.
+    Check {
+        /// The hash.
+        hash: [u8; 32],
+        /// This node's verdict.
+        ok: bool,
+    },
+    /// This node's XOR shares of some tags.
     Tags(Vec<[u8; 16]>),
-    Abort(Stop),
+    /// This node stops, and why.
+    Abort(Failure),
 }
 
 fn peers(id: PartyId) -> [PartyId; 2] {
@@ -320,9 +334,7 @@ where
             }
             None => {}
         }
-        let deadline = s
-            .poll_timeout()
-            .unwrap_or_else(|| Instant::now() + timeout);
+        let deadline = s.poll_timeout().unwrap_or_else(|| Instant::now() + timeout);
         tokio::select! {
             r = transport.recv() => match r {
                 Ok((from, bytes)) => s.handle_peer(from, bytes, Instant::now()),
@@ -492,7 +504,7 @@ impl<T: Transport> Committed<T> {
                 .map_err(SessionError::from)?;
             let m: Ctl = postcard::from_bytes(&bytes).map_err(|_| NodeError::PeerAborted {
                 node: from,
-                reason: Stop::new(StopCode::Mpc, "undecodable control message"),
+                reason: Failure::new(FailureCode::Mpc, "undecodable control message"),
             })?;
             if let Ctl::Abort(reason) = m {
                 return Err(NodeError::PeerAborted { node: from, reason });
@@ -503,13 +515,13 @@ impl<T: Transport> Committed<T> {
                 .filter(|_| from != self.id)
                 .ok_or(NodeError::PeerAborted {
                     node: from,
-                    reason: Stop::new(StopCode::Mpc, "not a peer"),
+                    reason: Failure::new(FailureCode::Mpc, "not a peer"),
                 })?;
             // A peer can be one step ahead, never two.
             if q.len() >= 2 {
                 return Err(NodeError::PeerAborted {
                     node: from,
-                    reason: Stop::new(StopCode::Mpc, "control messages for two steps ahead"),
+                    reason: Failure::new(FailureCode::Mpc, "control messages for two steps ahead"),
                 });
             }
             q.push_back(m);
@@ -541,7 +553,7 @@ impl<T: Transport> Committed<T> {
                     if !ok {
                         return Err(NodeError::PeerAborted {
                             node,
-                            reason: Stop::new(StopCode::Tampered, format!("refused {what}")),
+                            reason: Failure::new(FailureCode::Tampered, format!("refused {what}")),
                         });
                     }
                 }
@@ -562,7 +574,7 @@ impl<T: Transport> Committed<T> {
     /// Ends the session after a failure of what ran on it: tells the client and (unless
     /// `peer_stopped`, the failure being a peer's abort) the other nodes `reason`, then
     /// closes.
-    pub async fn fail(mut self, reason: &Stop, peer_stopped: bool) {
+    pub async fn fail(mut self, reason: &Failure, peer_stopped: bool) {
         tracing::warn!(role = self.id, reason = reason.code.label(), error = %reason, "session failed after the commit");
         let _ = self.link.send(&ToClient::Error(reason.clone()));
         if !peer_stopped {

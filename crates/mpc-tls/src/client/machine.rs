@@ -1,0 +1,451 @@
+//! The client's session as a deterministic state machine: no sockets, no clock. The driver
+//! feeds it the provider's bytes ([`ClientSession::handle_provider`]), the nodes' messages
+//! ([`ClientSession::handle_node`]) and the time, and carries out what it asks for
+//! ([`ClientSession::poll_transmit`]: to a node, or to the provider).
+//!
+//! Its phases follow the connection: the ClientHello from the nodes goes to the provider;
+//! the provider's flight goes to the nodes; the client Finished comes back; the request is
+//! encrypted with the keystream the client unmasks itself, then tagged; the response is
+//! relayed until the provider closes, and decrypted once every node has verified it. A node
+//! output is taken only when all three nodes sent the same thing.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use mpc::client::ClientPads;
+use mpc::spec::PartyId;
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
+
+use super::{
+    all_equal, apply_keystream, block_bits, unmask, xor_tags, ClientError, ClientOutput,
+    ClientStats, Gather,
+};
+use crate::codec::{encode_record, join_gcm, split_gcm, ContentType, MAX_FRAGMENT};
+use crate::net::LinkError;
+use crate::proto::{pack_bits, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS};
+use crate::stream::{ServerEvent, ServerStream};
+
+/// Something the client session asks its driver to send.
+#[derive(Debug)]
+pub enum ClientTransmit {
+    /// One encoded [`ToNode`] message to a node.
+    Node {
+        /// The node.
+        node: PartyId,
+        /// The message.
+        bytes: Vec<u8>,
+    },
+    /// Bytes for the provider's connection.
+    Provider(Vec<u8>),
+    /// The session is over: shut the provider's connection down.
+    ProviderShutdown,
+}
+
+/// What became of the session.
+#[derive(Debug)]
+pub enum ClientEvent {
+    /// The response, verified by every node, and its transcript.
+    Done(Box<ClientOutput>),
+    /// The session failed.
+    Failed(ClientError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the nodes' ClientHello.
+    Hello,
+    /// Relaying the provider's first flight; waiting for the nodes' Finished.
+    Flight,
+    /// The client Finished is out; waiting for the nodes to check the provider's.
+    AwaitFinished,
+    /// The request is out; relaying the response.
+    Data,
+    /// The provider closed; waiting for the nodes to verify the response.
+    Closed,
+    /// Done or failed.
+    Over,
+}
+
+impl Phase {
+    fn waiting_for(self) -> &'static str {
+        match self {
+            Phase::Hello => "the nodes' ClientHello",
+            Phase::Flight => "the provider's handshake or the nodes' Finished",
+            Phase::AwaitFinished => "the provider's Finished to be verified",
+            Phase::Data => "the provider's response",
+            Phase::Closed | Phase::Over => "the nodes to verify the response",
+        }
+    }
+}
+
+/// The phone's side of one MPC-TLS session, as a state machine. See the module doc.
+pub struct ClientSession<R> {
+    rng: R,
+    timeout: Duration,
+    start: Instant,
+    deadline: Instant,
+    phase: Phase,
+    request: Vec<Zeroizing<Vec<u8>>>,
+    req_bits: usize,
+    req_pads: ClientPads,
+    stream: ServerStream,
+    server_records: usize,
+    response_cts: Vec<Vec<u8>>,
+    server_hello_done_at: Option<Instant>,
+    stats: ClientStats,
+    hello: Gather<Vec<u8>>,
+    fin: Gather<(Vec<u8>, Vec<u8>, [u8; 16])>,
+    req_ks: Gather<Vec<u8>>,
+    req_tags: Gather<Vec<[u8; 16]>>,
+    response: Gather<(Vec<u8>, Transcript)>,
+    request_cts: Vec<Vec<u8>>,
+    resp_pads: Option<(ClientPads, usize)>,
+    out: VecDeque<ClientTransmit>,
+    events: VecDeque<ClientEvent>,
+}
+
+impl<R> std::fmt::Debug for ClientSession<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSession")
+            .field("phase", &self.phase)
+            .finish()
+    }
+}
+
+impl<R: RngCore + CryptoRng> ClientSession<R> {
+    /// A session that will send `request` (split into records of at most 16 KiB) to
+    /// `server_name`; the Start messages for the nodes are queued. With `keep_open`, the
+    /// nodes are told to keep the committed session open for a computation after the
+    /// response (a disclosure).
+    pub fn new(
+        server_name: &str,
+        request: &[u8],
+        timeout: Duration,
+        keep_open: bool,
+        mut rng: R,
+        now: Instant,
+    ) -> Result<Self, ClientError> {
+        if request.is_empty() || request.len() > MAX_REQUEST_RECORDS * MAX_FRAGMENT {
+            return Err(ClientError::Request(request.len()));
+        }
+        let request: Vec<Zeroizing<Vec<u8>>> = request
+            .chunks(MAX_FRAGMENT)
+            .map(|c| Zeroizing::new(c.to_vec()))
+            .collect();
+        // Keystream comes in whole AES blocks per record; each record uses its first bytes.
+        let req_bits = block_bits(request.iter().map(|c| c.len()));
+        let req_pads = ClientPads::random(req_bits, &mut rng);
+        let mut s = ClientSession {
+            rng,
+            timeout,
+            start: now,
+            deadline: now + timeout,
+            phase: Phase::Hello,
+            request,
+            req_bits,
+            req_pads,
+            stream: ServerStream::new(),
+            server_records: 0,
+            response_cts: Vec::new(),
+            server_hello_done_at: None,
+            stats: ClientStats::default(),
+            hello: Gather::new(),
+            fin: Gather::new(),
+            req_ks: Gather::new(),
+            req_tags: Gather::new(),
+            response: Gather::new(),
+            request_cts: Vec::new(),
+            resp_pads: None,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        for node in 0..3u8 {
+            let m = ToNode::Start {
+                server_name: server_name.to_string(),
+                request_records: s.request.iter().map(|c| c.len() as u32).collect(),
+                request_pad: pack_bits(&s.req_pads.for_node(node)),
+                disclose: keep_open,
+            };
+            s.send(node, &m)?;
+        }
+        Ok(s)
+    }
+
+    /// Whether the session wants the provider's bytes now (after the ClientHello went out,
+    /// until the provider closed).
+    pub fn wants_provider_bytes(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Flight | Phase::AwaitFinished | Phase::Data
+        )
+    }
+
+    /// Whether the session has ended.
+    pub fn is_over(&self) -> bool {
+        self.phase == Phase::Over
+    }
+
+    /// Bytes read from the provider; an empty slice is the end of its stream.
+    pub fn handle_provider(&mut self, bytes: &[u8], now: Instant) {
+        self.deadline = now + self.timeout;
+        if self.is_over() {
+            return;
+        }
+        let r = self.on_provider(bytes, now);
+        self.after(r);
+    }
+
+    /// One encoded [`ToClient`] message from node `node`.
+    pub fn handle_node(&mut self, node: PartyId, bytes: &[u8], now: Instant) {
+        self.deadline = now + self.timeout;
+        if self.is_over() {
+            return;
+        }
+        self.stats.bytes_down += bytes.len() as u64;
+        let r = match postcard::from_bytes::<ToClient>(bytes) {
+            Ok(m) => self.on_node(node, m, now),
+            Err(_) => Err(ClientError::Link(LinkError::Decode("node"))),
+        };
+        self.after(r);
+    }
+
+    /// Node `node`'s link ended. A node that has sent the response may close; the session
+    /// fails if it still needed that node.
+    pub fn handle_node_closed(&mut self, node: PartyId, now: Instant) {
+        self.deadline = now + self.timeout;
+        if !self.is_over() && !self.response.has(node) {
+            self.after(Err(ClientError::Link(LinkError::NodeClosed(node))));
+        }
+    }
+
+    /// The links to the nodes or the provider's connection failed.
+    pub fn handle_error(&mut self, e: ClientError) {
+        if !self.is_over() {
+            self.after(Err(e));
+        }
+    }
+
+    /// Tells the session the time; past [`ClientSession::poll_timeout`] it fails.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.is_over() && now >= self.deadline {
+            let e = ClientError::Timeout(self.timeout, self.phase.waiting_for());
+            self.after(Err(e));
+        }
+    }
+
+    /// When the session next needs [`ClientSession::handle_timeout`]; `None` once over.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (!self.is_over()).then_some(self.deadline)
+    }
+
+    /// The next thing to send.
+    pub fn poll_transmit(&mut self) -> Option<ClientTransmit> {
+        self.out.pop_front()
+    }
+
+    /// The next thing that became of the session.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    fn after(&mut self, r: Result<(), ClientError>) {
+        if let Err(e) = r {
+            self.phase = Phase::Over;
+            self.events.push_back(ClientEvent::Failed(e));
+        }
+    }
+
+    fn send(&mut self, node: PartyId, m: &ToNode) -> Result<(), ClientError> {
+        let bytes = postcard::to_stdvec(m).map_err(|_| LinkError::Decode("client"))?;
+        self.stats.bytes_up += bytes.len() as u64;
+        self.out.push_back(ClientTransmit::Node { node, bytes });
+        Ok(())
+    }
+
+    fn broadcast(&mut self, m: &ToNode) -> Result<(), ClientError> {
+        (0..3).try_for_each(|n| self.send(n, m))
+    }
+
+    fn on_provider(&mut self, bytes: &[u8], now: Instant) -> Result<(), ClientError> {
+        if !self.wants_provider_bytes() {
+            if bytes.is_empty() {
+                return Err(ClientError::Closed("before the handshake started"));
+            }
+            return Err(ClientError::Codec(crate::codec::CodecError::Truncated(
+                "provider bytes before the ClientHello",
+            )));
+        }
+        let mut closed_by = None;
+        if bytes.is_empty() {
+            closed_by = Some(true);
+        } else {
+            self.broadcast(&ToNode::ServerBytes(bytes.to_vec()))?;
+            self.stream.push(bytes);
+            while let Some(ev) = self.stream.next_event()? {
+                match ev {
+                    ServerEvent::Handshake(m) => {
+                        if m.first() == Some(&crate::codec::hs::SERVER_HELLO_DONE) {
+                            self.server_hello_done_at = Some(now);
+                        }
+                    }
+                    ServerEvent::Alert(_) => closed_by = Some(false),
+                    ServerEvent::ChangeCipherSpec => {}
+                    ServerEvent::Encrypted { typ, payload } => {
+                        self.server_records += 1;
+                        // The first encrypted record is the server's Finished.
+                        if self.server_records == 1 {
+                            continue;
+                        }
+                        match typ {
+                            ContentType::ApplicationData => self
+                                .response_cts
+                                .push(split_gcm(&payload)?.ciphertext.to_vec()),
+                            _ => closed_by = Some(false),
+                        }
+                    }
+                }
+                if closed_by.is_some() {
+                    break;
+                }
+            }
+        }
+        if let Some(eof) = closed_by {
+            // Tell the nodes; they judge whether this was a proper close.
+            let width = block_bits(self.response_cts.iter().map(Vec::len));
+            let pads = ClientPads::random(width, &mut self.rng);
+            for node in 0..3u8 {
+                let m = ToNode::Closed {
+                    eof,
+                    response_pad: pack_bits(&pads.for_node(node)),
+                };
+                self.send(node, &m)?;
+            }
+            self.resp_pads = Some((pads, width));
+            self.phase = Phase::Closed;
+        }
+        Ok(())
+    }
+
+    fn on_node(&mut self, node: PartyId, m: ToClient, now: Instant) -> Result<(), ClientError> {
+        match m {
+            ToClient::Error(reason) => Err(ClientError::Node { node, reason }),
+            ToClient::After(_) => Err(ClientError::Protocol {
+                node,
+                what: "an after-close message before the response".into(),
+            }),
+            ToClient::ClientHello(ch) => {
+                self.hello.put(node, ch, "ClientHello")?;
+                if let Some(all) = self.hello.take() {
+                    all_equal(&all, "the ClientHello")?;
+                    self.out.push_back(ClientTransmit::Provider(encode_record(
+                        ContentType::Handshake,
+                        &all[0],
+                    )));
+                    self.phase = Phase::Flight;
+                }
+                Ok(())
+            }
+            ToClient::ClientFinished {
+                client_key_exchange,
+                ciphertext,
+                tag_share,
+            } => {
+                self.fin.put(
+                    node,
+                    (client_key_exchange, ciphertext, tag_share),
+                    "Finished",
+                )?;
+                if let Some(all) = self.fin.take() {
+                    let same = all.each_ref().map(|(k, c, _)| (k.clone(), c.clone()));
+                    all_equal(&same, "the client Finished")?;
+                    let tag = xor_tags(&all.each_ref().map(|x| x.2));
+                    let flight = [
+                        encode_record(ContentType::Handshake, &all[0].0),
+                        encode_record(ContentType::ChangeCipherSpec, &[1]),
+                        encode_record(
+                            ContentType::Handshake,
+                            &join_gcm(&0u64.to_be_bytes(), &all[0].1, &tag),
+                        ),
+                    ]
+                    .concat();
+                    self.out.push_back(ClientTransmit::Provider(flight));
+                    if let Some(t) = self.server_hello_done_at {
+                        self.stats.server_visible_gap = now - t;
+                    }
+                    self.phase = Phase::AwaitFinished;
+                }
+                Ok(())
+            }
+            ToClient::RequestKeystream(b) => {
+                self.req_ks.put(node, b, "the request keystream")?;
+                if let Some(all) = self.req_ks.take() {
+                    self.stats.handshake = now - self.start;
+                    let ks = unmask(&self.req_pads, all, self.req_bits)?;
+                    let records: Vec<&[u8]> = self.request.iter().map(|r| r.as_slice()).collect();
+                    self.request_cts = apply_keystream(&records, &ks)
+                        .ok_or(ClientError::Disagree("the request keystream's length"))?;
+                    let m = ToNode::RequestCiphertext(self.request_cts.clone());
+                    self.broadcast(&m)?;
+                    self.phase = Phase::Data;
+                }
+                Ok(())
+            }
+            ToClient::RequestTags(t) => {
+                if t.len() != self.request_cts.len() {
+                    return Err(ClientError::Protocol {
+                        node,
+                        what: "wrong number of tag shares".into(),
+                    });
+                }
+                self.req_tags.put(node, t, "the request tags")?;
+                if let Some(all) = self.req_tags.take() {
+                    let mut out = Vec::new();
+                    for (i, ct) in self.request_cts.iter().enumerate() {
+                        let tag = xor_tags(&all.each_ref().map(|t| t[i]));
+                        let seq = 1 + i as u64;
+                        out.extend(encode_record(
+                            ContentType::ApplicationData,
+                            &join_gcm(&seq.to_be_bytes(), ct, &tag),
+                        ));
+                    }
+                    self.out.push_back(ClientTransmit::Provider(out));
+                }
+                Ok(())
+            }
+            ToClient::Response {
+                keystream,
+                transcript,
+            } => {
+                self.response
+                    .put(node, (keystream, transcript), "the response")?;
+                if let Some(all) = self.response.take() {
+                    let transcripts = all.each_ref().map(|x| x.1.clone());
+                    all_equal(&transcripts, "the transcript")?;
+                    let Some((pads, width)) = &self.resp_pads else {
+                        return Err(ClientError::Protocol {
+                            node,
+                            what: "a response before the close".into(),
+                        });
+                    };
+                    let [a, b, c] = all;
+                    let ks = unmask(pads, [a.0, b.0, c.0], *width)?;
+                    let cts: Vec<&[u8]> = self.response_cts.iter().map(Vec::as_slice).collect();
+                    let plain = apply_keystream(&cts, &ks)
+                        .ok_or(ClientError::Disagree("the response keystream's length"))?
+                        .concat();
+                    self.stats.total = now - self.start;
+                    self.out.push_back(ClientTransmit::ProviderShutdown);
+                    self.phase = Phase::Over;
+                    self.events
+                        .push_back(ClientEvent::Done(Box::new(ClientOutput {
+                            response: Zeroizing::new(plain),
+                            transcript: a.1,
+                            stats: self.stats,
+                        })));
+                }
+                Ok(())
+            }
+        }
+    }
+}

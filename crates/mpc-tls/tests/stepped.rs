@@ -1,0 +1,245 @@
+//! Whole sessions stepped by hand (no tokio, no sockets, no clock): an honest run, then a
+//! party that deviates on the wire — a node sending a wrong tag share, a wrong masked
+//! keystream, a different commitment opening or altered garbled-circuit messages, a client
+//! relaying different bytes to one node, a node that goes silent. Every deviation must end
+//! in an abort at every honest party, never in a wrong answer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::{honest, Hook, Route, Stepped};
+use mpc_tls::net::ch;
+use mpc_tls::node::Ctl;
+use mpc_tls::proto::{ToClient, ToNode};
+use tessera_provider::{http_request, http_response, Behaviour};
+
+fn several_records() -> Behaviour {
+    Behaviour {
+        body: 3000,
+        write_size: 1000,
+        ..Behaviour::default()
+    }
+}
+
+fn run(b: Behaviour, hook: Hook) -> harness::Outcome {
+    let req = http_request(harness::NAME, "/", 200);
+    Stepped::new(b, &req, Duration::from_secs(20), hook).run()
+}
+
+/// Rewrites a node's control message from `from` (to any peer) with `f`.
+fn on_ctl(from: u8, mut f: impl FnMut(&mut Ctl) + 'static) -> Hook {
+    Box::new(move |route, bytes| {
+        if let Route::Peer { from: s, .. } = route {
+            if s == from && bytes.last() == Some(&ch::CONTROL) {
+                let mut m: Ctl = postcard::from_bytes(&bytes[..bytes.len() - 1]).unwrap();
+                f(&mut m);
+                *bytes = postcard::to_stdvec(&m).unwrap();
+                bytes.push(ch::CONTROL);
+            }
+        }
+        true
+    })
+}
+
+#[test]
+fn an_honest_session_without_sockets() {
+    let b = several_records();
+    let out = run(b, honest());
+    let client = out.client.as_ref().expect("the session succeeds");
+    let want = http_response(b);
+    assert_eq!(client.response.as_slice(), want.as_slice());
+    assert_eq!(
+        out.served_request,
+        http_request(harness::NAME, "/", 200),
+        "the provider got the request"
+    );
+    for n in &out.nodes {
+        let n = n.as_ref().expect("every node commits");
+        assert_eq!(n.transcript, client.transcript);
+    }
+    assert!(client.transcript.close_notify);
+    assert_eq!(client.transcript.received_bytes, want.len() as u64);
+    assert_eq!(out.waited, Duration::ZERO, "nothing waited for a timeout");
+}
+
+#[test]
+fn node_with_a_bad_tag_share_aborts_the_session() {
+    let out = run(
+        several_records(),
+        on_ctl(0, |m| {
+            if let Ctl::Tags(t) = m {
+                t.iter_mut().for_each(|t| t[0] ^= 1);
+            }
+        }),
+    );
+    let e = out.client_error();
+    assert!(
+        e.contains("the tag of the server's Finished does not verify"),
+        "{e}"
+    );
+    assert_eq!(out.node_errors().len(), 3);
+}
+
+#[test]
+fn node_opening_a_different_commitment_aborts_the_session() {
+    let out = run(
+        several_records(),
+        on_ctl(1, |m| {
+            if let Ctl::Reveal { random, .. } = m {
+                random[0] ^= 1;
+            }
+        }),
+    );
+    let nodes = out.node_errors();
+    assert!(
+        nodes
+            .iter()
+            .any(|e| e.contains("opened a different commitment")),
+        "{nodes:?}"
+    );
+    out.client_error();
+}
+
+#[test]
+fn node_with_a_bad_masked_keystream_is_refused_by_the_client() {
+    let hook: Hook = Box::new(|route, bytes| {
+        if route == Route::NodeToClient(2) {
+            if let Ok(ToClient::RequestKeystream(mut k)) = postcard::from_bytes(bytes) {
+                k[0] ^= 1;
+                *bytes = postcard::to_stdvec(&ToClient::RequestKeystream(k)).unwrap();
+            }
+        }
+        true
+    });
+    let out = run(several_records(), hook);
+    let e = out.client_error();
+    assert!(
+        e.contains("the nodes disagree about the masked keystream"),
+        "{e}"
+    );
+}
+
+/// Node 1's `n`th garbled-circuit message has one byte flipped.
+fn flip_garbled(n: usize) -> Hook {
+    let mut seen = 0;
+    Box::new(move |route, bytes| {
+        if let Route::Peer { from: 1, .. } = route {
+            if bytes.last() == Some(&ch::GARBLED) {
+                if seen == n {
+                    let at = bytes.len() / 2;
+                    bytes[at] ^= 0x10;
+                }
+                seen += 1;
+            }
+        }
+        true
+    })
+}
+
+#[test]
+fn altered_garbled_messages_abort_every_party() {
+    for n in [0, 2, 5] {
+        let out = run(several_records(), flip_garbled(n));
+        let client = out.client_error();
+        let nodes = out.node_errors();
+        assert_eq!(nodes.len(), 3, "message {n}");
+        eprintln!("message {n}: client: {client}; nodes: {nodes:?}");
+    }
+}
+
+/// The client alters, for node 1 only, the relayed provider byte at offset `at`: counted
+/// from the start of the stream, or (with `response`) from the first byte after the
+/// request went out.
+fn lying_relay(response: bool, at: usize) -> Hook {
+    let mut offset = (!response).then_some(0usize);
+    Box::new(move |route, bytes| {
+        if response && route == Route::NodeToClient(1) {
+            if let Ok(ToClient::RequestTags(_)) = postcard::from_bytes::<ToClient>(bytes) {
+                offset = Some(0);
+            }
+        }
+        if route == Route::ClientToNode(1) {
+            if let (Ok(ToNode::ServerBytes(mut b)), Some(o)) =
+                (postcard::from_bytes::<ToNode>(bytes), offset.as_mut())
+            {
+                if (*o..*o + b.len()).contains(&at) {
+                    b[at - *o] ^= 1;
+                    *bytes = postcard::to_stdvec(&ToNode::ServerBytes(b.clone())).unwrap();
+                }
+                *o += b.len();
+            }
+        }
+        true
+    })
+}
+
+#[test]
+fn different_handshake_bytes_to_one_node_abort_everyone() {
+    // Bytes 11..43 of the stream are the server random (record header 5, handshake header
+    // 4, version 2).
+    let out = run(several_records(), lying_relay(false, 20));
+    let nodes = out.node_errors();
+    assert!(
+        nodes
+            .iter()
+            .any(|e| e.contains("disagree about the server's first flight")),
+        "{nodes:?}"
+    );
+    assert!(out.client_error().contains("node"));
+}
+
+#[test]
+fn different_response_bytes_to_one_node_abort_everyone() {
+    // Byte 30 of the response is ciphertext of its first record (header 5, explicit nonce 8).
+    let out = run(several_records(), lying_relay(true, 30));
+    let nodes = out.node_errors();
+    assert!(
+        nodes
+            .iter()
+            .any(|e| e.contains("disagree about") || e.contains("does not verify")),
+        "{nodes:?}"
+    );
+    assert!(out.client_error().contains("node"));
+}
+
+#[test]
+fn a_flipped_response_record_is_caught_by_its_tag() {
+    // The provider's third TLS write toward the client (after the handshake flights)
+    // carries response records; flip a ciphertext bit in it.
+    let mut writes = 0;
+    let hook: Hook = Box::new(move |route, bytes| {
+        if route == Route::ProviderToClient && !bytes.is_empty() {
+            writes += 1;
+            if writes == 3 {
+                let at = bytes.len() - 20;
+                bytes[at] ^= 4;
+            }
+        }
+        true
+    });
+    let out = run(several_records(), hook);
+    let e = out.client_error();
+    assert!(e.contains("does not verify"), "{e}");
+}
+
+#[test]
+fn a_silent_node_times_everyone_out() {
+    // Node 2 stops sending to its peers after the commitments.
+    let mut sent = 0;
+    let hook: Hook = Box::new(move |route, _| {
+        if let Route::Peer { from: 2, .. } = route {
+            sent += 1;
+            return sent <= 2;
+        }
+        true
+    });
+    let out = run(several_records(), hook);
+    let e = out.client_error();
+    assert!(e.contains("node"), "{e}");
+    let nodes = out.node_errors();
+    assert!(nodes.iter().any(|e| e.contains("timed out")), "{nodes:?}");
+    assert!(out.waited >= Duration::from_secs(20), "{:?}", out.waited);
+}
