@@ -459,7 +459,7 @@ fn ghash_tag(
 
 /// Checks the peers' [`Ctl::Check`] answers: every node must have seen `hash` and be
 /// satisfied.
-fn check_agreed(
+pub(super) fn check_agreed(
     got: [(PartyId, Ctl); 2],
     what: &'static str,
     hash: &[u8; 32],
@@ -823,7 +823,6 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
     }
 
     fn start_exec(&mut self, exec: ExecId, inputs: Inputs) -> Result<(), NodeError> {
-        self.since = self.now;
         let p = self
             .party
             .as_mut()
@@ -1083,6 +1082,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                     if self.id < 2 {
                         inputs = inputs.value(2 + self.id as usize, bytes_to_bits(&public));
                     }
+                    self.since = self.now;
                     self.start_exec(f.s.e_sf, inputs)?;
                     Moved(State::FinishedExec(f, rec))
                 }
@@ -1407,6 +1407,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             inputs = inputs.value(3 + self.id as usize, bytes_to_bits(&public));
         }
         drop(pms);
+        self.since = self.now;
         self.start_exec(a.s.e_hs, inputs)?;
         Ok(State::Handshake(Box::new(a), cke))
     }
@@ -1533,10 +1534,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             masked: Vec::new(),
             masks: Vec::new(),
         };
-        let t0 = self.now;
-        let s = self.start_request_exec(Box::new(app), Box::new(run))?;
-        self.since = t0;
-        Ok(s)
+        self.start_request_exec(Box::new(app), Box::new(run))
     }
 
     /// Starts request execution `run.next`.
@@ -1564,9 +1562,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             inputs = inputs.client_pad(g, pad.to_vec());
             run.pad_at += w;
         }
-        let since = self.since;
         self.start_exec(exec, inputs)?;
-        self.since = since;
         Ok(State::Request(app, run))
     }
 
@@ -1789,9 +1785,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 inputs = inputs.client_pad(g, pad.to_vec());
                 b.pad_at += w;
             }
-            let since = self.now;
             self.start_exec(exec, inputs)?;
-            self.since = since;
             b.current = Some((exec, blocks, shape));
             return Ok(Moved(State::ResponseBatches(app, b)));
         }
@@ -1873,4 +1867,123 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
 /// reason, so not long.
 pub fn failure_linger(timeout: Duration) -> Duration {
     timeout.min(Duration::from_secs(2))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::server_auth::Roots;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    fn node(id: PartyId, now: Instant) -> NodeSession<ChaCha20Rng> {
+        let cfg = NodeConfig::new(Roots::default(), 1_900_000_000, TIMEOUT);
+        NodeSession::new(id, cfg, ChaCha20Rng::seed_from_u64(1), now)
+    }
+
+    fn ctl(m: &Ctl) -> Vec<u8> {
+        let mut b = postcard::to_stdvec(m).unwrap();
+        b.push(ch::CONTROL);
+        b
+    }
+
+    /// Everything the session queued: (peers told, messages to the client).
+    fn drain(n: &mut NodeSession<ChaCha20Rng>) -> (Vec<(PartyId, Ctl)>, Vec<ToClient>) {
+        let (mut peers, mut client) = (Vec::new(), Vec::new());
+        while let Some(t) = n.poll_transmit() {
+            match t {
+                NodeTransmit::Peer { to, mut bytes } => {
+                    assert_eq!(bytes.pop(), Some(ch::CONTROL));
+                    peers.push((to, postcard::from_bytes(&bytes).unwrap()));
+                }
+                NodeTransmit::Client(b) => client.push(postcard::from_bytes(&b).unwrap()),
+            }
+        }
+        (peers, client)
+    }
+
+    fn failed(n: &mut NodeSession<ChaCha20Rng>) -> NodeError {
+        match n.poll_event() {
+            Some(NodeEvent::Failed(e)) => e,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_client_message_out_of_order_fails_and_tells_everyone() {
+        let t = Instant::now();
+        let mut n = node(1, t);
+        let m = postcard::to_stdvec(&ToNode::RequestCiphertext(vec![vec![1]])).unwrap();
+        n.handle_client(&m, t);
+        let e = failed(&mut n);
+        assert_eq!(e.code(), FailureCode::Client);
+        assert!(e.to_string().contains("before Start"), "{e}");
+        let (peers, client) = drain(&mut n);
+        assert_eq!(peers.len(), 2, "both peers hear of it");
+        assert!(peers
+            .iter()
+            .all(|(_, m)| matches!(m, Ctl::Abort(f) if f.code == FailureCode::Client)));
+        assert!(matches!(&client[..], [ToClient::Error(f)] if f.code == FailureCode::Client));
+        assert!(n.is_over() && n.poll_timeout().is_none());
+        // Later input changes nothing.
+        n.handle_client(&m, t);
+        assert!(n.poll_event().is_none() && n.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn a_peers_abort_ends_the_session_without_an_echo() {
+        let t = Instant::now();
+        let mut n = node(0, t);
+        let why = Failure::new(FailureCode::Provider, "the provider sent garbage");
+        n.handle_peer(2, ctl(&Ctl::Abort(why.clone())), t);
+        match failed(&mut n) {
+            NodeError::PeerAborted { node: 2, reason } => assert_eq!(reason, why),
+            e => panic!("{e}"),
+        }
+        let (peers, client) = drain(&mut n);
+        assert!(peers.is_empty(), "a peer that stopped is not told to stop");
+        assert!(matches!(&client[..], [ToClient::Error(f)] if f.code == FailureCode::Provider));
+    }
+
+    #[test]
+    fn a_peer_cannot_run_two_steps_ahead() {
+        let t = Instant::now();
+        let mut n = node(0, t);
+        n.handle_peer(1, ctl(&Ctl::Commit([1; 32])), t);
+        n.handle_peer(1, ctl(&Ctl::Commit([2; 32])), t);
+        assert!(n.poll_event().is_none(), "one step ahead is allowed");
+        n.handle_peer(1, ctl(&Ctl::Commit([3; 32])), t);
+        let e = failed(&mut n);
+        assert!(e.to_string().contains("two steps ahead"), "{e}");
+    }
+
+    #[test]
+    fn messages_from_no_peer_or_without_a_channel_are_refused() {
+        let t = Instant::now();
+        let mut n = node(0, t);
+        n.handle_peer(0, ctl(&Ctl::Commit([1; 32])), t);
+        assert_eq!(failed(&mut n).code(), FailureCode::Mpc);
+        let mut n = node(0, t);
+        n.handle_peer(1, Vec::new(), t);
+        assert_eq!(failed(&mut n).code(), FailureCode::Mpc);
+    }
+
+    #[test]
+    fn time_alone_moves_a_silent_session_to_its_timeout() {
+        let t = Instant::now();
+        let mut n = node(2, t);
+        assert_eq!(n.poll_timeout(), Some(t + TIMEOUT));
+        n.handle_timeout(t + TIMEOUT - Duration::from_millis(1));
+        assert!(n.poll_event().is_none());
+        // An input pushes the deadline on.
+        n.handle_peer(0, ctl(&Ctl::Commit([1; 32])), t + Duration::from_secs(1));
+        assert_eq!(n.poll_timeout(), Some(t + Duration::from_secs(1) + TIMEOUT));
+        n.handle_timeout(t + Duration::from_secs(1) + TIMEOUT);
+        let e = failed(&mut n);
+        assert_eq!(e.code(), FailureCode::Timeout);
+        assert!(e.to_string().contains("the client"), "{e}");
+    }
 }

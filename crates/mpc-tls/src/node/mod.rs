@@ -44,7 +44,6 @@ use mpc::ExecId;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::circuits::{hs_out, BuildError};
 use crate::codec::CodecError;
@@ -544,23 +543,7 @@ impl<T: Transport> Committed<T> {
         ok: bool,
     ) -> Result<(), NodeError> {
         let got = self.exchange(&Ctl::Check { hash, ok }).await?;
-        for (node, m) in got {
-            match m {
-                Ctl::Check { hash: h, ok } => {
-                    if !bool::from(h.ct_eq(&hash)) {
-                        return Err(NodeError::Inconsistent(what));
-                    }
-                    if !ok {
-                        return Err(NodeError::PeerAborted {
-                            node,
-                            reason: Failure::new(FailureCode::Tampered, format!("refused {what}")),
-                        });
-                    }
-                }
-                _ => return Err(NodeError::Inconsistent(what)),
-            }
-        }
-        Ok(())
+        machine::check_agreed(got, what, &hash)
     }
 
     /// Ends the session: flushes the client link, lets the peers finish, and returns the
