@@ -446,6 +446,42 @@ pub fn ctr_spec(hs_exec: ExecId, key: usize, shape: CtrShape) -> Result<Arc<Exec
     Ok(Arc::new(ExecSpec::new(circuit, groups, outs)?))
 }
 
+/// Bits the client gets when a traffic key is opened to it ([`open_key_spec`]): the AES
+/// key (the expanded key's first round key), then the 4-byte implicit nonce.
+pub const OPENED_KEY_BITS: usize = 128 + 32;
+
+/// The execution that opens the traffic key kept by `hs_exec` as output group `key` to the
+/// client alone: its one output group goes to the client masked with the client's pads
+/// ([`OutputTo::Client`]), so each node sees only key ⊕ pad. No AND gates. Run only after
+/// the ciphertext it decrypts is committed and every tag verified (docs/mpc-tls.md says
+/// why that is safe).
+pub fn open_key_spec(hs_exec: ExecId, key: usize) -> Result<Arc<ExecSpec>, BuildError> {
+    static CIRCUIT: std::sync::OnceLock<Arc<mpc::circuit::Circuit>> = std::sync::OnceLock::new();
+    let circuit = match CIRCUIT.get() {
+        Some(c) => c.clone(),
+        None => {
+            let mut b = Builder::new();
+            let tk = b.inputs(TRAFFIC_KEY_BITS);
+            let mut out: Vec<Bit> = tk[..128].to_vec();
+            out.extend_from_slice(&tk[EXPANDED_KEY_BITS..]);
+            let c = Arc::new(b.finish(&out)?);
+            CIRCUIT.get_or_init(|| c).clone()
+        }
+    };
+    let groups = vec![InputGroup {
+        width: TRAFFIC_KEY_BITS,
+        source: InputSource::Kept {
+            exec: hs_exec,
+            group: key,
+        },
+    }];
+    let outs = vec![OutputGroup {
+        width: OPENED_KEY_BITS,
+        to: OutputTo::Client,
+    }];
+    Ok(Arc::new(ExecSpec::new(circuit, groups, outs)?))
+}
+
 /// What a cached execution spec was built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum SpecKey {

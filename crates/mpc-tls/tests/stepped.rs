@@ -243,3 +243,38 @@ fn a_silent_node_times_everyone_out() {
     assert!(nodes.iter().any(|e| e.contains("timed out")), "{nodes:?}");
     assert!(out.waited >= Duration::from_secs(20), "{:?}", out.waited);
 }
+
+#[test]
+fn a_client_that_learned_the_key_cannot_change_what_the_nodes_committed() {
+    // The provider hands out its traffic keys (rustls secret extraction), standing in for
+    // the client, which learns the server write key once the nodes open it.
+    let b = Behaviour {
+        extract_keys: true,
+        ..several_records()
+    };
+    let req = http_request(harness::NAME, "/", 200);
+    // A forged application-data record: any bytes with a tag the client could compute.
+    // Delivered after the commit, it can change nothing: a committed node reads no more
+    // relayed bytes, only the messages of the computation that follows (which carry no
+    // ciphertext), and its transcript and records are fixed.
+    let forged = mpc_tls::codec::encode_record(
+        mpc_tls::codec::ContentType::ApplicationData,
+        &[0x55; 8 + 5 + 16],
+    );
+    let late = vec![postcard::to_stdvec(&ToNode::ServerBytes(forged.clone())).unwrap()];
+    let out = Stepped::new(b, &req, Duration::from_secs(20), honest())
+        .after_commit(late)
+        .run();
+    let client = out.client.as_ref().expect("the session succeeds");
+    for (n, unread) in out.nodes.iter().zip(&out.unread) {
+        let n = n.as_ref().expect("every node commits");
+        assert_eq!(
+            n.transcript, client.transcript,
+            "the transcript did not move"
+        );
+        assert!(
+            matches!(&unread[..], [ToNode::ServerBytes(b)] if *b == forged),
+            "the forged bytes were never read as response"
+        );
+    }
+}

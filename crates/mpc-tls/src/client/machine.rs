@@ -21,7 +21,8 @@ use super::{
     all_equal, apply_keystream, block_bits, unmask, xor_tags, ClientError, ClientOutput,
     ClientStats, Gather,
 };
-use crate::codec::{encode_record, join_gcm, split_gcm, ContentType, MAX_FRAGMENT};
+use crate::circuits::OPENED_KEY_BITS;
+use crate::codec::{encode_record, gcm_aad, join_gcm, split_gcm, ContentType, MAX_FRAGMENT};
 use crate::net::LinkError;
 use crate::proto::{pack_bits, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS};
 use crate::stream::{ServerEvent, ServerStream};
@@ -91,14 +92,16 @@ pub struct ClientSession<R> {
     req_pads: ClientPads,
     stream: ServerStream,
     server_records: usize,
-    response_cts: Vec<Vec<u8>>,
+    /// The response's application-data records as relayed (explicit nonce, ciphertext,
+    /// tag), sequence numbers 1, 2, …
+    response: Vec<Vec<u8>>,
     server_hello_done_at: Option<Instant>,
     stats: ClientStats,
     hello: Gather<Vec<u8>>,
     fin: Gather<(Vec<u8>, Vec<u8>, [u8; 16])>,
     req_ks: Gather<Vec<u8>>,
     req_tags: Gather<Vec<[u8; 16]>>,
-    response: Gather<(Vec<u8>, Transcript)>,
+    response_from: Gather<(Vec<u8>, Transcript)>,
     request_cts: Vec<Vec<u8>>,
     resp_pads: Option<(ClientPads, usize)>,
     out: VecDeque<ClientTransmit>,
@@ -111,6 +114,46 @@ impl<R> std::fmt::Debug for ClientSession<R> {
             .field("phase", &self.phase)
             .finish()
     }
+}
+
+/// Decrypts and authenticates the response's records with the server write key the nodes
+/// opened (`key`: AES key then implicit nonce). A record that does not authenticate means the
+/// nodes opened another key than the one the provider used: they verified every tag in MPC
+/// before opening it, so at least one of them deviated.
+fn decrypt_response(key: &[u8], records: &[Vec<u8>]) -> Result<Zeroizing<Vec<u8>>, ClientError> {
+    use aes_gcm::aead::AeadInPlace;
+    use aes_gcm::KeyInit;
+    let (k, iv) = key
+        .split_at_checked(16)
+        .filter(|(_, iv)| iv.len() == 4)
+        .ok_or(ClientError::Disagree("the opened key's width"))?;
+    let cipher = aes_gcm::Aes128Gcm::new_from_slice(k)
+        .map_err(|_| ClientError::Disagree("the opened key's width"))?;
+    let mut plain = Zeroizing::new(Vec::new());
+    for (i, payload) in records.iter().enumerate() {
+        let f = split_gcm(payload)?;
+        let mut nonce = [0u8; 12];
+        nonce[..4].copy_from_slice(iv);
+        nonce[4..].copy_from_slice(&f.explicit);
+        let aad = gcm_aad(
+            1 + i as u64,
+            ContentType::ApplicationData,
+            f.ciphertext.len(),
+        );
+        let mut buf = Zeroizing::new(f.ciphertext.to_vec());
+        cipher
+            .decrypt_in_place_detached(
+                (&nonce).into(),
+                &aad,
+                &mut buf,
+                aes_gcm::Tag::from_slice(&f.tag),
+            )
+            .map_err(|_| {
+                ClientError::Disagree("the response: the opened key does not decrypt it")
+            })?;
+        plain.extend_from_slice(&buf);
+    }
+    Ok(plain)
 }
 
 impl<R: RngCore + CryptoRng> ClientSession<R> {
@@ -147,14 +190,14 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
             req_pads,
             stream: ServerStream::new(),
             server_records: 0,
-            response_cts: Vec::new(),
+            response: Vec::new(),
             server_hello_done_at: None,
             stats: ClientStats::default(),
             hello: Gather::new(),
             fin: Gather::new(),
             req_ks: Gather::new(),
             req_tags: Gather::new(),
-            response: Gather::new(),
+            response_from: Gather::new(),
             request_cts: Vec::new(),
             resp_pads: None,
             out: VecDeque::new(),
@@ -214,7 +257,7 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
     /// fails if it still needed that node.
     pub fn handle_node_closed(&mut self, node: PartyId, now: Instant) {
         self.deadline = now + self.timeout;
-        if !self.is_over() && !self.response.has(node) {
+        if !self.is_over() && !self.response_from.has(node) {
             self.after(Err(ClientError::Link(LinkError::NodeClosed(node))));
         }
     }
@@ -298,9 +341,10 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                             continue;
                         }
                         match typ {
-                            ContentType::ApplicationData => self
-                                .response_cts
-                                .push(split_gcm(&payload)?.ciphertext.to_vec()),
+                            ContentType::ApplicationData => {
+                                split_gcm(&payload)?;
+                                self.response.push(payload)
+                            }
                             _ => closed_by = Some(false),
                         }
                     }
@@ -312,7 +356,7 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
         }
         if let Some(eof) = closed_by {
             // Tell the nodes; they judge whether this was a proper close.
-            let width = block_bits(self.response_cts.iter().map(Vec::len));
+            let width = OPENED_KEY_BITS;
             let pads = ClientPads::random(width, &mut self.rng);
             for node in 0..3u8 {
                 let m = ToNode::Closed {
@@ -417,9 +461,9 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                 keystream,
                 transcript,
             } => {
-                self.response
+                self.response_from
                     .put(node, (keystream, transcript), "the response")?;
-                if let Some(all) = self.response.take() {
+                if let Some(all) = self.response_from.take() {
                     let transcripts = all.each_ref().map(|x| x.1.clone());
                     all_equal(&transcripts, "the transcript")?;
                     let Some((pads, width)) = &self.resp_pads else {
@@ -429,17 +473,14 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                         });
                     };
                     let [a, b, c] = all;
-                    let ks = unmask(pads, [a.0, b.0, c.0], *width)?;
-                    let cts: Vec<&[u8]> = self.response_cts.iter().map(Vec::as_slice).collect();
-                    let plain = apply_keystream(&cts, &ks)
-                        .ok_or(ClientError::Disagree("the response keystream's length"))?
-                        .concat();
+                    let key = unmask(pads, [a.0, b.0, c.0], *width)?;
+                    let plain = decrypt_response(&key, &self.response)?;
                     self.stats.total = now - self.start;
                     self.out.push_back(ClientTransmit::ProviderShutdown);
                     self.phase = Phase::Over;
                     self.events
                         .push_back(ClientEvent::Done(Box::new(ClientOutput {
-                            response: Zeroizing::new(plain),
+                            response: plain,
                             transcript: a.1,
                             stats: self.stats,
                         })));

@@ -40,8 +40,8 @@ use super::{
     NodeReport, NodeTimings,
 };
 use crate::circuits::{
-    batch_blocks, ctr_spec, handshake_spec, hs_out, plan_batches, server_finished_spec,
-    suffix_bytes, CtrBlock, CtrRecord, CtrShape, Segment,
+    batch_blocks, ctr_spec, handshake_spec, hs_out, open_key_spec, plan_batches,
+    server_finished_spec, suffix_bytes, CtrBlock, CtrRecord, CtrShape, Segment, OPENED_KEY_BITS,
 };
 use crate::codec::{self, blocks_for, gcm_aad, split_gcm, Alert, ContentType, MAX_FRAGMENT};
 use crate::handshake::{Flight, ServerError, ServerFlight};
@@ -252,9 +252,13 @@ struct Batches {
     request: Vec<Vec<u8>>,
     records: Vec<(ContentType, Vec<u8>)>,
     layout: Vec<CtrRecord>,
+    /// The layout the executions cover: application data gets only its tag mask (its
+    /// keystream is never computed: the key is opened to the client once every tag
+    /// verified), an alert its keystream too.
+    planned: Vec<CtrRecord>,
     close_notify: bool,
+    /// This node's share of the client's pad for the opened key.
     response_pad: Vec<bool>,
-    pad_at: usize,
     plan: VecDeque<Vec<Segment>>,
     /// The batch running: its execution, blocks and shape.
     current: Option<(ExecId, Vec<CtrBlock>, CtrShape)>,
@@ -262,7 +266,6 @@ struct Batches {
     opening: Option<Opening>,
     received_hash: Sha256,
     received_bytes: u64,
-    masked_ks: Vec<bool>,
     alert: Option<Alert>,
 }
 
@@ -274,8 +277,6 @@ struct Opening {
     mine: Vec<[u8; 16]>,
     /// The public keystream blocks (alerts).
     public: Vec<bool>,
-    /// The client's masked keystream.
-    client: Vec<bool>,
 }
 
 /// One state per protocol step, each holding only what is valid then.
@@ -325,6 +326,8 @@ enum State {
     ResponseCheck(Box<App>, Box<Reading>, (bool, Vec<u8>), [u8; 32]),
     /// The response executions and tag openings.
     ResponseBatches(Box<App>, Box<Batches>),
+    /// Every tag verified; the server write key being opened to the client.
+    OpenKey(Box<App>, Box<Batches>, ExecId),
     /// Committed: the transcript is out.
     Committed(Box<Done>),
     /// Failed (the reason was reported), or between two states while a step runs.
@@ -341,6 +344,34 @@ struct Done {
 }
 
 impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::Start => "Start",
+            State::Commit(..) => "Commit",
+            State::Reveal(..) => "Reveal",
+            State::Flight(..) => "Flight",
+            State::FlightCheck(..) => "FlightCheck",
+            State::Ectf(..) => "Ectf",
+            State::Handshake(..) => "Handshake",
+            State::ClientPowers(..) => "ClientPowers",
+            State::ServerPowers(..) => "ServerPowers",
+            State::ServerCcs(..) => "ServerCcs",
+            State::ServerFinished(..) => "ServerFinished",
+            State::FinishedCheck(..) => "FinishedCheck",
+            State::FinishedExec(..) => "FinishedExec",
+            State::FinishedTag(..) => "FinishedTag",
+            State::Request(..) => "Request",
+            State::RequestCiphertext(..) => "RequestCiphertext",
+            State::Response(..) => "Response",
+            State::AwaitClosed(..) => "AwaitClosed",
+            State::ResponseCheck(..) => "ResponseCheck",
+            State::ResponseBatches(..) => "ResponseBatches",
+            State::OpenKey(..) => "OpenKey",
+            State::Committed(..) => "Committed",
+            State::Failed => "Failed",
+        }
+    }
+
     /// Whom the session waits for in this state, for a timeout's error.
     fn waiting_for(&self) -> &'static str {
         match self {
@@ -392,6 +423,7 @@ impl<R> std::fmt::Debug for NodeSession<R> {
         f.debug_struct("NodeSession")
             .field("node", &self.id)
             .field("waiting_for", &self.state.waiting_for())
+            .field("state", &self.state.name())
             .finish()
     }
 }
@@ -1208,6 +1240,14 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 }
             },
             State::ResponseBatches(app, b) => self.step_batches(app, b)?,
+            State::OpenKey(app, b, e) => match self.exec_output(e)? {
+                None => Wait(State::OpenKey(app, b, e)),
+                Some(out) => {
+                    self.timings.response_exec += self.now - self.since;
+                    let masked = value(&out, 0)?.to_vec();
+                    Moved(self.on_response_verified(app, *b, &masked)?)
+                }
+            },
             s @ (State::Committed(_) | State::Failed) => Wait(s),
         })
     }
@@ -1649,28 +1689,35 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 alert: *t == ContentType::Alert,
             })
             .collect();
-        let client_bits: usize = layout
-            .iter()
-            .filter(|r| !r.alert)
-            .map(|r| blocks_for(r.len) * 128)
-            .sum();
-        let response_pad = unpack_bits(&response_pad, client_bits)
+        let response_pad = unpack_bits(&response_pad, OPENED_KEY_BITS)
             .ok_or_else(|| NodeError::Client("response pad has the wrong width".into()))?;
-        let plan = plan_batches(&layout).into();
+        let planned: Vec<CtrRecord> = layout
+            .iter()
+            .map(|r| {
+                if r.alert {
+                    *r
+                } else {
+                    CtrRecord {
+                        len: 0,
+                        alert: false,
+                    }
+                }
+            })
+            .collect();
+        let plan = plan_batches(&planned).into();
         let b = Batches {
             sent_hash: r.sent_hash,
             request: r.request,
             records: r.records,
             layout,
+            planned,
             close_notify,
             response_pad,
-            pad_at: 0,
             plan,
             current: None,
             opening: None,
             received_hash: Sha256::new(),
             received_bytes: 0,
-            masked_ks: Vec::with_capacity(client_bits),
             alert: None,
         };
         Ok(State::ResponseBatches(app, Box::new(b)))
@@ -1690,7 +1737,6 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 records: masked_records,
                 mine,
                 public,
-                client,
             } = o;
             let tags = sum_tags(&mine, got)?;
             let (_, blocks, shape) = b.current.take().ok_or_else(|| usage("no batch"))?;
@@ -1710,7 +1756,6 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 let c = split_gcm(&b.records[blk.record].1)?.ciphertext;
                 b.alert = Some(Alert::parse(&[c[0] ^ ks[0], c[1] ^ ks[1]])?);
             }
-            b.masked_ks.extend_from_slice(&client);
             self.timings.response_exec += self.now - self.since;
             return Ok(Moved(State::ResponseBatches(app, b)));
         }
@@ -1747,23 +1792,18 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                     m,
                 )?);
             }
-            let client = match lay.client {
-                Some(g) => value(&out, g)?.to_vec(),
-                None => Vec::new(),
-            };
             self.send_ctl(&Ctl::Tags(mine.clone()));
             b.opening = Some(Opening {
                 records: masked_records,
                 mine,
                 public: pubout[1..].to_vec(),
-                client,
             });
             return Ok(Moved(State::ResponseBatches(app, b)));
         }
         // The next batch, or the end.
         if let Some(batch) = b.plan.pop_front() {
             self.since = self.now;
-            let (blocks, shape) = batch_blocks(&b.layout, &batch);
+            let (blocks, shape) = batch_blocks(&b.planned, &batch);
             let spec = ctr_spec(app.s.e_hs, hs_out::SERVER_KEY, shape)?;
             let lay = shape.layout();
             let exec = self.party()?.preprocess(spec).map_err(mpc_err)?;
@@ -1776,23 +1816,15 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 let suffix = suffix_bytes(&blocks, |r| explicit[r]);
                 inputs = inputs.value(1 + self.id as usize, bytes_to_bits(&suffix));
             }
-            if let Some(g) = lay.client {
-                let w = shape.client * 128;
-                let pad = b
-                    .response_pad
-                    .get(b.pad_at..b.pad_at + w)
-                    .ok_or_else(|| usage("response pad too short"))?;
-                inputs = inputs.client_pad(g, pad.to_vec());
-                b.pad_at += w;
+            if lay.client.is_some() {
+                return Err(usage("response keystream planned for the client"));
             }
             self.start_exec(exec, inputs)?;
             b.current = Some((exec, blocks, shape));
             return Ok(Moved(State::ResponseBatches(app, b)));
         }
-        Ok(Moved(self.on_response_verified(app, *b)?))
-    }
-
-    fn on_response_verified(&mut self, app: Box<App>, b: Batches) -> Result<State, NodeError> {
+        // Every record is committed and its tag verified: open the server write key to the
+        // client (masked with its pads; each node sees only key ⊕ its pad share).
         if let Some(a) = b.alert.filter(|a| !a.is_close_notify()) {
             return Err(ServerError::ServerAlert {
                 alert: a,
@@ -1800,6 +1832,22 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             }
             .into());
         }
+        let inputs = Inputs::none().client_pad(0, std::mem::take(&mut b.response_pad));
+        self.since = self.now;
+        // Registered only now: the engine garbles executions in order, and this one waits
+        // for the client's pads.
+        let spec = open_key_spec(app.s.e_hs, hs_out::SERVER_KEY)?;
+        let e_open = self.party()?.preprocess(spec).map_err(mpc_err)?;
+        self.start_exec(e_open, inputs)?;
+        Ok(Moved(State::OpenKey(app, b, e_open)))
+    }
+
+    fn on_response_verified(
+        &mut self,
+        app: Box<App>,
+        b: Batches,
+        masked_key: &[bool],
+    ) -> Result<State, NodeError> {
         let App {
             s,
             client_random,
@@ -1822,7 +1870,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             close_notify: b.close_notify,
         };
         self.send_client(&ToClient::Response {
-            keystream: pack_bits(&b.masked_ks),
+            keystream: pack_bits(masked_key),
             transcript: transcript.clone(),
         });
         let mut response = Vec::new();

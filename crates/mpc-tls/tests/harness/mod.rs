@@ -52,6 +52,9 @@ pub struct Outcome {
     pub nodes: Vec<Result<NodeReport, NodeError>>,
     /// The request the provider received (decrypted by rustls).
     pub served_request: Vec<u8>,
+    /// Client messages each committed node still held unread when handed over (what
+    /// [`Stepped::after_commit`] delivered, among others).
+    pub unread: Vec<Vec<mpc_tls::proto::ToNode>>,
     /// How far the clock had to move to end the session (zero when nothing timed out).
     pub waited: Duration,
 }
@@ -91,6 +94,8 @@ pub struct Stepped {
     shut_down: bool,
     queue: VecDeque<(Route, Vec<u8>)>,
     hook: Hook,
+    late: Vec<Vec<u8>>,
+    unread: Vec<Vec<mpc_tls::proto::ToNode>>,
     start: Instant,
     now: Instant,
 }
@@ -141,9 +146,18 @@ impl Stepped {
             shut_down: false,
             queue: VecDeque::new(),
             hook,
+            late: Vec::new(),
+            unread: vec![Vec::new(); 3],
             start,
             now: start,
         }
+    }
+
+    /// Client messages (encoded) to deliver to each node right after it commits, as a
+    /// client that keeps talking after the response would.
+    pub fn after_commit(mut self, messages: Vec<Vec<u8>>) -> Self {
+        self.late = messages;
+        self
     }
 
     /// Runs the session until every party has ended or nothing can move.
@@ -178,6 +192,7 @@ impl Stepped {
                 .expect("the client neither finished nor failed"),
             nodes,
             served_request: self.request,
+            unread: self.unread,
             waited: self.now - self.start,
         }
     }
@@ -209,7 +224,13 @@ impl Stepped {
                         self.node_results[i] = Some(Err(e));
                     }
                     NodeEvent::Committed => {
-                        let parts = self.nodes[i].take().unwrap().into_committed().unwrap();
+                        let mut n = self.nodes[i].take().unwrap();
+                        for m in &self.late {
+                            n.handle_client(m, now);
+                        }
+                        assert!(n.poll_event().is_none(), "a committed session changed");
+                        let parts = n.into_committed().unwrap();
+                        self.unread[i] = parts.early_client;
                         self.node_results[i] = Some(Ok(parts.report));
                         break;
                     }
