@@ -24,6 +24,8 @@ pub mod ch {
     pub const GHASH_CLIENT: u8 = 3;
     /// GHASH powers of the server-write key.
     pub const GHASH_SERVER: u8 = 4;
+    /// The provider's bytes, forwarded by the relay node.
+    pub const RELAY: u8 = 5;
 }
 
 struct Mux<T> {

@@ -47,12 +47,14 @@ pub enum ToNode {
         /// response (a disclosure), so the nodes keep it open.
         disclose: bool,
     },
-    /// Bytes read from the provider's TCP connection, relayed unchanged.
+    /// Bytes read from the provider's TCP connection, unchanged: sent to the relay node
+    /// ([`RELAY_NODE`]) only, which forwards them to the other nodes.
     ServerBytes(Vec<u8>),
     /// The request records' ciphertexts, encrypted by the client with its keystream.
     RequestCiphertext(Vec<Vec<u8>>),
     /// The provider closed (after close_notify or another alert, or at end of stream): this
-    /// node's pad for the response keystream (Σ application-data lengths × 8 bits).
+    /// node's pad for the server write key opened to the client
+    /// ([`crate::circuits::OPENED_KEY_BITS`]).
     Closed {
         /// The connection ended without an alert record.
         eof: bool,
@@ -62,6 +64,31 @@ pub enum ToNode {
     /// After the response, for what runs on the committed session (the disclosure): an
     /// opaque message that layer defines and decodes itself.
     After(Vec<u8>),
+    /// To every node but the relay node, for each chunk of provider bytes the client sent
+    /// the relay node: its length and the client's running hash after it ([`relay_hash`]).
+    /// The node checks the chunk the relay node forwards against it, so a relay node cannot
+    /// alter what it forwards, and the client uploads each provider byte once.
+    Relayed {
+        /// The chunk's length.
+        len: u32,
+        /// The running hash after the chunk.
+        hash: [u8; 32],
+    },
+}
+
+/// The node the client sends the provider's bytes to; it forwards them to the others.
+pub const RELAY_NODE: mpc::spec::PartyId = 0;
+
+/// The running hash over the provider's bytes as the client relays them: `prev` is the
+/// hash before `chunk` (all zeros before the first).
+pub fn relay_hash(prev: &[u8; 32], chunk: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"tessera relay v1");
+    h.update(prev);
+    h.update((chunk.len() as u64).to_be_bytes());
+    h.update(chunk);
+    h.finalize().into()
 }
 
 /// Node → client.

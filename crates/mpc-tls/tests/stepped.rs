@@ -150,18 +150,19 @@ fn altered_garbled_messages_abort_every_party() {
     }
 }
 
-/// The client alters, for node 1 only, the relayed provider byte at offset `at`: counted
-/// from the start of the stream, or (with `response`) from the first byte after the
-/// request went out.
+/// The client sends the relay node (node 0) the provider's bytes with the byte at offset
+/// `at` altered, while its hashes to the other nodes are of the true bytes — counted from
+/// the start of the stream, or (with `response`) from the first byte after the request went
+/// out.
 fn lying_relay(response: bool, at: usize) -> Hook {
     let mut offset = (!response).then_some(0usize);
     Box::new(move |route, bytes| {
-        if response && route == Route::NodeToClient(1) {
+        if response && route == Route::NodeToClient(0) {
             if let Ok(ToClient::RequestTags(_)) = postcard::from_bytes::<ToClient>(bytes) {
                 offset = Some(0);
             }
         }
-        if route == Route::ClientToNode(1) {
+        if route == Route::ClientToNode(0) {
             if let (Ok(ToNode::ServerBytes(mut b)), Some(o)) =
                 (postcard::from_bytes::<ToNode>(bytes), offset.as_mut())
             {
@@ -176,33 +177,70 @@ fn lying_relay(response: bool, at: usize) -> Hook {
     })
 }
 
-#[test]
-fn different_handshake_bytes_to_one_node_abort_everyone() {
-    // Bytes 11..43 of the stream are the server random (record header 5, handshake header
-    // 4, version 2).
-    let out = run(several_records(), lying_relay(false, 20));
+fn assert_relay_caught(out: &harness::Outcome) {
     let nodes = out.node_errors();
     assert!(
         nodes
             .iter()
-            .any(|e| e.contains("disagree about the server's first flight")),
+            .any(|e| e.contains("disagree about the provider's bytes")),
         "{nodes:?}"
     );
     assert!(out.client_error().contains("node"));
 }
 
 #[test]
-fn different_response_bytes_to_one_node_abort_everyone() {
+fn different_handshake_bytes_to_the_relay_node_abort_everyone() {
+    // Bytes 11..43 of the stream are the server random (record header 5, handshake header
+    // 4, version 2).
+    assert_relay_caught(&run(several_records(), lying_relay(false, 20)));
+}
+
+#[test]
+fn different_response_bytes_to_the_relay_node_abort_everyone() {
     // Byte 30 of the response is ciphertext of its first record (header 5, explicit nonce 8).
-    let out = run(several_records(), lying_relay(true, 30));
-    let nodes = out.node_errors();
+    assert_relay_caught(&run(several_records(), lying_relay(true, 30)));
+}
+
+#[test]
+fn a_relay_node_that_alters_what_it_forwards_is_caught() {
+    let mut n = 0;
+    let hook: Hook = Box::new(move |route, bytes| {
+        if let Route::Peer { from: 0, to: 2 } = route {
+            if bytes.last() == Some(&ch::RELAY) {
+                n += 1;
+                if n == 2 {
+                    bytes[0] ^= 0x80;
+                }
+            }
+        }
+        true
+    });
+    let out = run(several_records(), hook);
+    assert_relay_caught(&out);
+}
+
+#[test]
+fn each_provider_byte_goes_up_once() {
+    let mut to_nodes = [0usize; 3];
+    let hook: Hook = Box::new(move |route, bytes| {
+        if let Route::ClientToNode(n) = route {
+            if let Ok(ToNode::ServerBytes(b)) = postcard::from_bytes::<ToNode>(bytes) {
+                to_nodes[n as usize] += b.len();
+                assert_eq!(n, 0, "provider bytes went to node {n}: {to_nodes:?}");
+            }
+        }
+        true
+    });
+    let out = run(several_records(), hook);
+    let client = out.client.as_ref().expect("the session succeeds");
+    // The upload is the provider's bytes once, the request ciphertext three times, and
+    // small messages: well under twice the provider's bytes.
+    let provider_bytes = client.transcript.received_bytes;
     assert!(
-        nodes
-            .iter()
-            .any(|e| e.contains("disagree about") || e.contains("does not verify")),
-        "{nodes:?}"
+        client.stats.bytes_up < 2 * provider_bytes + 3 * 200 + 4096,
+        "{} bytes up for {provider_bytes} response bytes",
+        client.stats.bytes_up
     );
-    assert!(out.client_error().contains("node"));
 }
 
 #[test]

@@ -24,7 +24,9 @@ use super::{
 use crate::circuits::OPENED_KEY_BITS;
 use crate::codec::{encode_record, gcm_aad, join_gcm, split_gcm, ContentType, MAX_FRAGMENT};
 use crate::net::LinkError;
-use crate::proto::{pack_bits, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS};
+use crate::proto::{
+    pack_bits, relay_hash, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS, RELAY_NODE,
+};
 use crate::stream::{ServerEvent, ServerStream};
 
 /// Something the client session asks its driver to send.
@@ -91,6 +93,8 @@ pub struct ClientSession<R> {
     req_bits: usize,
     req_pads: ClientPads,
     stream: ServerStream,
+    /// The running hash of the provider's bytes sent to the relay node.
+    relay_chain: [u8; 32],
     server_records: usize,
     /// The response's application-data records as relayed (explicit nonce, ciphertext,
     /// tag), sequence numbers 1, 2, …
@@ -189,6 +193,7 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
             req_bits,
             req_pads,
             stream: ServerStream::new(),
+            relay_chain: [0; 32],
             server_records: 0,
             response: Vec::new(),
             server_hello_done_at: None,
@@ -323,7 +328,19 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
         if bytes.is_empty() {
             closed_by = Some(true);
         } else {
-            self.broadcast(&ToNode::ServerBytes(bytes.to_vec()))?;
+            // Each provider byte goes up once, to the relay node; the others get its hash.
+            self.relay_chain = relay_hash(&self.relay_chain, bytes);
+            for node in 0..3u8 {
+                let m = if node == RELAY_NODE {
+                    ToNode::ServerBytes(bytes.to_vec())
+                } else {
+                    ToNode::Relayed {
+                        len: bytes.len() as u32,
+                        hash: self.relay_chain,
+                    }
+                };
+                self.send(node, &m)?;
+            }
             self.stream.push(bytes);
             while let Some(ev) = self.stream.next_event()? {
                 match ev {

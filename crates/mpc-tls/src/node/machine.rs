@@ -47,8 +47,8 @@ use crate::codec::{self, blocks_for, gcm_aad, split_gcm, Alert, ContentType, MAX
 use crate::handshake::{Flight, ServerError, ServerFlight};
 use crate::net::ch;
 use crate::proto::{
-    hash_record, pack_bits, unpack_bits, Failure, FailureCode, ToClient, ToNode, Transcript,
-    MAX_REQUEST_RECORDS, MAX_RESPONSE_RECORDS,
+    hash_record, pack_bits, relay_hash, unpack_bits, Failure, FailureCode, ToClient, ToNode,
+    Transcript, MAX_REQUEST_RECORDS, MAX_RESPONSE_RECORDS, RELAY_NODE,
 };
 use crate::server_auth::verify_server;
 use crate::stream::{ServerEvent, ServerStream};
@@ -403,6 +403,10 @@ pub struct NodeSession<R> {
     /// Messages on channels not running: (channel, peer, payload).
     early_peer: Vec<(u8, PartyId, Vec<u8>)>,
     client_in: VecDeque<ToNode>,
+    /// Provider bytes the relay node forwarded, not yet matched with the client's hash.
+    relay_in: VecDeque<Vec<u8>>,
+    /// The running hash of the provider's bytes matched so far.
+    relay_chain: [u8; 32],
     stream: ServerStream,
     /// The client's report that the server closed: (end of stream, its response pads).
     closed: Option<(bool, Vec<u8>)>,
@@ -447,6 +451,7 @@ fn kind(m: &ToNode) -> &'static str {
         ToNode::RequestCiphertext(_) => "RequestCiphertext",
         ToNode::Closed { .. } => "Closed",
         ToNode::After(_) => "an after-close message",
+        ToNode::Relayed { .. } => "Relayed",
     }
 }
 
@@ -556,6 +561,8 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             arith: None,
             early_peer: Vec::new(),
             client_in: VecDeque::new(),
+            relay_in: VecDeque::new(),
+            relay_chain: [0; 32],
             stream: ServerStream::new(),
             closed: None,
             out: VecDeque::new(),
@@ -605,6 +612,17 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 None => self.keep_early(|s| s.early_garbled.push((from, bytes))),
             },
             ch::CONTROL => self.on_ctl(from, &bytes),
+            ch::RELAY if from == RELAY_NODE && self.id != RELAY_NODE => {
+                self.relay_in.push_back(bytes);
+                Ok(())
+            }
+            ch::RELAY => Err(NodeError::PeerAborted {
+                node: from,
+                reason: Failure::new(
+                    FailureCode::Mpc,
+                    "forwarded provider bytes without being the relay",
+                ),
+            }),
             c => match &mut self.arith {
                 Some((running, m)) if *running == c => m
                     .handle(from, &bytes)
@@ -623,6 +641,17 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         }
         let r = match postcard::from_bytes::<ToNode>(bytes) {
             Ok(m) => {
+                // The relay node forwards the provider's bytes at once, whatever its step.
+                if let (ToNode::ServerBytes(b), RELAY_NODE) = (&m, self.id) {
+                    let mut fwd = b.clone();
+                    fwd.push(ch::RELAY);
+                    for to in peers(self.id) {
+                        self.out.push_back(NodeTransmit::Peer {
+                            to,
+                            bytes: fwd.clone(),
+                        });
+                    }
+                }
                 self.client_in.push_back(m);
                 Ok(())
             }
@@ -901,6 +930,35 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         Ok(self.arith.take().map(|(_, m)| m))
     }
 
+    /// The client's next message, with the provider's bytes as this node has them: at the
+    /// relay node as the client sent them, elsewhere as the relay node forwarded them, once
+    /// they match the client's hash (`Ok(None)` while the forwarded bytes have not come).
+    fn pull_client(&mut self) -> Result<Option<ToNode>, NodeError> {
+        match self.client_in.front() {
+            Some(&ToNode::Relayed { len, hash }) if self.id != RELAY_NODE => {
+                let Some(chunk) = self.relay_in.pop_front() else {
+                    return Ok(None);
+                };
+                self.client_in.pop_front();
+                let next = relay_hash(&self.relay_chain, &chunk);
+                if chunk.len() != len as usize || !bool::from(next.ct_eq(&hash)) {
+                    return Err(NodeError::Inconsistent(
+                        "the provider's bytes (the relay node's copy and the client's hash differ)",
+                    ));
+                }
+                self.relay_chain = next;
+                Ok(Some(ToNode::ServerBytes(chunk)))
+            }
+            Some(ToNode::Relayed { .. }) => Err(NodeError::Client(
+                "sent the relay node a hash instead of the provider's bytes".into(),
+            )),
+            Some(ToNode::ServerBytes(_)) if self.id != RELAY_NODE => Err(NodeError::Client(
+                "sent provider bytes to a node that is not the relay".into(),
+            )),
+            _ => Ok(self.client_in.pop_front()),
+        }
+    }
+
     /// The next server event from the relayed bytes: `Ok(None)` when more bytes are
     /// needed, `Ok(Some(None))` once the client reported the connection closed.
     fn next_event(&mut self) -> Result<Option<Option<ServerEvent>>, NodeError> {
@@ -911,7 +969,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             if self.closed.is_some() {
                 return Ok(Some(None));
             }
-            match self.client_in.pop_front() {
+            match self.pull_client()? {
                 None => return Ok(None),
                 Some(ToNode::ServerBytes(b)) => self.stream.push(&b),
                 Some(ToNode::Closed { eof, response_pad }) => {
@@ -1208,7 +1266,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             },
             State::AwaitClosed(app, r, mut closed) => {
                 while closed.is_none() {
-                    match self.client_in.pop_front() {
+                    match self.pull_client()? {
                         None => return Ok(Wait(State::AwaitClosed(app, r, closed))),
                         Some(ToNode::ServerBytes(b)) => self.stream.push(&b),
                         Some(ToNode::Closed { eof, response_pad }) => {
