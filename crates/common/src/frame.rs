@@ -1,7 +1,7 @@
 //! Messages on a byte stream (TCP, a QUIC stream): each is a 4-byte big-endian length, then
 //! that many bytes. Every read names a limit, so a peer cannot make the reader allocate more
 //! than the conversation needs. [`Decoder`] does the same for bytes that arrive in pieces
-//! (sans-IO); [`read`] and [`write`] work on async streams.
+//! (sans-IO); [`read()`] and [`write()`] work on async streams.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 

@@ -5,13 +5,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mpc::transport::memory_network;
+use mpc::transport::{memory_network, Shaped};
 use rand::rngs::OsRng;
 use rand::SeedableRng;
 use tokio::net::TcpStream;
 
 use crate::client::{run_client, ClientError, ClientOutput};
-use crate::net::{links, ClientLinks, Link, Recording, Tap};
+use crate::net::{links, ClientLinks, Link, Recording, Tap, Wan};
 use crate::node::{run_node, NodeConfig, NodeError, NodeReport};
 use crate::server_auth::Roots;
 
@@ -24,6 +24,9 @@ pub struct LocalConfig {
     pub time: u64,
     /// Receive timeout for every party.
     pub timeout: Duration,
+    /// A simulated wide-area network between the parties (benchmarks); `None`: in-memory
+    /// links with no delay.
+    pub wan: Option<Wan>,
 }
 
 impl LocalConfig {
@@ -37,6 +40,7 @@ impl LocalConfig {
             roots,
             time,
             timeout: Duration::from_secs(30),
+            wan: None,
         }
     }
 }
@@ -132,7 +136,7 @@ pub async fn fetch_recorded(
 }
 
 /// The transport an in-process node talks to its peers over.
-pub type LocalTransport = Tap<mpc::transport::MemoryTransport>;
+pub type LocalTransport = Tap<Shaped<mpc::transport::MemoryTransport>>;
 
 /// What one in-process node of [`LocalNet`] runs with.
 pub struct LocalNode {
@@ -178,6 +182,10 @@ impl LocalNet {
             .map_err(|error| LocalError::Connect { addr, error })?;
         let _ = tcp.set_nodelay(true);
         let (client_links, node_links) = links();
+        let client_links = match cfg.wan {
+            Some(w) => client_links.shaped(w.client()),
+            None => client_links,
+        };
         let mut nodes = Vec::new();
         for (i, (t, link)) in memory_network().into_iter().zip(node_links).enumerate() {
             let rec = recordings.map(|r| r[i].clone());
@@ -185,10 +193,14 @@ impl LocalNet {
                 Some(r) => link.with_tap(r.clone()),
                 None => link,
             };
+            let link = match cfg.wan {
+                Some(w) => link.shaped(w.client()),
+                None => link,
+            };
             nodes.push(LocalNode {
                 id: i as u8,
                 cfg: NodeConfig::new(cfg.roots.clone(), cfg.time, cfg.timeout),
-                transport: Tap::new(t, rec),
+                transport: Tap::new(Shaped::new(t, cfg.wan.map(|w| w.nodes())), rec),
                 link,
             });
         }

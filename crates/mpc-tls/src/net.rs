@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use mpc::spec::PartyId;
-use mpc::transport::{TrafficStats, Transport, TransportError};
+use mpc::transport::{LinkShape, TrafficStats, Transport, TransportError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{mpsc, Mutex};
@@ -287,6 +287,70 @@ pub fn links() -> (ClientLinks, [Link; 3]) {
     (client, nodes)
 }
 
+/// A simulated wide-area network for benchmarks: the latency of every link, and the
+/// bandwidth of the links between nodes and of the client's links (each direction).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Wan {
+    /// One-way delay of every message, node to node and client to node.
+    pub latency: std::time::Duration,
+    /// Megabits per second of each node-to-node link (`None`: unlimited).
+    pub node_mbps: Option<f64>,
+    /// Megabits per second of each of the client's links (`None`: unlimited).
+    pub client_mbps: Option<f64>,
+}
+
+impl Wan {
+    /// The shape of a node-to-node link.
+    pub fn nodes(&self) -> LinkShape {
+        LinkShape {
+            latency: self.latency,
+            bytes_per_sec: self.node_mbps.map(|m| m * 1e6 / 8.0),
+        }
+    }
+    /// The shape of a client link.
+    pub fn client(&self) -> LinkShape {
+        LinkShape {
+            latency: self.latency,
+            bytes_per_sec: self.client_mbps.map(|m| m * 1e6 / 8.0),
+        }
+    }
+}
+
+/// A sender whose messages reach `out` as they would over a `shape` link: each is stamped
+/// when sent, paced at the link's bandwidth and delivered `latency` later, in order.
+fn delayed<M: Send + 'static>(
+    out: mpsc::UnboundedSender<M>,
+    shape: LinkShape,
+    len: fn(&M) -> usize,
+) -> mpsc::UnboundedSender<M> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<M>();
+    tokio::spawn(async move {
+        let mut queue: VecDeque<(tokio::time::Instant, M)> = VecDeque::new();
+        let mut free = tokio::time::Instant::now();
+        let mut open = true;
+        while open || !queue.is_empty() {
+            let next = queue.front().map(|(at, _)| *at);
+            tokio::select! {
+                m = rx.recv(), if open => match m {
+                    Some(m) => {
+                        let at = shape.arrival(&mut free, tokio::time::Instant::now(), len(&m));
+                        queue.push_back((at, m));
+                    }
+                    None => open = false,
+                },
+                _ = tokio::time::sleep_until(next.unwrap_or_else(tokio::time::Instant::now)), if next.is_some() => {
+                    if let Some((_, m)) = queue.pop_front() {
+                        if out.send(m).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
+
 /// Bridges a byte stream to a pair of message queues: a task writes each queued message as
 /// one frame ([`mpc::transport::write_frame`]) and a task reads frames into the other queue.
 /// Either task ends (closing its queue) when the stream or the other side goes away.
@@ -351,6 +415,13 @@ impl Link {
             tap: None,
             writer: Some(writer),
         }
+    }
+
+    /// Delays what this end sends as over a `shape` link (a benchmark's simulated network).
+    /// Must be called inside a tokio runtime.
+    pub fn shaped(mut self, shape: LinkShape) -> Self {
+        self.tx = delayed(self.tx, shape, |m| m.1.len() + mpc::transport::FRAME_HEADER);
+        self
     }
 
     /// Records every byte this end sends and receives into `tap`.
@@ -447,6 +518,15 @@ impl ClientLinks {
             sent: 0,
             received: 0,
         }
+    }
+
+    /// Delays what the client sends as over a `shape` link (a benchmark's simulated
+    /// network). Must be called inside a tokio runtime.
+    pub fn shaped(mut self, shape: LinkShape) -> Self {
+        self.txs = self
+            .txs
+            .map(|tx| delayed(tx, shape, |m| m.len() + mpc::transport::FRAME_HEADER));
+        self
     }
 
     /// Sends one message to node `node`.

@@ -110,11 +110,12 @@ pub enum ToClient {
     RequestKeystream(Vec<u8>),
     /// This node's XOR shares of the request records' tags.
     RequestTags(Vec<[u8; 16]>),
-    /// Every tag verified: the response keystream masked with the client's pads, packed,
+    /// Every record committed and its tag verified: the server write key and implicit
+    /// nonce ([`crate::circuits::OPENED_KEY_BITS`]) masked with the client's pads, packed,
     /// and the transcript.
     Response {
-        /// Masked keystream.
-        keystream: Vec<u8>,
+        /// The masked key.
+        masked_key: Vec<u8>,
         /// What the nodes saw.
         transcript: Transcript,
     },

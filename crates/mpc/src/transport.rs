@@ -150,6 +150,143 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
         .map_err(|e| stream_error(peer, e))
 }
 
+/// A simulated wide-area link for benchmarks: a one-way `latency` and, optionally, a
+/// bandwidth, applied to every message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkShape {
+    /// One-way delay of every message.
+    pub latency: std::time::Duration,
+    /// Bytes per second each direction of a link carries (`None`: unlimited).
+    pub bytes_per_sec: Option<f64>,
+}
+
+impl LinkShape {
+    /// When a message of `len` bytes sent at `sent` arrives, on a link busy until `*free`
+    /// (updated): it waits for the link, takes `len / bandwidth` to send, then `latency`.
+    pub fn arrival(
+        &self,
+        free: &mut tokio::time::Instant,
+        sent: tokio::time::Instant,
+        len: usize,
+    ) -> tokio::time::Instant {
+        let start = (*free).max(sent);
+        let tx = self
+            .bytes_per_sec
+            .map(|b| std::time::Duration::from_secs_f64(len as f64 / b))
+            .unwrap_or_default();
+        *free = start + tx;
+        *free + self.latency
+    }
+}
+
+/// Bytes of the send time a [`Shaped`] transport appends to each payload.
+const SENT_AT: usize = 8;
+
+fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// A transport whose messages take as long as over a [`LinkShape`] link: the sender appends
+/// its send time (wall clock, so parties in different processes on one host agree), the
+/// receiver holds each message until it would have arrived, pacing each peer's messages at
+/// the link's bandwidth. Receiving stays cancel-safe (a held message is kept). Byte counts
+/// leave the appended time out.
+#[derive(Debug)]
+pub struct Shaped<T> {
+    inner: T,
+    /// `None`: messages pass unchanged and at once.
+    shape: Option<LinkShape>,
+    free: [Option<tokio::time::Instant>; PARTIES],
+    held: Option<(tokio::time::Instant, PartyId, Vec<u8>)>,
+    sent_msgs: [u64; PARTIES],
+    received_msgs: [u64; PARTIES],
+}
+
+impl<T: Transport> Shaped<T> {
+    /// Wraps `inner`; every party of the session must wrap its transport with the same
+    /// shape (`None`: no delay, nothing appended).
+    pub fn new(inner: T, shape: Option<LinkShape>) -> Self {
+        Shaped {
+            inner,
+            shape,
+            free: [None; PARTIES],
+            held: None,
+            sent_msgs: [0; PARTIES],
+            received_msgs: [0; PARTIES],
+        }
+    }
+}
+
+impl<T: Transport> Transport for Shaped<T> {
+    fn id(&self) -> PartyId {
+        self.inner.id()
+    }
+
+    async fn send(&mut self, to: PartyId, mut payload: Vec<u8>) -> Result<(), TransportError> {
+        if self.shape.is_none() {
+            return self.inner.send(to, payload).await;
+        }
+        payload.extend_from_slice(&unix_nanos().to_be_bytes());
+        if let Some(n) = self.sent_msgs.get_mut(to as usize) {
+            *n += 1;
+        }
+        self.inner.send(to, payload).await
+    }
+
+    async fn recv(&mut self) -> Result<(PartyId, Vec<u8>), TransportError> {
+        let Some(shape) = self.shape else {
+            return self.inner.recv().await;
+        };
+        loop {
+            if let Some((at, _, _)) = &self.held {
+                tokio::time::sleep_until(*at).await;
+                if let Some((_, from, bytes)) = self.held.take() {
+                    return Ok((from, bytes));
+                }
+            }
+            let (from, mut bytes) = self.inner.recv().await?;
+            if bytes.len() < SENT_AT {
+                return Err(TransportError::Closed(from));
+            }
+            let mut t = [0u8; SENT_AT];
+            t.copy_from_slice(&bytes[bytes.len() - SENT_AT..]);
+            bytes.truncate(bytes.len() - SENT_AT);
+            let ago = unix_nanos().saturating_sub(u64::from_be_bytes(t));
+            let now = tokio::time::Instant::now();
+            let sent = now
+                .checked_sub(std::time::Duration::from_nanos(ago))
+                .unwrap_or(now);
+            let slot = self
+                .free
+                .get_mut(from as usize)
+                .ok_or(TransportError::NoPeer(from))?;
+            let mut free = slot.unwrap_or(sent);
+            let at = shape.arrival(&mut free, sent, bytes.len() + FRAME_HEADER);
+            *slot = Some(free);
+            if let Some(n) = self.received_msgs.get_mut(from as usize) {
+                *n += 1;
+            }
+            self.held = Some((at, from, bytes));
+        }
+    }
+
+    fn stats(&self) -> TrafficStats {
+        let mut s = self.inner.stats();
+        for p in 0..PARTIES {
+            s.sent[p] = s.sent[p].saturating_sub(self.sent_msgs[p] * SENT_AT as u64);
+            s.received[p] = s.received[p].saturating_sub(self.received_msgs[p] * SENT_AT as u64);
+        }
+        s
+    }
+
+    async fn close(&mut self, linger: std::time::Duration) {
+        self.inner.close(linger).await
+    }
+}
+
 /// Sends `(sender, framed bytes)` to one party's queue.
 type FrameSender = mpsc::UnboundedSender<(PartyId, Vec<u8>)>;
 
@@ -386,6 +523,35 @@ pub fn pipe_network(buffer: usize) -> Result<Vec<StreamTransport<PipeWriter>>, T
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_shaped_link_delays_paces_and_keeps_order() {
+        let shape = LinkShape {
+            latency: Duration::from_millis(30),
+            bytes_per_sec: Some(1e6),
+        };
+        let [a, b, _c] = memory_network();
+        let (mut a, mut b) = (Shaped::new(a, Some(shape)), Shaped::new(b, Some(shape)));
+        let t0 = tokio::time::Instant::now();
+        a.send(1, vec![1; 50_000]).await.unwrap();
+        a.send(1, vec![2; 10]).await.unwrap();
+        let (from, m) = b.recv().await.unwrap();
+        assert_eq!((from, m.len(), m[0]), (0, 50_000, 1));
+        // 50 KB at 1 MB/s, then 30 ms.
+        assert!(
+            t0.elapsed() >= Duration::from_millis(80),
+            "{:?}",
+            t0.elapsed()
+        );
+        let (_, m) = b.recv().await.unwrap();
+        assert_eq!(m, vec![2; 10], "in order, nothing appended");
+        assert_eq!(b.stats().received[0], 50_010 + 2 * FRAME_HEADER as u64);
+        // Without a shape nothing is appended or delayed.
+        let [x, y, _] = memory_network();
+        let (mut x, mut y) = (Shaped::new(x, None), Shaped::new(y, None));
+        x.send(1, vec![7]).await.unwrap();
+        assert_eq!(y.recv().await.unwrap(), (0, vec![7]));
+    }
 
     #[tokio::test]
     async fn memory_network_delivers_and_counts() {

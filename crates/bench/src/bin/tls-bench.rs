@@ -16,9 +16,10 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use clap::Parser;
 use mpc::spec::PartyId;
+use mpc::transport::Shaped;
 use mpc_tls::client::{run_client, ClientOutput};
 use mpc_tls::local::{fetch, LocalConfig};
-use mpc_tls::net::tcp;
+use mpc_tls::net::{tcp, Wan};
 use mpc_tls::node::{run_node, NodeConfig};
 use mpc_tls::server_auth::Roots;
 use rand::SeedableRng;
@@ -45,9 +46,55 @@ struct Args {
     /// memory.
     #[arg(long)]
     node_processes: bool,
+    /// Simulated one-way latency of every node↔node and client↔node message, ms (works in
+    /// one process and with --node-processes; the provider's link is not delayed).
+    #[arg(long, default_value_t = 0.0)]
+    link_latency_ms: f64,
+    /// Simulated bandwidth of each node↔node link, each direction, Mbit/s (default:
+    /// unlimited).
+    #[arg(long)]
+    node_mbps: Option<f64>,
+    /// Simulated bandwidth of each client↔node link, each direction, Mbit/s (default:
+    /// unlimited).
+    #[arg(long)]
+    client_mbps: Option<f64>,
     /// Internal: be node PARTY of a `--node-processes` benchmark (set by the parent).
     #[arg(long, hide = true)]
     as_node: Option<PartyId>,
+}
+
+impl Args {
+    /// The simulated network, if any shaping was asked for.
+    fn wan(&self) -> anyhow::Result<Option<Wan>> {
+        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        if !ok(self.link_latency_ms) {
+            bail!("--link-latency-ms must be a number of milliseconds, 0 or more");
+        }
+        for m in [self.node_mbps, self.client_mbps].into_iter().flatten() {
+            if !(m.is_finite() && m > 0.0) {
+                bail!("--node-mbps and --client-mbps must be positive");
+            }
+        }
+        let shaped =
+            self.link_latency_ms > 0.0 || self.node_mbps.is_some() || self.client_mbps.is_some();
+        Ok(shaped.then(|| Wan {
+            latency: Duration::from_secs_f64(self.link_latency_ms / 1e3),
+            node_mbps: self.node_mbps,
+            client_mbps: self.client_mbps,
+        }))
+    }
+
+    /// The shaping arguments, to hand to node processes.
+    fn wan_args(&self) -> Vec<String> {
+        let mut v = vec!["--link-latency-ms".into(), self.link_latency_ms.to_string()];
+        if let Some(m) = self.node_mbps {
+            v.extend(["--node-mbps".into(), m.to_string()]);
+        }
+        if let Some(m) = self.client_mbps {
+            v.extend(["--client-mbps".into(), m.to_string()]);
+        }
+        v
+    }
 }
 
 /// One run: handshake ms, total ms, gap ms, AND gates, node bytes, client up, client down.
@@ -159,6 +206,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
     let (addr, server) = rustls_server(&p, b, a.runs + 1)?;
     let mut cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem)?);
     cfg.timeout = Duration::from_secs(a.timeout);
+    cfg.wan = a.wan()?;
     let req = http_request(name, "/", a.request);
     let want = http_response(b);
 
@@ -171,6 +219,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
                 .args(["--as-node", &party.to_string()])
                 .args(["--runs", &a.runs.to_string()])
                 .args(["--timeout", &a.timeout.to_string()])
+                .args(a.wan_args())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -292,6 +341,9 @@ async fn run(a: Args) -> anyhow::Result<()> {
         "client_bytes_down": col(|r| r.6 as f64) as u64,
         "first_run_total_ms": first,
         "node_processes": a.node_processes,
+        "link_latency_ms": a.link_latency_ms,
+        "node_mbps": a.node_mbps,
+        "client_mbps": a.client_mbps,
         "peak_rss_mib_per_node": per_node,
         "peak_rss_mib_this_process": peak_rss_mib(),
         "tee": "none (nodes without attestation)",
@@ -312,6 +364,9 @@ async fn remote_session(
     let mut links = tcp::client_links(listener, cfg.timeout)
         .await
         .context("the nodes did not connect")?;
+    if let Some(w) = cfg.wan {
+        links = links.shaped(w.client());
+    }
     let tcp = TcpStream::connect(addr).await?;
     let _ = tcp.set_nodelay(true);
     let out = run_client(
@@ -345,6 +400,7 @@ async fn node_process(party: PartyId, a: Args) -> anyhow::Result<()> {
         setup.time,
         Duration::from_secs(a.timeout),
     );
+    let wan = a.wan()?;
     let mut result = NodeResult {
         party,
         peak_rss_mib: None,
@@ -355,9 +411,13 @@ async fn node_process(party: PartyId, a: Args) -> anyhow::Result<()> {
         let transport = tcp::mesh(party, &listener, &setup.mesh, cfg.timeout)
             .await
             .context("cannot connect to the other nodes")?;
-        let link = tcp::node_link(party, setup.client)
+        let transport = Shaped::new(transport, wan.map(|w| w.nodes()));
+        let mut link = tcp::node_link(party, setup.client)
             .await
             .context("cannot connect to the client")?;
+        if let Some(w) = wan {
+            link = link.shaped(w.client());
+        }
         let mut rng = rand_chacha::ChaCha20Rng::from_rng(rand::rngs::OsRng)?;
         let report = run_node(party, cfg.clone(), transport, link, &mut rng).await?;
         result.and_gates.push(report.and_gates);

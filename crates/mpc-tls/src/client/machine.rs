@@ -475,11 +475,11 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                 Ok(())
             }
             ToClient::Response {
-                keystream,
+                masked_key,
                 transcript,
             } => {
                 self.response_from
-                    .put(node, (keystream, transcript), "the response")?;
+                    .put(node, (masked_key, transcript), "the response")?;
                 if let Some(all) = self.response_from.take() {
                     let transcripts = all.each_ref().map(|x| x.1.clone());
                     all_equal(&transcripts, "the transcript")?;

@@ -187,14 +187,13 @@ struct Agreed {
     transcript: Sha256,
 }
 
-/// The handshake execution is out: the client Finished and the GHASH key shares.
+/// The handshake execution is out: the client Finished (its ciphertext and tag mask share).
 struct Keys {
     a: Agreed,
     cke: Vec<u8>,
     cvd: [u8; 12],
     fin_ct: Vec<u8>,
     fin_mask: Zeroizing<[u8; 16]>,
-    h_server: Zeroizing<[u8; 16]>,
 }
 
 /// The client Finished is out; the server's is awaited.
@@ -300,9 +299,9 @@ enum State {
     Ectf(Box<Agreed>),
     /// The handshake execution running (the ClientKeyExchange is fixed).
     Handshake(Box<Agreed>, Vec<u8>),
-    /// The client-write GHASH powers being computed.
+    /// Both directions' GHASH powers being computed; waiting for the client-write ones.
     ClientPowers(Box<Keys>),
-    /// The client Finished out; the server-write GHASH powers being computed.
+    /// The client Finished out; waiting for the server-write GHASH powers.
     ServerPowers(Box<Finishing>),
     /// Waiting for the server's ChangeCipherSpec.
     ServerCcs(Box<Finishing>, Box<GhashPowers>),
@@ -398,8 +397,8 @@ pub struct NodeSession<R> {
     early_garbled: Vec<(PartyId, Vec<u8>)>,
     /// Control messages from each peer, in order.
     ctl: [VecDeque<Ctl>; 3],
-    /// The arithmetic sub-machine running and its channel.
-    arith: Option<(u8, Arith)>,
+    /// The arithmetic sub-machines running, by channel.
+    arith: Vec<(u8, Arith)>,
     /// Messages on channels not running: (channel, peer, payload).
     early_peer: Vec<(u8, PartyId, Vec<u8>)>,
     client_in: VecDeque<ToNode>,
@@ -558,7 +557,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             party: None,
             early_garbled: Vec::new(),
             ctl: Default::default(),
-            arith: None,
+            arith: Vec::new(),
             early_peer: Vec::new(),
             client_in: VecDeque::new(),
             relay_in: VecDeque::new(),
@@ -623,11 +622,11 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                     "forwarded provider bytes without being the relay",
                 ),
             }),
-            c => match &mut self.arith {
-                Some((running, m)) if *running == c => m
+            c => match self.arith.iter_mut().find(|(running, _)| *running == c) {
+                Some((_, m)) => m
                     .handle(from, &bytes)
                     .map_err(|a| NodeError::Mpc(SessionError::Arith(a))),
-                _ => self.keep_early(|s| s.early_peer.push((c, from, bytes))),
+                None => self.keep_early(|s| s.early_peer.push((c, from, bytes))),
             },
         };
         self.after(r);
@@ -807,7 +806,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 self.out.push_back(NodeTransmit::Peer { to, bytes });
             }
         }
-        if let Some((c, m)) = self.arith.as_mut() {
+        for (c, m) in self.arith.iter_mut() {
             while let Some((to, mut bytes)) = m.poll_transmit() {
                 bytes.push(*c);
                 self.out.push_back(NodeTransmit::Peer { to, bytes });
@@ -821,7 +820,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 p.abort_local(why);
             }
         }
-        if let Some((_, m)) = self.arith.as_mut() {
+        for (_, m) in self.arith.iter_mut() {
             if m.aborted().is_none() {
                 m.abort_local(why);
             }
@@ -910,15 +909,16 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 self.early_peer.push((c, from, b));
             }
         }
-        self.arith = Some((channel, m));
+        self.arith.push((channel, m));
         Ok(())
     }
 
-    /// The running arithmetic machine, once it is done (it is then dropped).
-    fn arith_done(&mut self) -> Result<Option<Arith>, NodeError> {
-        let Some((_, m)) = &self.arith else {
-            return Err(usage("no arithmetic computation is running"));
+    /// The arithmetic machine running on `channel`, once it is done (it is then dropped).
+    fn arith_done(&mut self, channel: u8) -> Result<Option<Arith>, NodeError> {
+        let Some(at) = self.arith.iter().position(|(c, _)| *c == channel) else {
+            return Err(usage("no arithmetic computation is running there"));
         };
+        let m = &self.arith[at].1;
         if let Some(a) = m.aborted() {
             return Err(NodeError::Mpc(SessionError::Arith(a.clone())));
         }
@@ -927,7 +927,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         }
         // Its last messages go out before it is dropped.
         self.collect();
-        Ok(self.arith.take().map(|(_, m)| m))
+        Ok(Some(self.arith.remove(at).1))
     }
 
     /// The client's next message, with the provider's bytes as this node has them: at the
@@ -1087,7 +1087,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                     Moved(self.on_flight(*h, flight, *transcript)?)
                 }
             },
-            State::Ectf(a) => match self.arith_done()? {
+            State::Ectf(a) => match self.arith_done(ch::ECTF)? {
                 None => Wait(State::Ectf(a)),
                 Some(m) => Moved(self.on_ectf(*a, m)?),
             },
@@ -1095,14 +1095,15 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 None => Wait(State::Handshake(a, cke)),
                 Some(out) => Moved(self.on_handshake(*a, cke, &out)?),
             },
-            State::ClientPowers(k) => match self.arith_done()? {
+            State::ClientPowers(k) => match self.arith_done(ch::GHASH_CLIENT)? {
                 None => Wait(State::ClientPowers(k)),
                 Some(m) => Moved(self.on_client_powers(*k, m)?),
             },
-            State::ServerPowers(f) => match self.arith_done()? {
+            State::ServerPowers(f) => match self.arith_done(ch::GHASH_SERVER)? {
                 None => Wait(State::ServerPowers(f)),
                 Some(Arith::Ghash(mut m)) => {
-                    self.timings.ghash += self.now - self.since;
+                    // Both programs ran side by side: the span until the second is done.
+                    self.timings.ghash = self.now - self.since;
                     let spow = m
                         .take_output()
                         .ok_or_else(|| usage("GHASH powers already taken"))?;
@@ -1536,15 +1537,18 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 .max()
                 .unwrap_or(0)
                 .max(3);
+        // Both directions' GHASH powers at once (their rounds overlap); the client Finished
+        // goes out as soon as the client-write ones are done.
         let m = self.ghash_machine(*h_client, needed)?;
         self.start_arith(ch::GHASH_CLIENT, m)?;
+        let m = self.ghash_machine(*h_server, MAX_POWERS)?;
+        self.start_arith(ch::GHASH_SERVER, m)?;
         Ok(State::ClientPowers(Box::new(Keys {
             a,
             cke,
             cvd,
             fin_ct,
             fin_mask,
-            h_server,
         })))
     }
 
@@ -1581,8 +1585,6 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         transcript.update(codec::finished(&k.cvd));
         let hash_through_client_finished: [u8; 32] = transcript.clone().finalize().into();
         // 4. The server's ChangeCipherSpec and Finished.
-        let m = self.ghash_machine(*k.h_server, MAX_POWERS)?;
-        self.start_arith(ch::GHASH_SERVER, m)?;
         Ok(State::ServerPowers(Box::new(Finishing {
             s,
             request_pad,
@@ -1928,7 +1930,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             close_notify: b.close_notify,
         };
         self.send_client(&ToClient::Response {
-            keystream: pack_bits(masked_key),
+            masked_key: pack_bits(masked_key),
             transcript: transcript.clone(),
         });
         let mut response = Vec::new();

@@ -1,14 +1,15 @@
 //! One notary node's side of an MPC-TLS session. The node never holds a session key, the
 //! pre-master secret or any plaintext of the request or response: it holds its ECDH scalar
 //! share, its additive share of the pre-master secret, XOR shares of tag masks and GHASH keys
-//! (and replicated shares of the GHASH key powers), keystream masked with the client's pads,
-//! and ciphertext. The protocol, in order:
+//! (and replicated shares of the GHASH key powers), the request keystream and the opened
+//! server write key masked with the client's pads, and ciphertext. The protocol, in order:
 //!
 //! 1. Commit-then-reveal among the nodes: each node's contribution to the client random and
 //!    its ECDH public share (committing first stops a node from choosing its share after
 //!    seeing the others', which would let it know the whole key).
 //! 2. Every node builds the same ClientHello; the client sends it and relays the server's
-//!    bytes. Each node parses the flight, checks the certificate chain and the
+//!    bytes (once, to the relay node, which forwards them; the others check them against the
+//!    client's running hash). Each node parses the flight, checks the certificate chain and the
 //!    ServerKeyExchange signature itself, and compares the flight's hash and its verdict
 //!    with the other nodes before going on.
 //! 3. ECtF turns the three shares of the ECDH point into additive shares of the pre-master
@@ -18,15 +19,15 @@
 //! 5. The request keystream goes to the client masked; the client returns the ciphertext and
 //!    receives tag shares.
 //! 6. The client relays the response until the server closes; the nodes compare what they
-//!    received, compute every record's tag mask and keystream, verify every tag, and only
-//!    then release the (masked) keystream and the transcript.
+//!    received, compute every record's tag mask (not its keystream), verify every tag, and
+//!    only then open the server write key to the client alone (masked) and send the
+//!    transcript; the client decrypts the response itself.
 //!
 //! After step 6 the session is *committed*: the ciphertext of both directions is fixed and
 //! every node holds the same transcript. [`run_node_committed`] stops there and hands the
 //! caller a [`Committed`] session, whose garbled-circuit session still holds both traffic keys
 //! on its wires, so that a later computation over the committed ciphertext (the disclosure)
 //! can run on it; [`run_node`] closes the session at once.
-
 //!
 //! The protocol itself is [`machine::NodeSession`], a state machine with no I/O and no
 //! clock; this module's [`run_node_committed`] is its driver over a [`Transport`] to the
