@@ -205,14 +205,12 @@ pub enum LinkError {
     NodeClosed(PartyId),
 }
 
-/// The node's end of its message link with the client. Counts bytes; an optional tap
+/// The node's end of its message link with the client. An optional tap
 /// records everything sent and received (for the tests that scan what a node handles).
 pub struct Link {
     node: PartyId,
     tx: mpsc::UnboundedSender<(PartyId, Vec<u8>)>,
     rx: mpsc::UnboundedReceiver<Vec<u8>>,
-    sent: u64,
-    received: u64,
     tap: Option<Recording>,
     /// The task writing to the stream, for a link over one.
     writer: Option<tokio::task::JoinHandle<()>>,
@@ -220,11 +218,7 @@ pub struct Link {
 
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Link(node {}, sent {}, received {})",
-            self.node, self.sent, self.received
-        )
+        write!(f, "Link(node {})", self.node)
     }
 }
 
@@ -233,17 +227,11 @@ impl std::fmt::Debug for Link {
 pub struct ClientLinks {
     txs: [mpsc::UnboundedSender<Vec<u8>>; 3],
     rx: mpsc::UnboundedReceiver<(PartyId, Vec<u8>)>,
-    sent: u64,
-    received: u64,
 }
 
 impl std::fmt::Debug for ClientLinks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ClientLinks(sent {}, received {})",
-            self.sent, self.received
-        )
+        f.write_str("ClientLinks")
     }
 }
 
@@ -259,8 +247,6 @@ pub fn links() -> (ClientLinks, [Link; 3]) {
             node,
             tx: up_tx.clone(),
             rx,
-            sent: 0,
-            received: 0,
             tap: None,
             writer: None,
         });
@@ -270,16 +256,12 @@ pub fn links() -> (ClientLinks, [Link; 3]) {
     let client = ClientLinks {
         txs: std::array::from_fn(|_| txs.next().unwrap_or_else(|| mpsc::unbounded_channel().0)),
         rx: up_rx,
-        sent: 0,
-        received: 0,
     };
     let nodes = std::array::from_fn(|i| {
         nodes.next().unwrap_or_else(|| Link {
             node: i as PartyId,
             tx: mpsc::unbounded_channel().0,
             rx: mpsc::unbounded_channel().1,
-            sent: 0,
-            received: 0,
             tap: None,
             writer: None,
         })
@@ -410,8 +392,6 @@ impl Link {
             node,
             tx: up_tx,
             rx: down_rx,
-            sent: 0,
-            received: 0,
             tap: None,
             writer: Some(writer),
         }
@@ -444,12 +424,7 @@ impl Link {
 
     /// Sends one encoded message to the client.
     pub fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<(), LinkError> {
-        self.sent += bytes.len() as u64;
-        if let Some(tap) = &self.tap {
-            if let Ok(mut t) = tap.lock() {
-                t.extend_from_slice(&bytes);
-            }
-        }
+        self.note(&bytes);
         self.tx
             .send((self.node, bytes))
             .map_err(|_| LinkError::Closed("client"))
@@ -465,19 +440,8 @@ impl Link {
     /// returns loses nothing.
     pub async fn recv_bytes(&mut self) -> Result<Vec<u8>, LinkError> {
         let bytes = self.rx.recv().await.ok_or(LinkError::Closed("client"))?;
-        self.received += bytes.len() as u64;
         self.note(&bytes);
         Ok(bytes)
-    }
-
-    /// Bytes sent so far.
-    pub fn sent(&self) -> u64 {
-        self.sent
-    }
-
-    /// Bytes received so far.
-    pub fn received(&self) -> u64 {
-        self.received
     }
 
     /// Closes the sending side and, for a link over a stream, waits until everything sent
@@ -512,12 +476,7 @@ impl ClientLinks {
             node += 1;
             tx
         });
-        ClientLinks {
-            txs,
-            rx: up_rx,
-            sent: 0,
-            received: 0,
-        }
+        ClientLinks { txs, rx: up_rx }
     }
 
     /// Delays what the client sends as over a `shape` link (a benchmark's simulated
@@ -537,7 +496,6 @@ impl ClientLinks {
 
     /// Sends one encoded message to node `node`.
     pub fn send_bytes(&mut self, node: PartyId, bytes: Vec<u8>) -> Result<(), LinkError> {
-        self.sent += bytes.len() as u64;
         self.txs
             .get(node as usize)
             .ok_or(LinkError::Closed("node"))?
@@ -565,18 +523,7 @@ impl ClientLinks {
         if bytes.is_empty() {
             return Err(LinkError::NodeClosed(node));
         }
-        self.received += bytes.len() as u64;
         Ok((node, bytes))
-    }
-
-    /// Bytes sent to the nodes so far.
-    pub fn sent(&self) -> u64 {
-        self.sent
-    }
-
-    /// Bytes received from the nodes so far.
-    pub fn received(&self) -> u64 {
-        self.received
     }
 }
 

@@ -16,7 +16,7 @@
 //! channel number is the last byte of each payload.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mpc::circuit::{bits_to_bytes, bytes_to_bits};
 use mpc::convert::fp_to_bits;
@@ -36,7 +36,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::{
-    cert_chain_hash, commitment, unexpected, CommittedRecord, Ctl, NodeConfig, NodeError,
+    cert_chain_hash, commitment, peers, unexpected, CommittedRecord, Ctl, NodeConfig, NodeError,
     NodeReport, NodeTimings,
 };
 use crate::circuits::{
@@ -97,8 +97,8 @@ pub struct CommittedParts {
     pub disclose: bool,
     /// The report so far.
     pub report: NodeReport,
-    /// Control messages peers sent for the next step, by peer, in order.
-    pub early_ctl: Vec<(PartyId, Ctl)>,
+    /// Control messages peers sent for the next step.
+    pub(super) ctl: CtlInbox,
     /// Messages on other channels that arrived early: (channel, peer, payload).
     pub early_peer: Vec<(u8, PartyId, Vec<u8>)>,
     /// Client messages not yet read.
@@ -396,7 +396,7 @@ pub struct NodeSession<R> {
     /// Garbled-session messages that came before the party existed.
     early_garbled: Vec<(PartyId, Vec<u8>)>,
     /// Control messages from each peer, in order.
-    ctl: [VecDeque<Ctl>; 3],
+    ctl: CtlInbox,
     /// The arithmetic sub-machines running, by channel.
     arith: Vec<(u8, Arith)>,
     /// Messages on channels not running: (channel, peer, payload).
@@ -435,12 +435,8 @@ fn mpc_err(e: mpc::Error) -> NodeError {
     NodeError::Mpc(SessionError::Protocol(e))
 }
 
-fn usage(e: impl std::fmt::Display) -> NodeError {
+pub(super) fn usage(e: impl std::fmt::Display) -> NodeError {
     mpc_err(mpc::Error::Usage(e.to_string()))
-}
-
-fn peers(id: PartyId) -> [PartyId; 2] {
-    [(id + 1) % 3, (id + 2) % 3]
 }
 
 fn kind(m: &ToNode) -> &'static str {
@@ -539,6 +535,60 @@ fn sum_tags(mine: &[[u8; 16]], got: [(PartyId, Ctl); 2]) -> Result<Vec<[u8; 16]>
     Ok(sum)
 }
 
+/// The control messages peers sent and this node has not used yet, in order per peer.
+#[derive(Debug)]
+pub struct CtlInbox {
+    id: PartyId,
+    queues: [VecDeque<Ctl>; 3],
+}
+
+impl CtlInbox {
+    /// An empty inbox for node `id`.
+    fn new(id: PartyId) -> Self {
+        CtlInbox {
+            id,
+            queues: Default::default(),
+        }
+    }
+
+    /// Decodes and keeps a control message from `from`; a peer's abort, a message from no
+    /// peer, an undecodable one, or one for two steps ahead is the error.
+    pub(super) fn push(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), NodeError> {
+        let refuse = |why: &str| NodeError::PeerAborted {
+            node: from,
+            reason: Failure::new(FailureCode::Mpc, why),
+        };
+        let m: Ctl =
+            postcard::from_bytes(bytes).map_err(|_| refuse("undecodable control message"))?;
+        if let Ctl::Abort(reason) = m {
+            return Err(NodeError::PeerAborted { node: from, reason });
+        }
+        let q = self
+            .queues
+            .get_mut(from as usize)
+            .filter(|_| from != self.id)
+            .ok_or_else(|| refuse("not a peer"))?;
+        // A peer can be one step ahead (it needs this node's message for each step), so at
+        // most two of its messages wait here.
+        if q.len() >= 2 {
+            return Err(refuse("control messages for two steps ahead"));
+        }
+        q.push_back(m);
+        Ok(())
+    }
+
+    /// One message from each peer, once both sent one.
+    pub(super) fn take(&mut self) -> Option<[(PartyId, Ctl); 2]> {
+        let [a, b] = peers(self.id);
+        if self.queues[a as usize].is_empty() || self.queues[b as usize].is_empty() {
+            return None;
+        }
+        let ma = self.queues[a as usize].pop_front()?;
+        let mb = self.queues[b as usize].pop_front()?;
+        Some([(a, ma), (b, mb)])
+    }
+}
+
 /// A step's result: the next state, and whether it moved.
 enum Step {
     Moved(State),
@@ -556,7 +606,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             state: State::Start,
             party: None,
             early_garbled: Vec::new(),
-            ctl: Default::default(),
+            ctl: CtlInbox::new(id),
             arith: Vec::new(),
             early_peer: Vec::new(),
             client_in: VecDeque::new(),
@@ -610,7 +660,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 Some(p) => p.handle_owned(from, bytes).map_err(mpc_err),
                 None => self.keep_early(|s| s.early_garbled.push((from, bytes))),
             },
-            ch::CONTROL => self.on_ctl(from, &bytes),
+            ch::CONTROL => self.ctl.push(from, &bytes),
             ch::RELAY if from == RELAY_NODE && self.id != RELAY_NODE => {
                 self.relay_in.push_back(bytes);
                 Ok(())
@@ -642,14 +692,15 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             Ok(m) => {
                 // The relay node forwards the provider's bytes at once, whatever its step.
                 if let (ToNode::ServerBytes(b), RELAY_NODE) = (&m, self.id) {
-                    let mut fwd = b.clone();
+                    let mut fwd = Vec::with_capacity(b.len() + 1);
+                    fwd.extend_from_slice(b);
                     fwd.push(ch::RELAY);
-                    for to in peers(self.id) {
-                        self.out.push_back(NodeTransmit::Peer {
-                            to,
-                            bytes: fwd.clone(),
-                        });
-                    }
+                    let [p, q] = peers(self.id);
+                    self.out.push_back(NodeTransmit::Peer {
+                        to: p,
+                        bytes: fwd.clone(),
+                    });
+                    self.out.push_back(NodeTransmit::Peer { to: q, bytes: fwd });
                 }
                 self.client_in.push_back(m);
                 Ok(())
@@ -726,21 +777,12 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         self.events.pop_front()
     }
 
-    /// AND gates this node garbled or evaluated so far.
-    pub fn and_gates(&self) -> usize {
-        self.and_gates
-    }
-
     /// Hands over a committed session, `None` if it is not committed.
     pub fn into_committed(mut self) -> Option<CommittedParts> {
         let State::Committed(d) = std::mem::replace(&mut self.state, State::Failed) else {
             return None;
         };
         let party = self.party.take()?;
-        let mut early_ctl = Vec::new();
-        for (p, q) in self.ctl.iter_mut().enumerate() {
-            early_ctl.extend(q.drain(..).map(|m| (p as PartyId, m)));
-        }
         Some(CommittedParts {
             party,
             e_hs: d.e_hs,
@@ -748,7 +790,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             response: d.response,
             disclose: d.disclose,
             report: d.report,
-            early_ctl,
+            ctl: self.ctl,
             early_peer: self.early_peer,
             early_client: self.client_in.into(),
         })
@@ -764,27 +806,6 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             return Err(usage("too many messages for steps not yet reached"));
         }
         keep(self);
-        Ok(())
-    }
-
-    fn on_ctl(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), NodeError> {
-        let m: Ctl = postcard::from_bytes(bytes).map_err(|_| NodeError::PeerAborted {
-            node: from,
-            reason: Failure::new(FailureCode::Mpc, "undecodable control message"),
-        })?;
-        if let Ctl::Abort(reason) = m {
-            return Err(NodeError::PeerAborted { node: from, reason });
-        }
-        let q = &mut self.ctl[from as usize];
-        // A peer can be one step ahead (it needs this node's message for each step), so at
-        // most two of its messages wait here.
-        if q.len() >= 2 {
-            return Err(NodeError::PeerAborted {
-                node: from,
-                reason: Failure::new(FailureCode::Mpc, "control messages for two steps ahead"),
-            });
-        }
-        q.push_back(m);
         Ok(())
     }
 
@@ -863,17 +884,6 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 bytes: bytes.clone(),
             });
         }
-    }
-
-    /// One control message from each peer, once both sent one.
-    fn take_ctl(&mut self) -> Option<[(PartyId, Ctl); 2]> {
-        let [a, b] = peers(self.id);
-        if self.ctl[a as usize].is_empty() || self.ctl[b as usize].is_empty() {
-            return None;
-        }
-        let ma = self.ctl[a as usize].pop_front()?;
-        let mb = self.ctl[b as usize].pop_front()?;
-        Some([(a, ma), (b, mb)])
     }
 
     fn party(&mut self) -> Result<&mut Party, NodeError> {
@@ -1008,7 +1018,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 None => Wait(State::Start),
                 Some(m) => Moved(self.on_start(m)?),
             },
-            State::Commit(k) => match self.take_ctl() {
+            State::Commit(k) => match self.ctl.take() {
                 None => Wait(State::Commit(k)),
                 Some(got) => {
                     let mut commits = BTreeMap::new();
@@ -1025,7 +1035,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                     Moved(State::Reveal(k, commits))
                 }
             },
-            State::Reveal(k, commits) => match self.take_ctl() {
+            State::Reveal(k, commits) => match self.ctl.take() {
                 None => Wait(State::Reveal(k, commits)),
                 Some(got) => Moved(self.on_reveal(*k, &commits, got)?),
             },
@@ -1077,7 +1087,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                     hash,
                 ))
             }
-            State::FlightCheck(h, transcript, verdict, hash) => match self.take_ctl() {
+            State::FlightCheck(h, transcript, verdict, hash) => match self.ctl.take() {
                 None => Wait(State::FlightCheck(h, transcript, verdict, hash)),
                 Some(got) => {
                     let agreed = check_agreed(got, "the server's first flight", &hash);
@@ -1160,7 +1170,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                     )))
                 }
             },
-            State::FinishedCheck(f, rec, hash) => match self.take_ctl() {
+            State::FinishedCheck(f, rec, hash) => match self.ctl.take() {
                 None => Wait(State::FinishedCheck(f, rec, hash)),
                 Some(got) => {
                     check_agreed(got, "the server's Finished record", &hash)?;
@@ -1205,7 +1215,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                     Moved(State::FinishedTag(f, rec))
                 }
             },
-            State::FinishedTag(f, rec) => match self.take_ctl() {
+            State::FinishedTag(f, rec) => match self.ctl.take() {
                 None => Wait(State::FinishedTag(f, rec)),
                 Some(got) => Moved(self.on_finished_tag(*f, *rec, got)?),
             },
@@ -1291,7 +1301,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 self.send_ctl(&Ctl::Check { hash, ok: true });
                 Moved(State::ResponseCheck(app, r, closed, hash))
             }
-            State::ResponseCheck(app, r, closed, hash) => match self.take_ctl() {
+            State::ResponseCheck(app, r, closed, hash) => match self.ctl.take() {
                 None => Wait(State::ResponseCheck(app, r, closed, hash)),
                 Some(got) => {
                     check_agreed(got, "the response records", &hash)?;
@@ -1789,7 +1799,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         use Step::{Moved, Wait};
         // Tags being opened: wait for the peers' shares.
         if let Some(o) = b.opening.take() {
-            let Some(got) = self.take_ctl() else {
+            let Some(got) = self.ctl.take() else {
                 b.opening = Some(o);
                 return Ok(Wait(State::ResponseBatches(app, b)));
             };
@@ -1971,12 +1981,6 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
     }
 }
 
-/// How long a driver should let a failed session's last messages drain: a peer may be the
-/// reason, so not long.
-pub fn failure_linger(timeout: Duration) -> Duration {
-    timeout.min(Duration::from_secs(2))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
@@ -1984,6 +1988,7 @@ mod tests {
     use crate::server_auth::Roots;
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
+    use std::time::Duration;
 
     const TIMEOUT: Duration = Duration::from_secs(5);
 

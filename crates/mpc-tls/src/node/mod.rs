@@ -52,7 +52,7 @@ use crate::handshake::ServerError;
 use crate::net::{ch, Channel, Link, LinkError};
 use crate::proto::{Failure, FailureCode, ToClient, ToNode, Transcript};
 use crate::server_auth::{CertError, Roots};
-use machine::{failure_linger, NodeEvent, NodeSession, NodeTransmit};
+use machine::{usage, CtlInbox, NodeEvent, NodeSession, NodeTransmit};
 
 /// A node's settings for one session.
 #[derive(Debug, Clone)]
@@ -221,6 +221,12 @@ pub enum Ctl {
     Abort(Failure),
 }
 
+/// How long a driver should let a failed session's last messages drain: a peer may be the
+/// reason, so not long.
+fn failure_linger(timeout: Duration) -> Duration {
+    timeout.min(Duration::from_secs(2))
+}
+
 fn peers(id: PartyId) -> [PartyId; 2] {
     [(id + 1) % 3, (id + 2) % 3]
 }
@@ -349,19 +355,10 @@ where
             }
         }
     }
-    let and_gates = s.and_gates();
     let Some(parts) = s.into_committed() else {
-        return Err(NodeError::Mpc(SessionError::Protocol(mpc::Error::Usage(
-            "a committed session could not be taken over".into(),
-        ))));
+        return Err(usage("a committed session could not be taken over"));
     };
     let base = Channel::with_queued(transport, parts.early_peer);
-    let mut ctl: [VecDeque<Ctl>; 3] = Default::default();
-    for (p, m) in parts.early_ctl {
-        if let Some(q) = ctl.get_mut(p as usize) {
-            q.push_back(m);
-        }
-    }
     let gc = Session::new(parts.party, base.channel(ch::GARBLED)).with_timeout(timeout);
     Ok(Committed {
         id,
@@ -370,7 +367,7 @@ where
         ctl_chan: base.channel(ch::CONTROL),
         base,
         link,
-        ctl,
+        ctl: parts.ctl,
         client: parts.early_client.into(),
         gc,
         e_hs: parts.e_hs,
@@ -378,7 +375,6 @@ where
         response: parts.response,
         disclose: parts.disclose,
         report: parts.report,
-        and_gates,
     })
 }
 
@@ -392,8 +388,8 @@ pub struct Committed<T: Transport> {
     base: Channel<T>,
     ctl_chan: Channel<T>,
     link: Link,
-    /// Control messages from each peer not yet used.
-    ctl: [VecDeque<Ctl>; 3],
+    /// Control messages from the peers not yet used.
+    ctl: CtlInbox,
     /// Client messages that came before the session was handed over.
     client: VecDeque<ToNode>,
     gc: Session<Channel<T>>,
@@ -402,8 +398,6 @@ pub struct Committed<T: Transport> {
     response: Vec<CommittedRecord>,
     disclose: bool,
     report: NodeReport,
-    /// AND gates of the MPC-TLS part.
-    and_gates: usize,
 }
 
 impl<T: Transport> std::fmt::Debug for Committed<T> {
@@ -485,54 +479,23 @@ impl<T: Transport> Committed<T> {
 
     /// Sends `m` to both peers and returns one control message from each.
     async fn exchange(&mut self, m: &Ctl) -> Result<[(PartyId, Ctl); 2], NodeError> {
-        let bytes = postcard::to_stdvec(m).map_err(|_| {
-            NodeError::Mpc(SessionError::Protocol(mpc::Error::Usage(
-                "cannot encode a control message".into(),
-            )))
-        })?;
+        let bytes = postcard::to_stdvec(m).map_err(|_| usage("cannot encode a control message"))?;
         for p in peers(self.id) {
             self.ctl_chan
                 .send(p, bytes.clone())
                 .await
                 .map_err(SessionError::from)?;
         }
-        let [a, b] = peers(self.id);
-        while self.ctl[a as usize].is_empty() || self.ctl[b as usize].is_empty() {
+        loop {
+            if let Some(got) = self.ctl.take() {
+                return Ok(got);
+            }
             let (from, bytes) = tokio::time::timeout(self.timeout, self.ctl_chan.recv())
                 .await
                 .map_err(|_| NodeError::Timeout("a peer node"))?
                 .map_err(SessionError::from)?;
-            let m: Ctl = postcard::from_bytes(&bytes).map_err(|_| NodeError::PeerAborted {
-                node: from,
-                reason: Failure::new(FailureCode::Mpc, "undecodable control message"),
-            })?;
-            if let Ctl::Abort(reason) = m {
-                return Err(NodeError::PeerAborted { node: from, reason });
-            }
-            let q = self
-                .ctl
-                .get_mut(from as usize)
-                .filter(|_| from != self.id)
-                .ok_or(NodeError::PeerAborted {
-                    node: from,
-                    reason: Failure::new(FailureCode::Mpc, "not a peer"),
-                })?;
-            // A peer can be one step ahead, never two.
-            if q.len() >= 2 {
-                return Err(NodeError::PeerAborted {
-                    node: from,
-                    reason: Failure::new(FailureCode::Mpc, "control messages for two steps ahead"),
-                });
-            }
-            q.push_back(m);
+            self.ctl.push(from, &bytes)?;
         }
-        let (Some(ma), Some(mb)) = (
-            self.ctl[a as usize].pop_front(),
-            self.ctl[b as usize].pop_front(),
-        ) else {
-            return Err(NodeError::Inconsistent("control messages"));
-        };
-        Ok([(a, ma), (b, mb)])
     }
 
     /// Exchanges `hash` and this node's verdict with the other nodes: every node must agree
@@ -576,7 +539,8 @@ impl<T: Transport> Committed<T> {
         let t = self.gc.timings();
         let stats = self.base.stats();
         NodeReport {
-            and_gates: self.and_gates + t.garbled_ands.max(t.evaluated_ands),
+            // The report holds the MPC-TLS part's gates; add what ran after the commit.
+            and_gates: self.report.and_gates + t.garbled_ands.max(t.evaluated_ands),
             node_bytes_sent: stats.total_sent(),
             node_bytes_received: stats.total_received(),
             ..self.report.clone()
