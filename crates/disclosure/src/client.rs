@@ -489,25 +489,46 @@ pub async fn disclose<R: RngCore + CryptoRng>(
         }
     }
     shares[2] = last;
+    // A node that failed sends why, then closes: a link found gone (a send that fails, a
+    // stream that ends) ends the wait only after a short grace for that reason to arrive.
+    let grace = timeout.min(Duration::from_secs(2));
+    let mut lost: Option<PartyId> = None;
     for (node, s) in shares.iter().enumerate() {
         let msg = ClientMsg::Disclose {
             request: plan.request.clone(),
             shares: s.clone(),
         };
         let bytes = postcard::to_stdvec(&msg).map_err(|_| ClientDiscloseError::Protocol(0))?;
-        links.send(node as PartyId, &ToNode::After(bytes))?;
+        if links.send(node as PartyId, &ToNode::After(bytes)).is_err() {
+            lost.get_or_insert(node as PartyId);
+        }
     }
     drop(shares);
     let mut got = Gather::new();
     loop {
-        let (node, m) = match tokio::time::timeout(timeout, links.recv::<ToClient>())
-            .await
-            .map_err(|_| ClientDiscloseError::Timeout(timeout))?
-        {
+        let wait = if lost.is_some() { grace } else { timeout };
+        let r = match tokio::time::timeout(wait, links.recv::<ToClient>()).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err(match lost {
+                    Some(n) => LinkError::NodeClosed(n).into(),
+                    None => ClientDiscloseError::Timeout(timeout),
+                })
+            }
+        };
+        let (node, m) = match r {
             // A node that has sent its result may close; the others still count.
             Err(LinkError::NodeClosed(n)) if got.has(n) => continue,
-            r => r?,
+            Err(LinkError::NodeClosed(n)) => {
+                lost.get_or_insert(n);
+                continue;
+            }
+            Err(e) => return Err(lost.map_or(e, LinkError::NodeClosed).into()),
+            Ok(r) => r,
         };
+        if lost.is_some() && !matches!(m, ToClient::Error(_)) {
+            continue;
+        }
         match m {
             ToClient::Error(reason) => return Err(ClientDiscloseError::Node { node, reason }),
             ToClient::After(bytes) => {

@@ -1,7 +1,7 @@
 //! Whole sessions stepped by hand (no tokio, no sockets, no clock): an honest run, then a
 //! party that deviates on the wire — a node sending a wrong tag share, a wrong masked
 //! keystream, a different commitment opening or altered garbled-circuit messages, a client
-//! relaying different bytes to one node, a node that goes silent. Every deviation must end
+//! relaying different bytes to one node, a node that goes silent or loses a peer. Every deviation must end
 //! in an abort at every honest party, never in a wrong answer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -279,7 +279,27 @@ fn a_silent_node_times_everyone_out() {
     assert!(e.contains("node"), "{e}");
     let nodes = out.node_errors();
     assert!(nodes.iter().any(|e| e.contains("timed out")), "{nodes:?}");
+    // A node that timed out tells its peers why before its engine's bare abort reaches them.
+    assert!(nodes.iter().all(|e| !e.contains("local stop")), "{nodes:?}");
     assert!(out.waited >= Duration::from_secs(20), "{:?}", out.waited);
+}
+
+#[test]
+fn a_node_that_loses_a_peer_tells_the_others_why_before_its_engine_stops() {
+    // Mid-garbling, node 0 finds its connection to node 1 closed. Its engine's abort says
+    // only "party 0 stopped"; the reason must reach node 2 and the client first.
+    for after in [10, 40] {
+        let req = http_request(harness::NAME, "/", 200);
+        let s = Stepped::new(several_records(), &req, Duration::from_secs(20), honest());
+        let out = s.lose_transport(0, after, 1).run();
+        let nodes = out.node_errors();
+        assert_eq!(nodes.len(), 3);
+        assert!(nodes[0].contains("party 1"), "{nodes:?}");
+        assert!(nodes[2].contains("party 1"), "after {after}: {nodes:?}");
+        assert!(nodes.iter().all(|e| !e.contains("local stop")), "{nodes:?}");
+        let e = out.client_error();
+        assert!(e.contains("party 1"), "{e}");
+    }
 }
 
 #[test]

@@ -66,6 +66,10 @@ enum Phase {
     Data,
     /// The provider closed; waiting for the nodes to verify the response.
     Closed,
+    /// A node's link is gone while the session still needed it: waiting a moment for a
+    /// node's reason (a node that fails sends why, then closes; the client may notice the
+    /// closed link before it has read the reason).
+    Lost,
     /// Done or failed.
     Over,
 }
@@ -78,6 +82,7 @@ impl Phase {
             Phase::AwaitFinished => "the provider's Finished to be verified",
             Phase::Data => "the provider's response",
             Phase::Closed | Phase::Over => "the nodes to verify the response",
+            Phase::Lost => "a node's reason for closing its link",
         }
     }
 }
@@ -108,8 +113,16 @@ pub struct ClientSession<R> {
     response_from: Gather<(Vec<u8>, Transcript)>,
     request_cts: Vec<Vec<u8>>,
     resp_pads: Option<(ClientPads, usize)>,
+    /// In [`Phase::Lost`]: the error the session ends with if no node's reason comes.
+    lost: Option<ClientError>,
     out: VecDeque<ClientTransmit>,
     events: VecDeque<ClientEvent>,
+}
+
+/// How long the client waits, once a node's link is gone, for a node to say why: its reason
+/// is already on the way or it is not coming.
+fn lost_grace(timeout: Duration) -> Duration {
+    timeout.min(Duration::from_secs(2))
 }
 
 impl<R> std::fmt::Debug for ClientSession<R> {
@@ -205,6 +218,7 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
             response_from: Gather::new(),
             request_cts: Vec::new(),
             resp_pads: None,
+            lost: None,
             out: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -236,48 +250,67 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
 
     /// Bytes read from the provider; an empty slice is the end of its stream.
     pub fn handle_provider(&mut self, bytes: &[u8], now: Instant) {
-        self.deadline = now + self.timeout;
-        if self.is_over() {
+        if self.is_over() || self.phase == Phase::Lost {
             return;
         }
+        self.deadline = now + self.timeout;
         let r = self.on_provider(bytes, now);
         self.after(r);
     }
 
     /// One encoded [`ToClient`] message from node `node`.
     pub fn handle_node(&mut self, node: PartyId, bytes: &[u8], now: Instant) {
-        self.deadline = now + self.timeout;
         if self.is_over() {
             return;
         }
         self.stats.bytes_down += bytes.len() as u64;
-        let r = match postcard::from_bytes::<ToClient>(bytes) {
+        let m = postcard::from_bytes::<ToClient>(bytes);
+        if self.phase == Phase::Lost {
+            // Only a node's reason matters now; the deadline stays.
+            if let Ok(ToClient::Error(reason)) = m {
+                self.after(Err(ClientError::Node { node, reason }));
+            }
+            return;
+        }
+        self.deadline = now + self.timeout;
+        let r = match m {
             Ok(m) => self.on_node(node, m, now),
             Err(_) => Err(ClientError::Link(LinkError::Decode("node"))),
         };
         self.after(r);
     }
 
-    /// Node `node`'s link ended. A node that has sent the response may close; the session
-    /// fails if it still needed that node.
+    /// Node `node`'s link ended (its stream closed, or a send to it failed). A node that has
+    /// sent the response may close; if the session still needed it, it waits a moment for a
+    /// node's reason (see [`Phase::Lost`]) and otherwise fails with this.
     pub fn handle_node_closed(&mut self, node: PartyId, now: Instant) {
-        self.deadline = now + self.timeout;
-        if !self.is_over() && !self.response_from.has(node) {
-            self.after(Err(ClientError::Link(LinkError::NodeClosed(node))));
+        if self.is_over() || self.response_from.has(node) {
+            return;
+        }
+        if self.phase != Phase::Lost {
+            self.phase = Phase::Lost;
+            self.lost = Some(ClientError::Link(LinkError::NodeClosed(node)));
+            self.deadline = now + lost_grace(self.timeout);
         }
     }
 
     /// The links to the nodes or the provider's connection failed.
     pub fn handle_error(&mut self, e: ClientError) {
-        if !self.is_over() {
-            self.after(Err(e));
+        if self.is_over() {
+            return;
         }
+        // Once a node is gone, the links ending is expected: keep the first cause.
+        let e = self.lost.take().unwrap_or(e);
+        self.after(Err(e));
     }
 
     /// Tells the session the time; past [`ClientSession::poll_timeout`] it fails.
     pub fn handle_timeout(&mut self, now: Instant) {
         if !self.is_over() && now >= self.deadline {
-            let e = ClientError::Timeout(self.timeout, self.phase.waiting_for());
+            let e = match self.lost.take() {
+                Some(e) => e,
+                None => ClientError::Timeout(self.timeout, self.phase.waiting_for()),
+            };
             self.after(Err(e));
         }
     }
@@ -505,5 +538,95 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::proto::{Failure, FailureCode};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    const TIMEOUT: Duration = Duration::from_secs(20);
+
+    fn session(now: Instant) -> ClientSession<ChaCha20Rng> {
+        let rng = ChaCha20Rng::seed_from_u64(7);
+        ClientSession::new(
+            "provider.test",
+            b"GET / HTTP/1.1\r\n\r\n",
+            TIMEOUT,
+            false,
+            rng,
+            now,
+        )
+        .unwrap()
+    }
+
+    fn failed(s: &mut ClientSession<ChaCha20Rng>) -> ClientError {
+        match s.poll_event() {
+            Some(ClientEvent::Failed(e)) => e,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    fn error(code: FailureCode, detail: &str) -> Vec<u8> {
+        postcard::to_stdvec(&ToClient::Error(Failure::new(code, detail))).unwrap()
+    }
+
+    /// A node that fails sends why, then drops its link; the client may find the link gone
+    /// (a send fails) before it has read the reason. The reason still wins.
+    #[test]
+    fn a_nodes_reason_arriving_after_its_link_closed_is_the_error() {
+        let now = Instant::now();
+        let mut s = session(now);
+        s.handle_node_closed(0, now);
+        assert!(s.poll_event().is_none(), "it waits for a reason");
+        // Other messages while waiting change nothing.
+        let hello = postcard::to_stdvec(&ToClient::ClientHello(vec![1, 2, 3])).unwrap();
+        s.handle_node(1, &hello, now);
+        assert!(s.poll_event().is_none());
+        s.handle_node(2, &error(FailureCode::Provider, "none of our suites"), now);
+        match failed(&mut s) {
+            ClientError::Node { node: 2, reason } => {
+                assert_eq!(reason.code, FailureCode::Provider);
+                assert_eq!(reason.detail, "none of our suites");
+            }
+            e => panic!("{e}"),
+        }
+        assert!(s.is_over());
+    }
+
+    /// Without a reason, the closed link is the error, once the grace has passed (not the
+    /// session's whole timeout).
+    #[test]
+    fn a_closed_link_without_a_reason_fails_after_the_grace() {
+        let now = Instant::now();
+        let mut s = session(now);
+        s.handle_node_closed(1, now);
+        let at = s.poll_timeout().unwrap();
+        assert_eq!(at, now + lost_grace(TIMEOUT));
+        s.handle_timeout(at - Duration::from_millis(1));
+        assert!(s.poll_event().is_none());
+        s.handle_timeout(at);
+        assert!(matches!(
+            failed(&mut s),
+            ClientError::Link(LinkError::NodeClosed(1))
+        ));
+    }
+
+    /// When every link ends while waiting, the first cause is kept.
+    #[test]
+    fn the_links_ending_while_waiting_keeps_the_first_cause() {
+        let now = Instant::now();
+        let mut s = session(now);
+        s.handle_node_closed(2, now);
+        s.handle_node_closed(0, now);
+        s.handle_error(ClientError::Link(LinkError::Closed("nodes")));
+        assert!(matches!(
+            failed(&mut s),
+            ClientError::Link(LinkError::NodeClosed(2))
+        ));
     }
 }

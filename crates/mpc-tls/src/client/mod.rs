@@ -226,8 +226,9 @@ where
         while let Some(t) = s.poll_transmit() {
             match t {
                 ClientTransmit::Node { node, bytes } => {
-                    if let Err(e) = links.send_bytes(node, bytes) {
-                        s.handle_error(e.into());
+                    // A node that stopped has dropped its end; its reason may be queued.
+                    if links.send_bytes(node, bytes).is_err() {
+                        s.handle_node_closed(node, Instant::now());
                     }
                 }
                 ClientTransmit::Provider(b) => {

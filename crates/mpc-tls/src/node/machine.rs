@@ -855,13 +855,15 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         }
         self.failed = true;
         self.state = State::Failed;
-        self.collect();
         let stop = e.failure();
         tracing::warn!(role = self.id, reason = stop.code.label(), error = %stop, "MPC-TLS session failed");
         self.send_client(&ToClient::Error(stop.clone()));
+        // The reason goes out before the engines' own abort messages (which say only that
+        // this party stopped), so a peer learns why first.
         if !matches!(e, NodeError::PeerAborted { .. }) {
             self.send_ctl(&Ctl::Abort(stop));
         }
+        self.collect();
         self.events.push_back(NodeEvent::Failed(e));
     }
 

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+use mpc::transport::TransportError;
 use mpc_tls::client::machine::{ClientEvent, ClientSession, ClientTransmit};
 use mpc_tls::client::{ClientError, ClientOutput};
 use mpc_tls::node::machine::{NodeEvent, NodeSession, NodeTransmit};
@@ -95,6 +96,9 @@ pub struct Stepped {
     queue: VecDeque<(Route, Vec<u8>)>,
     hook: Hook,
     late: Vec<Vec<u8>>,
+    /// (node, peer messages delivered before, the peer it loses): a transport failure.
+    loss: Option<(u8, usize, u8)>,
+    peer_delivered: usize,
     unread: Vec<Vec<mpc_tls::proto::ToNode>>,
     start: Instant,
     now: Instant,
@@ -147,6 +151,8 @@ impl Stepped {
             queue: VecDeque::new(),
             hook,
             late: Vec::new(),
+            loss: None,
+            peer_delivered: 0,
             unread: vec![Vec::new(); 3],
             start,
             now: start,
@@ -157,6 +163,13 @@ impl Stepped {
     /// client that keeps talking after the response would.
     pub fn after_commit(mut self, messages: Vec<Vec<u8>>) -> Self {
         self.late = messages;
+        self
+    }
+
+    /// Once `after` node-to-node messages have been delivered, node `node`'s transport
+    /// reports its connection to `peer` closed (the other nodes notice nothing themselves).
+    pub fn lose_transport(mut self, node: u8, after: usize, peer: u8) -> Self {
+        self.loss = Some((node, after, peer));
         self
     }
 
@@ -265,6 +278,14 @@ impl Stepped {
                 Route::Peer { from, to } => {
                     if let Some(n) = self.nodes[to as usize].as_mut() {
                         n.handle_peer(from, bytes, now);
+                    }
+                    self.peer_delivered += 1;
+                    if let Some((node, after, peer)) = self.loss {
+                        if self.peer_delivered == after {
+                            if let Some(n) = self.nodes[node as usize].as_mut() {
+                                n.handle_peer_lost(TransportError::Closed(peer), now);
+                            }
+                        }
                     }
                 }
                 Route::NodeToClient(i) => self.client.handle_node(i, &bytes, now),
