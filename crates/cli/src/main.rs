@@ -137,6 +137,13 @@ struct DemoArgs {
     /// system's temporary directory].
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Serve this file as the demo provider's body instead of the demo JSON record, and
+    /// prove byte ranges of it (--reveal-range, default 0:64).
+    #[arg(long)]
+    body: Option<PathBuf>,
+    /// With --body: reveal bytes START:END of it (repeatable).
+    #[arg(long = "reveal-range", requires = "body")]
+    reveal_range: Vec<String>,
 }
 
 #[derive(Args)]

@@ -48,6 +48,22 @@ impl Progress {
         }
     }
 
+    /// A step's progress: the bar's message changes, its position does not.
+    fn update(&self, msg: String) {
+        match &self.bar {
+            Some(b) => b.set_message(msg),
+            None => eprintln!("[tessera] {msg}"),
+        }
+    }
+
+    /// Shows `s`: a new step, or progress within one.
+    fn show(&self, s: &Step) {
+        match s {
+            Step::Received(_) => self.update(step_text(s)),
+            _ => self.step(step_text(s)),
+        }
+    }
+
     fn done(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
@@ -66,6 +82,10 @@ fn step_text(s: &Step) -> String {
                 .join(", ")
         ),
         Step::Session => "MPC-TLS session with the provider".into(),
+        Step::Received(n) => format!(
+            "MPC-TLS session with the provider: {:.1} MiB received",
+            *n as f64 / (1024.0 * 1024.0)
+        ),
         Step::Disclosing => "the committee proves the selected values in its circuit".into(),
         Step::Signing => "waiting for the committee's threshold signature".into(),
         Step::Checking => "checking the notarization against this session".into(),
@@ -133,7 +153,7 @@ pub fn prove_network(
             timeout,
         };
         let r = prove_net(&opts, &target.host, addr, request, &sel, &|s| {
-            progress.step(step_text(&s))
+            progress.show(&s)
         })
         .await;
         progress.done();
@@ -296,6 +316,50 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         std::fs::canonicalize(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
     eprintln!("WARNING: the demo network runs in SIMULATED TEEs: no hardware security");
     let work = tempfile::tempdir()?;
+    // The provider's answer: the demo record, or a file of the user's with byte ranges.
+    let (response, sel, what) = match &args.body {
+        None => (
+            tessera_provider::json_response(DEMO_BODY),
+            Options {
+                reveal: vec!["$.user.nationality".into()],
+                predicates: vec![
+                    "$.user.birthdate<=today-18y".into(),
+                    "$.account.balance>=1000".into(),
+                ],
+                uid_fields: vec!["$.user.name,$.user.birthdate".into()],
+                scope: Some("demo.example".into()),
+                ..Default::default()
+            }
+            .selection()?,
+            "demo JSON provider".to_string(),
+        ),
+        Some(path) => {
+            let body = std::fs::read(path)
+                .with_context(|| format!("cannot read the body {}", path.display()))?;
+            let ranges = if args.reveal_range.is_empty() {
+                vec!["0:64".to_string()]
+            } else {
+                args.reveal_range.clone()
+            };
+            let mut head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            let what = format!(
+                "demo provider serving {} ({} bytes)",
+                path.display(),
+                body.len()
+            );
+            head.extend_from_slice(&body);
+            let sel = Options {
+                reveal_range: ranges,
+                ..Default::default()
+            }
+            .selection()?;
+            (head, sel, what)
+        }
+    };
     let rt = runtime()?;
     let started = Instant::now();
     let url = "https://provider.demo/api/me";
@@ -308,7 +372,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             pki.leaf_der.clone(),
             pki.leaf_key_der.clone(),
             SocketAddr::from(([127, 0, 0, 1], 0)),
-            tessera_provider::json_response(DEMO_BODY),
+            response,
             Duration::ZERO,
         )?;
         progress.step(format!("demo JSON provider on {} (own CA)", provider.addr));
@@ -352,17 +416,6 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "group {} formed (epoch {})",
             group.key_id, group.epoch
         ));
-        let sel = Options {
-            reveal: vec!["$.user.nationality".into()],
-            predicates: vec![
-                "$.user.birthdate<=today-18y".into(),
-                "$.account.balance>=1000".into(),
-            ],
-            uid_fields: vec!["$.user.name,$.user.birthdate".into()],
-            scope: Some("demo.example".into()),
-            ..Default::default()
-        }
-        .selection()?;
         let target = Target::parse(url)?;
         let request = target.request(&[])?;
         let opts = NetworkOptions {
@@ -372,7 +425,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         };
         let t0 = Instant::now();
         let n = prove_net(&opts, &target.host, provider.addr, &request, &sel, &|s| {
-            progress.step(step_text(&s))
+            progress.show(&s)
         })
         .await?;
         let took = t0.elapsed();
@@ -401,10 +454,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "  network:  coordinator + nodes 1, 2, 3; group {} epoch {}",
         group.key_id, group.epoch
     );
-    println!(
-        "  proved:   {url} (demo JSON provider) in {:.1} s",
-        took.as_secs_f64()
-    );
+    println!("  proved:   {url} ({what}) in {:.1} s", took.as_secs_f64());
     println!("  files:    {} and {}", ppath.display(), gpath.display());
     // The binary that is running, so the line can be pasted as it is (cargo run does not
     // put `tessera` on the PATH).

@@ -105,6 +105,9 @@ pub enum Step {
     Attesting(Vec<u16>),
     /// Running MPC-TLS with the provider.
     Session,
+    /// Bytes received from the provider so far, during the session (every
+    /// [`RECEIVED_EVERY`] bytes).
+    Received(u64),
     /// The committee proving what was asked about the response.
     Disclosing,
     /// Waiting for the threshold signature.
@@ -186,6 +189,59 @@ pub async fn fetch_group(
     }
 }
 
+/// How often [`Step::Received`] reports the transfer.
+pub const RECEIVED_EVERY: u64 = 256 * 1024;
+
+/// The provider's connection, counting what it delivers so progress can show the transfer.
+struct Counted<'a, S> {
+    inner: S,
+    received: u64,
+    next: u64,
+    progress: &'a (dyn Fn(Step) + Sync),
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<'_, S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len().saturating_sub(before) as u64;
+        self.received += n;
+        if self.received >= self.next {
+            self.next = self.received + RECEIVED_EVERY;
+            (self.progress)(Step::Received(self.received));
+        }
+        r
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<'_, S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Proves a response through the network. `progress` is told each step.
 pub async fn prove_network(
     opts: &NetworkOptions,
@@ -264,6 +320,12 @@ pub async fn prove_network(
             error,
         })?;
     let _ = tcp.set_nodelay(true);
+    let tcp = Counted {
+        inner: tcp,
+        received: 0,
+        next: RECEIVED_EVERY,
+        progress,
+    };
     let committee = seats
         .iter()
         .map(|s| format!("role {} = node {}", s.role, s.node_id))

@@ -203,6 +203,9 @@ pub enum LinkError {
     /// A node's link ended (its stream closed or broke).
     #[error("node {0}'s link closed (the node stopped or the connection was lost)")]
     NodeClosed(PartyId),
+    /// The client never connected to the node.
+    #[error("{0}")]
+    NotConnected(&'static str),
 }
 
 /// The node's end of its message link with the client. An optional tap

@@ -95,19 +95,18 @@ pub fn relay_hash(prev: &[u8; 32], chunk: &[u8]) -> [u8; 32] {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ToClient {
     /// The ClientHello handshake message to send (the client wraps it in a record).
-    ClientHello(Vec<u8>),
+    ClientHello(OneCopy<Vec<u8>>),
     /// The client's second flight: ClientKeyExchange, then (after ChangeCipherSpec) the
     /// encrypted Finished, whose tag the client assembles from the three shares.
     ClientFinished {
-        /// The ClientKeyExchange handshake message.
-        client_key_exchange: Vec<u8>,
-        /// The Finished ciphertext (16 bytes, explicit nonce 0).
-        ciphertext: Vec<u8>,
+        /// The ClientKeyExchange handshake message, then the Finished ciphertext (16 bytes,
+        /// explicit nonce 0).
+        flight: OneCopy<(Vec<u8>, Vec<u8>)>,
         /// This node's XOR share of the tag.
         tag_share: [u8; 16],
     },
-    /// The request keystream masked with this node's view of the client's pads, packed.
-    RequestKeystream(Vec<u8>),
+    /// The request keystream masked with the client's pads, packed.
+    RequestKeystream(OneCopy<Vec<u8>>),
     /// This node's XOR shares of the request records' tags.
     RequestTags(Vec<[u8; 16]>),
     /// Every record committed and its tag verified: the server write key and implicit
@@ -115,9 +114,9 @@ pub enum ToClient {
     /// and the transcript.
     Response {
         /// The masked key.
-        masked_key: Vec<u8>,
+        masked_key: OneCopy<Vec<u8>>,
         /// What the nodes saw.
-        transcript: Transcript,
+        transcript: OneCopy<Transcript>,
     },
     /// After the response, from what runs on the committed session (the disclosure): an
     /// opaque message that layer defines and decodes itself.
@@ -127,6 +126,64 @@ pub enum ToClient {
 }
 
 pub use tessera_common::failure::{Failure, FailureCode};
+
+/// A value every honest node computes identically (a ClientHello, a masked output, the
+/// transcript), sent whole by [`RELAY_NODE`] and as a digest by the other two, so the client
+/// downloads it once. The client accepts it only if the other nodes' digests match the whole
+/// value: a node that sends another value, whole or digested, is caught as before, when every
+/// node sent the value whole (a node would have to find a SHA-256 second preimage).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OneCopy<T> {
+    /// The value.
+    Whole(T),
+    /// [`OneCopy::digest`] of the value.
+    Digest([u8; 32]),
+}
+
+impl<T: Serialize> OneCopy<T> {
+    /// What node `node` sends of `v`.
+    pub fn from_node(node: mpc::spec::PartyId, v: T) -> Self {
+        if node == RELAY_NODE {
+            OneCopy::Whole(v)
+        } else {
+            OneCopy::Digest(Self::digest(&v))
+        }
+    }
+
+    /// SHA-256 over a label and the value's encoding.
+    pub fn digest(v: &T) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"tessera mpc-tls one copy v1");
+        // A value that cannot be encoded hashes as empty: the whole copy of it could not
+        // have been sent either, so no digest of it is ever compared.
+        h.update(postcard::to_stdvec(v).unwrap_or_default());
+        h.finalize().into()
+    }
+
+    /// The value, if all three copies (one whole, two digests, in any order; or several
+    /// whole copies) agree.
+    pub fn agree(copies: [OneCopy<T>; 3]) -> Option<T>
+    where
+        T: PartialEq,
+    {
+        let mut whole: Option<T> = None;
+        let mut digests = Vec::new();
+        for c in copies {
+            match c {
+                OneCopy::Whole(v) => match &whole {
+                    Some(w) if *w != v => return None,
+                    Some(_) => {}
+                    None => whole = Some(v),
+                },
+                OneCopy::Digest(d) => digests.push(d),
+            }
+        }
+        let whole = whole?;
+        let d = Self::digest(&whole);
+        digests.iter().all(|x| *x == d).then_some(whole)
+    }
+}
 
 /// What the nodes saw of one session, identical at every node (the notarization signs it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,5 +235,45 @@ mod tests {
             assert_eq!(unpack_bits(&pack_bits(&bits), n).unwrap(), bits);
         }
         assert!(unpack_bits(&[0, 0], 7).is_none());
+    }
+}
+
+#[cfg(test)]
+mod one_copy_tests {
+    use super::OneCopy;
+
+    fn copies(v: &[u8]) -> [OneCopy<Vec<u8>>; 3] {
+        [0, 1, 2].map(|n| OneCopy::from_node(n, v.to_vec()))
+    }
+
+    #[test]
+    fn one_whole_copy_and_two_matching_digests_agree() {
+        let c = copies(b"masked");
+        assert!(matches!(c[0], OneCopy::Whole(_)));
+        assert!(matches!(c[1], OneCopy::Digest(_)) && matches!(c[2], OneCopy::Digest(_)));
+        assert_eq!(OneCopy::agree(c), Some(b"masked".to_vec()));
+        // Every copy whole (as before digests) agrees too, in any order.
+        let all = [0, 1, 2].map(|_| OneCopy::Whole(b"v".to_vec()));
+        assert_eq!(OneCopy::agree(all), Some(b"v".to_vec()));
+    }
+
+    #[test]
+    fn any_copy_that_differs_is_refused() {
+        let [a, b, c] = copies(b"masked");
+        // Another whole value against the honest digests.
+        assert_eq!(
+            OneCopy::agree([OneCopy::Whole(b"other".to_vec()), b.clone(), c.clone()]),
+            None
+        );
+        // A digest of another value.
+        let [_, x, _] = copies(b"other");
+        assert_eq!(OneCopy::agree([a.clone(), x, c.clone()]), None);
+        // No whole copy at all.
+        assert_eq!(OneCopy::agree([b.clone(), b.clone(), c]), None);
+        // Two whole copies that differ.
+        assert_eq!(
+            OneCopy::agree([a, OneCopy::Whole(b"other".to_vec()), b]),
+            None
+        );
     }
 }

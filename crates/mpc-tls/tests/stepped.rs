@@ -13,7 +13,7 @@ use std::time::Duration;
 use harness::{honest, Hook, Route, Stepped};
 use mpc_tls::net::ch;
 use mpc_tls::node::Ctl;
-use mpc_tls::proto::{ToClient, ToNode};
+use mpc_tls::proto::{OneCopy, ToClient, ToNode};
 use tessera_provider::{http_request, http_response, Behaviour};
 
 fn several_records() -> Behaviour {
@@ -108,7 +108,10 @@ fn node_with_a_bad_masked_keystream_is_refused_by_the_client() {
     let hook: Hook = Box::new(|route, bytes| {
         if route == Route::NodeToClient(2) {
             if let Ok(ToClient::RequestKeystream(mut k)) = postcard::from_bytes(bytes) {
-                k[0] ^= 1;
+                match &mut k {
+                    OneCopy::Whole(v) => v[0] ^= 1,
+                    OneCopy::Digest(d) => d[0] ^= 1,
+                }
                 *bytes = postcard::to_stdvec(&ToClient::RequestKeystream(k)).unwrap();
             }
         }
@@ -120,6 +123,30 @@ fn node_with_a_bad_masked_keystream_is_refused_by_the_client() {
         e.contains("the nodes disagree about the masked keystream"),
         "{e}"
     );
+}
+
+/// The relay node sends the values every node computes whole; the others send digests.
+/// A relay node that sends another whole value (a ClientHello of its own choosing) is
+/// caught by the other two nodes' digests, and the provider never sees it.
+#[test]
+fn a_relay_node_sending_another_whole_value_is_caught_by_the_digests() {
+    let hook: Hook = Box::new(|route, bytes| {
+        if route == Route::NodeToClient(0) {
+            if let Ok(ToClient::ClientHello(OneCopy::Whole(mut h))) = postcard::from_bytes(bytes) {
+                let last = h.len() - 1;
+                h[last] ^= 1;
+                *bytes = postcard::to_stdvec(&ToClient::ClientHello(OneCopy::Whole(h))).unwrap();
+            }
+        }
+        true
+    });
+    let out = run(several_records(), hook);
+    let e = out.client_error();
+    assert!(
+        e.contains("the nodes disagree about the ClientHello"),
+        "{e}"
+    );
+    assert!(out.served_request.is_empty());
 }
 
 /// Node 1's `n`th garbled-circuit message has one byte flipped.

@@ -532,6 +532,17 @@ impl Party {
         self.aborted.as_ref()
     }
 
+    /// Whether this party's share of every registered execution's input-independent work
+    /// is done: a garbler has garbled and shipped (or digested) each one's tables; the
+    /// evaluator has received and checked them. What remains is online work only.
+    pub fn preprocessed(&self) -> bool {
+        if self.id == EVALUATOR {
+            self.execs.iter().all(|x| x.e.verified)
+        } else {
+            self.is_ready() && self.next_work >= self.execs.len()
+        }
+    }
+
     /// Number of executions preprocessed so far.
     pub fn num_execs(&self) -> usize {
         self.execs.len()

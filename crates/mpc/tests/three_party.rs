@@ -164,8 +164,20 @@ fn aes_all_parties_learn_the_ciphertext() {
         let e = net.preprocess(&spec);
         cases.push((e, key, pt));
     }
+    assert!(net.parties.iter().all(|p| !p.preprocessed()));
     // Preprocessing happens before any input exists.
     net.run();
+    assert!(
+        net.parties.iter().all(Party::preprocessed),
+        "every party reports its input-independent work done"
+    );
+    // A new execution is work to do again.
+    let extra = net.preprocess(&spec);
+    assert!(net.parties.iter().all(|p| !p.preprocessed()));
+    net.run();
+    assert!(net.parties.iter().all(Party::preprocessed));
+    let (key, pt) = (rng.gen::<[u8; 16]>(), rng.gen::<[u8; 16]>());
+    cases.push((extra, key, pt));
     for (e, key, pt) in &cases {
         net.start(*e, aes_inputs(key, pt));
     }

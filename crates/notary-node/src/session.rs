@@ -13,8 +13,8 @@ use daemon::group::member_record;
 use disclosure::node::{disclose, DiscloseConfig, DiscloseError, UidKey};
 use mpc::spec::PartyId;
 use mpc::transport::StreamTransport;
-use mpc_tls::net::Link;
-use mpc_tls::node::{run_node_committed, NodeConfig};
+use mpc_tls::net::{Link, LinkError};
+use mpc_tls::node::{run_node_committed_early, NodeConfig};
 use notarization::CommitteeMember;
 use notary::notarize::{build_notarization, commit, leaves, sign_own};
 use rand::rngs::OsRng;
@@ -33,8 +33,6 @@ enum Step {
     Refused,
     /// Connecting to or attesting a peer node.
     Mesh,
-    /// Waiting for the client.
-    Client,
     /// The MPC-TLS session and the disclosure: their own codes.
     Mpc,
     /// This node's own failure.
@@ -52,7 +50,6 @@ impl Step {
     fn code(self, e: &DaemonError) -> FailureCode {
         match self {
             Step::Mpc => e.code(),
-            Step::Client => FailureCode::Client,
             Step::Refused => FailureCode::Refused,
             Step::Signing => FailureCode::Signing,
             Step::Coordinator => FailureCode::Coordinator,
@@ -66,7 +63,6 @@ impl Step {
             Step::Mpc => e.code().label(),
             Step::Refused => "refused",
             Step::Mesh => "mesh",
-            Step::Client => "client",
             Step::Node => "node",
             Step::Notarize => "notarize",
             Step::Signing => "signing",
@@ -236,10 +232,6 @@ async fn run_session(
         attested.insert(s.node_id, p.peer);
         streams.push((s.role, p.recv, p.send));
     }
-    let client = tokio::time::timeout(timeout, client_rx)
-        .await
-        .map_err(|_| Abort(Step::Client, proto("the client did not connect in time")))?
-        .map_err(|_| Abort(Step::Client, proto("the client's stream was dropped")))?;
     let mut committee = Vec::new();
     for id in seats
         .iter()
@@ -285,10 +277,21 @@ async fn run_session(
         rt.block_on(async move {
             let transport = StreamTransport::new(party, streams)
                 .map_err(|e| DaemonError::Net(e.to_string()))?;
-            let link = Link::over_stream(party, tokio::io::join(client.recv, client.send));
+            // The session starts with the mesh: the handshake is garbled while the client
+            // connects to the three nodes.
+            let link = async move {
+                let client = tokio::time::timeout(timeout, client_rx)
+                    .await
+                    .map_err(|_| LinkError::NotConnected("the client did not connect in time"))?
+                    .map_err(|_| LinkError::NotConnected("the client's stream was dropped"))?;
+                Ok(Link::over_stream(
+                    party,
+                    tokio::io::join(client.recv, client.send),
+                ))
+            };
             let mut rng = rand_chacha::ChaCha20Rng::from_rng(OsRng)
                 .map_err(|_| DaemonError::Protocol("no randomness".into()))?;
-            let mut c = run_node_committed(party, ncfg, transport, link, &mut rng)
+            let mut c = run_node_committed_early(party, ncfg, transport, link, None, &mut rng)
                 .await
                 .map_err(DaemonError::Tls)?;
             if !c.client_will_disclose() {

@@ -7,6 +7,13 @@
 //! `--node-processes` each node is a child process (this binary again) that talks to the
 //! other nodes and to the client over TCP on loopback, so each node's peak memory can be
 //! measured on its own.
+//!
+//! With `--link-latency-ms` (and `--node-mbps`, `--client-mbps`) every node↔node and
+//! client↔node message is delayed and paced; in one process each run is then paired with a
+//! run on the same network without the latency, and `rounds` is the difference of the
+//! medians divided by one round trip: the sequential round trips on the session's critical
+//! path. With `--warm` the client starts only once the nodes have garbled everything that
+//! needs no input (the time a session takes from a warm pool).
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -18,9 +25,9 @@ use clap::Parser;
 use mpc::spec::PartyId;
 use mpc::transport::Shaped;
 use mpc_tls::client::{run_client, ClientOutput};
-use mpc_tls::local::{fetch, LocalConfig};
+use mpc_tls::local::{fetch, join_nodes, LocalConfig, LocalNet, LocalOutput};
 use mpc_tls::net::{tcp, Wan};
-use mpc_tls::node::{run_node, NodeConfig};
+use mpc_tls::node::{run_node, run_node_committed_early, NodeConfig};
 use mpc_tls::server_auth::Roots;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -58,6 +65,11 @@ struct Args {
     /// unlimited).
     #[arg(long)]
     client_mbps: Option<f64>,
+    /// Start each session's nodes before its client, and start the client only once every
+    /// node has garbled what needs no input (a warm pool of one session): the times are then
+    /// the client's wait with the preprocessing done ahead.
+    #[arg(long)]
+    warm: bool,
     /// Internal: be node PARTY of a `--node-processes` benchmark (set by the parent).
     #[arg(long, hide = true)]
     as_node: Option<PartyId>,
@@ -203,10 +215,24 @@ async fn run(a: Args) -> anyhow::Result<()> {
         body: a.response,
         ..Behaviour::default()
     };
-    let (addr, server) = rustls_server(&p, b, a.runs + 1)?;
     let mut cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem)?);
     cfg.timeout = Duration::from_secs(a.timeout);
     cfg.wan = a.wan()?;
+    // Round trips: each run is paired with one on the same network without its latency
+    // (in one process only: node processes keep their shaping for all their sessions).
+    let no_latency = cfg
+        .wan
+        .filter(|w| !w.latency.is_zero() && !a.node_processes)
+        .map(|w| {
+            let mut c = cfg.clone();
+            c.wan = Some(Wan {
+                latency: Duration::ZERO,
+                ..w
+            });
+            c
+        });
+    let sessions = (a.runs + 1) * if no_latency.is_some() { 2 } else { 1 };
+    let (addr, server) = rustls_server(&p, b, sessions)?;
     let req = http_request(name, "/", a.request);
     let want = http_response(b);
 
@@ -219,6 +245,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
                 .args(["--as-node", &party.to_string()])
                 .args(["--runs", &a.runs.to_string()])
                 .args(["--timeout", &a.timeout.to_string()])
+                .args(a.warm.then_some("--warm"))
                 .args(a.wan_args())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -258,13 +285,18 @@ async fn run(a: Args) -> anyhow::Result<()> {
     }
 
     let mut rows = Vec::new();
+    let mut no_latency_totals = Vec::new();
     let mut first = None;
     for i in 0..=a.runs {
-        let (client, and_gates, node_bytes) = match &procs {
+        let (client, and_gates, node_bytes) = match &mut procs {
             None => {
-                let out = fetch(&cfg, name, addr, &req)
-                    .await
-                    .context("session failed")?;
+                let out = if a.warm {
+                    warm_fetch(&cfg, name, addr, &req).await?
+                } else {
+                    fetch(&cfg, name, addr, &req)
+                        .await
+                        .context("session failed")?
+                };
                 if let Some(n) = out.nodes.first() {
                     eprintln!("run {i}: node 0 {:?}", n.timings);
                 }
@@ -272,11 +304,21 @@ async fn run(a: Args) -> anyhow::Result<()> {
                 let bytes = out.nodes.iter().map(|n| n.node_bytes_sent).sum::<u64>();
                 (out.client, gates, bytes)
             }
-            Some((_, listener)) => (
-                remote_session(listener, &cfg, name, addr, &req).await?,
-                0,
-                0,
-            ),
+            Some((children, listener)) => {
+                if a.warm {
+                    for c in children.iter_mut() {
+                        let l = c.line()?;
+                        if l.trim() != "preprocessed" {
+                            bail!("a node process said {l:?} instead of being ready");
+                        }
+                    }
+                }
+                (
+                    remote_session(listener, &cfg, name, addr, &req).await?,
+                    0,
+                    0,
+                )
+            }
         };
         if client.response[..] != want[..] {
             bail!("run {i}: the decrypted response differs from what the provider sent");
@@ -295,6 +337,16 @@ async fn run(a: Args) -> anyhow::Result<()> {
             "run {i}: total {:.1} ms, handshake {:.1} ms, gap {:.1} ms",
             row.1, row.0, row.2
         );
+        if let Some(c0) = &no_latency {
+            let out = fetch(c0, name, addr, &req)
+                .await
+                .context("session without latency failed")?;
+            let t = out.client.stats.total.as_secs_f64() * 1e3;
+            eprintln!("run {i}: without latency: total {t:.1} ms");
+            if i > 0 {
+                no_latency_totals.push(t);
+            }
+        }
         if i == 0 {
             first = Some(row.1);
         } else {
@@ -328,6 +380,15 @@ async fn run(a: Args) -> anyhow::Result<()> {
     }
 
     let col = |f: fn(&Row) -> f64| median(rows.iter().map(f).collect());
+    // The latency's cost divided by one round trip: how many sequential round trips between
+    // the parties lie on the session's critical path.
+    let (no_latency_ms, rounds) = if no_latency.is_some() {
+        let t0 = median(no_latency_totals);
+        let extra = col(|r| r.1) - t0;
+        (Some(t0), Some(extra / (2.0 * a.link_latency_ms)))
+    } else {
+        (None, None)
+    };
     let json = serde_json::json!({
         "request": a.request,
         "response": a.response,
@@ -341,7 +402,10 @@ async fn run(a: Args) -> anyhow::Result<()> {
         "client_bytes_down": col(|r| r.6 as f64) as u64,
         "first_run_total_ms": first,
         "node_processes": a.node_processes,
+        "warm": a.warm,
         "link_latency_ms": a.link_latency_ms,
+        "total_ms_without_latency": no_latency_ms,
+        "rounds": rounds,
         "node_mbps": a.node_mbps,
         "client_mbps": a.client_mbps,
         "peak_rss_mib_per_node": per_node,
@@ -350,6 +414,65 @@ async fn run(a: Args) -> anyhow::Result<()> {
     });
     println!("{json}");
     Ok(())
+}
+
+/// One in-process session whose nodes start first: the client starts once all three have
+/// done their input-independent garbling.
+async fn warm_fetch(
+    cfg: &LocalConfig,
+    name: &str,
+    addr: SocketAddr,
+    req: &[u8],
+) -> anyhow::Result<LocalOutput> {
+    let LocalNet {
+        tcp,
+        mut client_links,
+        nodes,
+    } = LocalNet::connect(cfg, addr, None).await?;
+    let mut ready = Vec::new();
+    let tasks: Vec<_> = nodes
+        .into_iter()
+        .map(|n| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            ready.push(rx);
+            tokio::spawn(async move {
+                let mut rng = n.rng()?;
+                let link = n.link;
+                let c = run_node_committed_early(
+                    n.id,
+                    n.cfg,
+                    n.transport,
+                    async { Ok(link) },
+                    Some(tx),
+                    &mut rng,
+                )
+                .await?;
+                Ok::<_, mpc_tls::node::NodeError>(c.finish().await)
+            })
+        })
+        .collect();
+    for r in ready {
+        // A node that failed before it was ready reports its error below.
+        let _ = r.await;
+    }
+    let client = run_client(
+        name,
+        tcp,
+        &mut client_links,
+        req,
+        cfg.timeout,
+        &mut rand::rngs::OsRng,
+        false,
+    )
+    .await;
+    drop(client_links);
+    let nodes = join_nodes(tasks).await;
+    let client = client.context("session failed")?;
+    let nodes = nodes.map_err(|(node, e)| match e {
+        Some(e) => anyhow!("node {node}: {e}"),
+        None => anyhow!("node task {node} did not finish"),
+    })?;
+    Ok(LocalOutput { client, nodes })
 }
 
 /// The client's side of one session with node processes: accept each node's link (it
@@ -419,7 +542,29 @@ async fn node_process(party: PartyId, a: Args) -> anyhow::Result<()> {
             link = link.shaped(w.client());
         }
         let mut rng = rand_chacha::ChaCha20Rng::from_rng(rand::rngs::OsRng)?;
-        let report = run_node(party, cfg.clone(), transport, link, &mut rng).await?;
+        let report = if a.warm {
+            // Tell the parent once the input-independent garbling is done.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let tell = tokio::spawn(async move {
+                if rx.await.is_ok() {
+                    println!("preprocessed");
+                    let _ = std::io::stdout().flush();
+                }
+            });
+            let c = run_node_committed_early(
+                party,
+                cfg.clone(),
+                transport,
+                async { Ok(link) },
+                Some(tx),
+                &mut rng,
+            )
+            .await?;
+            let _ = tell.await;
+            c.finish().await
+        } else {
+            run_node(party, cfg.clone(), transport, link, &mut rng).await?
+        };
         result.and_gates.push(report.and_gates);
         result.node_bytes_sent.push(report.node_bytes_sent);
     }

@@ -18,14 +18,13 @@ use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
 use super::{
-    all_equal, apply_keystream, block_bits, unmask, xor_tags, ClientError, ClientOutput,
-    ClientStats, Gather,
+    apply_keystream, block_bits, unmask, xor_tags, ClientError, ClientOutput, ClientStats, Gather,
 };
 use crate::circuits::OPENED_KEY_BITS;
 use crate::codec::{encode_record, gcm_aad, join_gcm, split_gcm, ContentType, MAX_FRAGMENT};
 use crate::net::LinkError;
 use crate::proto::{
-    pack_bits, relay_hash, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS, RELAY_NODE,
+    pack_bits, relay_hash, OneCopy, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS, RELAY_NODE,
 };
 use crate::stream::{ServerEvent, ServerStream};
 
@@ -87,6 +86,10 @@ impl Phase {
     }
 }
 
+/// The client's second flight as one node sends it: ClientKeyExchange and the Finished
+/// ciphertext.
+type FlightCopy = OneCopy<(Vec<u8>, Vec<u8>)>;
+
 /// The phone's side of one MPC-TLS session, as a state machine. See the module doc.
 pub struct ClientSession<R> {
     rng: R,
@@ -106,11 +109,11 @@ pub struct ClientSession<R> {
     response: Vec<Vec<u8>>,
     server_hello_done_at: Option<Instant>,
     stats: ClientStats,
-    hello: Gather<Vec<u8>>,
-    fin: Gather<(Vec<u8>, Vec<u8>, [u8; 16])>,
-    req_ks: Gather<Vec<u8>>,
+    hello: Gather<OneCopy<Vec<u8>>>,
+    fin: Gather<(FlightCopy, [u8; 16])>,
+    req_ks: Gather<OneCopy<Vec<u8>>>,
     req_tags: Gather<Vec<[u8; 16]>>,
-    response_from: Gather<(Vec<u8>, Transcript)>,
+    response_from: Gather<(OneCopy<Vec<u8>>, OneCopy<Transcript>)>,
     request_cts: Vec<Vec<u8>>,
     resp_pads: Option<(ClientPads, usize)>,
     /// In [`Phase::Lost`]: the error the session ends with if no node's reason comes.
@@ -171,6 +174,14 @@ fn decrypt_response(key: &[u8], records: &[Vec<u8>]) -> Result<Zeroizing<Vec<u8>
         plain.extend_from_slice(&buf);
     }
     Ok(plain)
+}
+
+/// The value of a message every node sends the same, or [`ClientError::Disagree`].
+fn agree<T: serde::Serialize + PartialEq>(
+    copies: [OneCopy<T>; 3],
+    what: &'static str,
+) -> Result<T, ClientError> {
+    OneCopy::agree(copies).ok_or(ClientError::Disagree(what))
 }
 
 impl<R: RngCore + CryptoRng> ClientSession<R> {
@@ -431,35 +442,26 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
             ToClient::ClientHello(ch) => {
                 self.hello.put(node, ch, "ClientHello")?;
                 if let Some(all) = self.hello.take() {
-                    all_equal(&all, "the ClientHello")?;
+                    let hello = agree(all, "the ClientHello")?;
                     self.out.push_back(ClientTransmit::Provider(encode_record(
                         ContentType::Handshake,
-                        &all[0],
+                        &hello,
                     )));
                     self.phase = Phase::Flight;
                 }
                 Ok(())
             }
-            ToClient::ClientFinished {
-                client_key_exchange,
-                ciphertext,
-                tag_share,
-            } => {
-                self.fin.put(
-                    node,
-                    (client_key_exchange, ciphertext, tag_share),
-                    "Finished",
-                )?;
+            ToClient::ClientFinished { flight, tag_share } => {
+                self.fin.put(node, (flight, tag_share), "Finished")?;
                 if let Some(all) = self.fin.take() {
-                    let same = all.each_ref().map(|(k, c, _)| (k.clone(), c.clone()));
-                    all_equal(&same, "the client Finished")?;
-                    let tag = xor_tags(&all.each_ref().map(|x| x.2));
+                    let tag = xor_tags(&all.each_ref().map(|x| x.1));
+                    let (cke, fin_ct) = agree(all.map(|x| x.0), "the client Finished")?;
                     let flight = [
-                        encode_record(ContentType::Handshake, &all[0].0),
+                        encode_record(ContentType::Handshake, &cke),
                         encode_record(ContentType::ChangeCipherSpec, &[1]),
                         encode_record(
                             ContentType::Handshake,
-                            &join_gcm(&0u64.to_be_bytes(), &all[0].1, &tag),
+                            &join_gcm(&0u64.to_be_bytes(), &fin_ct, &tag),
                         ),
                     ]
                     .concat();
@@ -475,7 +477,8 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                 self.req_ks.put(node, b, "the request keystream")?;
                 if let Some(all) = self.req_ks.take() {
                     self.stats.handshake = now - self.start;
-                    let ks = unmask(&self.req_pads, all, self.req_bits)?;
+                    let masked = agree(all, "the masked keystream")?;
+                    let ks = unmask(&self.req_pads, masked, self.req_bits)?;
                     let records: Vec<&[u8]> = self.request.iter().map(|r| r.as_slice()).collect();
                     self.request_cts = apply_keystream(&records, &ks)
                         .ok_or(ClientError::Disagree("the request keystream's length"))?;
@@ -514,16 +517,16 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                 self.response_from
                     .put(node, (masked_key, transcript), "the response")?;
                 if let Some(all) = self.response_from.take() {
-                    let transcripts = all.each_ref().map(|x| x.1.clone());
-                    all_equal(&transcripts, "the transcript")?;
+                    let [a, b, c] = all;
+                    let transcript = agree([a.1, b.1, c.1], "the transcript")?;
+                    let masked = agree([a.0, b.0, c.0], "the opened key")?;
                     let Some((pads, width)) = &self.resp_pads else {
                         return Err(ClientError::Protocol {
                             node,
                             what: "a response before the close".into(),
                         });
                     };
-                    let [a, b, c] = all;
-                    let key = unmask(pads, [a.0, b.0, c.0], *width)?;
+                    let key = unmask(pads, masked, *width)?;
                     let plain = decrypt_response(&key, &self.response)?;
                     self.stats.total = now - self.start;
                     self.out.push_back(ClientTransmit::ProviderShutdown);
@@ -531,7 +534,7 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                     self.events
                         .push_back(ClientEvent::Done(Box::new(ClientOutput {
                             response: plain,
-                            transcript: a.1,
+                            transcript,
                             stats: self.stats,
                         })));
                 }
@@ -584,7 +587,8 @@ mod tests {
         s.handle_node_closed(0, now);
         assert!(s.poll_event().is_none(), "it waits for a reason");
         // Other messages while waiting change nothing.
-        let hello = postcard::to_stdvec(&ToClient::ClientHello(vec![1, 2, 3])).unwrap();
+        let hello =
+            postcard::to_stdvec(&ToClient::ClientHello(OneCopy::Whole(vec![1, 2, 3]))).unwrap();
         s.handle_node(1, &hello, now);
         assert!(s.poll_event().is_none());
         s.handle_node(2, &error(FailureCode::Provider, "none of our suites"), now);

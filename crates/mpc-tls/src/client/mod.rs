@@ -173,19 +173,18 @@ pub fn all_equal<T: PartialEq>(v: &[T; 3], what: &'static str) -> Result<(), Cli
     }
 }
 
+/// The client output of a masked value all three nodes agreed on (see
+/// [`crate::proto::OneCopy`]): the value XOR the client's three pads.
 fn unmask(
     pads: &ClientPads,
-    reports: [Vec<u8>; 3],
+    masked: Vec<u8>,
     width: usize,
 ) -> Result<Zeroizing<Vec<u8>>, ClientError> {
-    let mut r = Vec::with_capacity(3);
-    for (node, bytes) in reports.into_iter().enumerate() {
-        let bits = unpack_bits(&bytes, width).ok_or(ClientError::Protocol {
-            node: node as PartyId,
-            what: "masked keystream of the wrong width".into(),
-        })?;
-        r.push((node as PartyId, bits));
-    }
+    let bits = unpack_bits(&masked, width).ok_or(ClientError::Protocol {
+        node: crate::proto::RELAY_NODE,
+        what: "a masked value of the wrong width".into(),
+    })?;
+    let r: Vec<(PartyId, Vec<bool>)> = (0..3).map(|n| (n, bits.clone())).collect();
     let bits = pads
         .unmask(&r)
         .map_err(|_| ClientError::Disagree("the masked keystream"))?;

@@ -47,8 +47,8 @@ use crate::codec::{self, blocks_for, gcm_aad, split_gcm, Alert, ContentType, MAX
 use crate::handshake::{Flight, ServerError, ServerFlight};
 use crate::net::ch;
 use crate::proto::{
-    hash_record, pack_bits, relay_hash, unpack_bits, Failure, FailureCode, ToClient, ToNode,
-    Transcript, MAX_REQUEST_RECORDS, MAX_RESPONSE_RECORDS, RELAY_NODE,
+    hash_record, pack_bits, relay_hash, unpack_bits, Failure, FailureCode, OneCopy, ToClient,
+    ToNode, Transcript, MAX_REQUEST_RECORDS, MAX_RESPONSE_RECORDS, RELAY_NODE,
 };
 use crate::server_auth::verify_server;
 use crate::stream::{ServerEvent, ServerStream};
@@ -392,9 +392,12 @@ pub struct NodeSession<R> {
     cfg: NodeConfig,
     rng: R,
     state: State,
+    /// The garbled session; created with the session, so garbling the handshake runs
+    /// before (and while) the client arrives.
     party: Option<Party>,
-    /// Garbled-session messages that came before the party existed.
-    early_garbled: Vec<(PartyId, Vec<u8>)>,
+    /// The handshake's and the server Finished's executions, registered at creation and
+    /// taken by the Start step.
+    pre_execs: Option<(ExecId, ExecId)>,
     /// Control messages from each peer, in order.
     ctl: CtlInbox,
     /// The arithmetic sub-machines running, by channel.
@@ -599,13 +602,13 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
     /// Node `id`'s session, waiting for the client's Start. `now` starts the first timeout.
     pub fn new(id: PartyId, cfg: NodeConfig, rng: R, now: Instant) -> Self {
         let deadline = now + cfg.timeout;
-        NodeSession {
+        let mut s = NodeSession {
             id,
             cfg,
             rng,
             state: State::Start,
             party: None,
-            early_garbled: Vec::new(),
+            pre_execs: None,
             ctl: CtlInbox::new(id),
             arith: Vec::new(),
             early_peer: Vec::new(),
@@ -622,7 +625,34 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             timings: NodeTimings::default(),
             and_gates: 0,
             failed: false,
+        };
+        if let Err(e) = s.begin() {
+            s.fail(e);
         }
+        s
+    }
+
+    /// Creates the garbled session and registers the executions that depend on no input
+    /// (the handshake's key derivation and Finished messages, the server Finished check): the
+    /// garblers garble them, and ship their tables, as soon as the nodes are connected,
+    /// whether or not the client has arrived.
+    fn begin(&mut self) -> Result<(), NodeError> {
+        let mut party = Party::new(self.id, &mut self.rng).map_err(mpc_err)?;
+        let e_hs = party.preprocess(handshake_spec()?).map_err(mpc_err)?;
+        let e_sf = party
+            .preprocess(server_finished_spec(e_hs)?)
+            .map_err(mpc_err)?;
+        self.party = Some(party);
+        self.pre_execs = Some((e_hs, e_sf));
+        self.collect();
+        Ok(())
+    }
+
+    /// Whether this node's share of the input-independent garbling registered so far is
+    /// done (see [`Party::preprocessed`]): a session created ahead of its client can take
+    /// it as soon as this holds.
+    pub fn preprocessed(&self) -> bool {
+        self.party.as_ref().is_some_and(Party::preprocessed)
     }
 
     /// This node's id.
@@ -656,10 +686,9 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             return;
         }
         let r = match channel {
-            ch::GARBLED => match self.party.as_mut() {
-                Some(p) => p.handle_owned(from, bytes).map_err(mpc_err),
-                None => self.keep_early(|s| s.early_garbled.push((from, bytes))),
-            },
+            ch::GARBLED => self
+                .party()
+                .and_then(|p| p.handle_owned(from, bytes).map_err(mpc_err)),
             ch::CONTROL => self.ctl.push(from, &bytes),
             ch::RELAY if from == RELAY_NODE && self.id != RELAY_NODE => {
                 self.relay_in.push_back(bytes);
@@ -802,7 +831,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
     }
 
     fn keep_early(&mut self, keep: impl FnOnce(&mut Self)) -> Result<(), NodeError> {
-        if self.early_garbled.len() + self.early_peer.len() >= MAX_EARLY {
+        if self.early_peer.len() >= MAX_EARLY {
             return Err(usage("too many messages for steps not yet reached"));
         }
         keep(self);
@@ -1353,16 +1382,13 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             .ok_or_else(|| NodeError::Client("request pad has the wrong width".into()))?;
 
         // The garbled session: everything that does not depend on the server is garbled
-        // while the server is contacted.
+        // while the server is contacted (the handshake's part since the session began).
         self.since = self.now;
-        let mut party = Party::new(self.id, &mut self.rng).map_err(mpc_err)?;
-        for (from, b) in std::mem::take(&mut self.early_garbled) {
-            party.handle_owned(from, b).map_err(mpc_err)?;
-        }
-        let e_hs = party.preprocess(handshake_spec()?).map_err(mpc_err)?;
-        let e_sf = party
-            .preprocess(server_finished_spec(e_hs)?)
-            .map_err(mpc_err)?;
+        let (e_hs, e_sf) = self
+            .pre_execs
+            .take()
+            .ok_or_else(|| usage("the garbled session has not started"))?;
+        let party = self.party()?;
         let req_records: Vec<CtrRecord> = request_lens
             .iter()
             .map(|&len| CtrRecord { len, alert: false })
@@ -1373,7 +1399,6 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             let spec = ctr_spec(e_hs, hs_out::CLIENT_KEY, shape)?;
             req_execs.push((party.preprocess(spec).map_err(mpc_err)?, blocks, shape));
         }
-        self.party = Some(party);
 
         // 1. Client random and ECDH share, committed then revealed.
         let mut random = [0u8; 32];
@@ -1455,7 +1480,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         // 2. The ClientHello; the server's flight comes back through the client.
         let hello = codec::client_hello(&client_random, &k.s.server_name);
         let machine = ServerFlight::new(&hello);
-        self.send_client(&ToClient::ClientHello(hello));
+        self.send_client(&ToClient::ClientHello(OneCopy::from_node(self.id, hello)));
         self.timings.prepare = self.now - self.since;
         Ok(State::Flight(
             Box::new(Hello {
@@ -1582,8 +1607,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         let aad = gcm_aad(0, ContentType::Handshake, 16);
         let tag_share = ghash_tag(&cpow, &aad, &k.fin_ct, &k.fin_mask)?;
         self.send_client(&ToClient::ClientFinished {
-            client_key_exchange: k.cke,
-            ciphertext: k.fin_ct,
+            flight: OneCopy::from_node(self.id, (k.cke, k.fin_ct)),
             tag_share,
         });
         let Agreed {
@@ -1701,7 +1725,10 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             return Ok(Step::Moved(self.start_request_exec(app, run)?));
         }
         self.timings.request_exec = self.now - self.since;
-        self.send_client(&ToClient::RequestKeystream(pack_bits(&run.masked)));
+        self.send_client(&ToClient::RequestKeystream(OneCopy::from_node(
+            self.id,
+            pack_bits(&run.masked),
+        )));
         Ok(Step::Moved(State::RequestCiphertext(app, run.masks)))
     }
 
@@ -1942,8 +1969,8 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             close_notify: b.close_notify,
         };
         self.send_client(&ToClient::Response {
-            masked_key: pack_bits(masked_key),
-            transcript: transcript.clone(),
+            masked_key: OneCopy::from_node(self.id, pack_bits(masked_key)),
+            transcript: OneCopy::from_node(self.id, transcript.clone()),
         });
         let mut response = Vec::new();
         for (r, (_, p)) in b.records.iter().enumerate() {
@@ -2010,10 +2037,12 @@ mod tests {
         let (mut peers, mut client) = (Vec::new(), Vec::new());
         while let Some(t) = n.poll_transmit() {
             match t {
-                NodeTransmit::Peer { to, mut bytes } => {
-                    assert_eq!(bytes.pop(), Some(ch::CONTROL));
-                    peers.push((to, postcard::from_bytes(&bytes).unwrap()));
-                }
+                NodeTransmit::Peer { to, mut bytes } => match bytes.pop() {
+                    Some(ch::CONTROL) => peers.push((to, postcard::from_bytes(&bytes).unwrap())),
+                    // The garbled session starts with the session (seed commitment, tables).
+                    Some(ch::GARBLED) => {}
+                    c => panic!("a message on channel {c:?}"),
+                },
                 NodeTransmit::Client(b) => client.push(postcard::from_bytes(&b).unwrap()),
             }
         }
@@ -2084,6 +2113,42 @@ mod tests {
         let mut n = node(0, t);
         n.handle_peer(1, Vec::new(), t);
         assert_eq!(failed(&mut n).code(), FailureCode::Mpc);
+    }
+
+    /// The garbled session begins with the session: garbler 0's seed commitment goes out
+    /// before any client message, and the handshake is garbled as soon as the seed is set.
+    #[test]
+    fn garbling_starts_before_the_client_arrives() {
+        let t = Instant::now();
+        let mut n: Vec<_> = (0..3).map(|i| node(i, t)).collect();
+        assert!(n.iter().all(|s| !s.preprocessed()));
+        for _ in 0..50 {
+            let mut moved = false;
+            for i in 0..3 {
+                while n[i].poll_work(t).is_some() {
+                    moved = true;
+                }
+                while let Some(tx) = n[i].poll_transmit() {
+                    moved = true;
+                    let NodeTransmit::Peer { to, bytes } = tx else {
+                        panic!("a message to a client that has not arrived");
+                    };
+                    n[to as usize].handle_peer(i as PartyId, bytes, t);
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        assert!(n.iter().all(NodeSession::preprocessed));
+        assert!(
+            n.iter_mut().all(|s| s.poll_event().is_none()),
+            "nobody failed"
+        );
+        assert!(
+            n.iter().all(|s| s.and_gates > 0 || s.id == 2),
+            "the garblers garbled"
+        );
     }
 
     #[test]

@@ -278,11 +278,46 @@ where
         .await)
 }
 
+/// The node's end of the client link as the driver holds it: absent until the client
+/// arrives (a session can start before), with what the session said to the client meanwhile.
+struct ClientSlot {
+    link: Option<Link>,
+    held: Vec<Vec<u8>>,
+}
+
+impl ClientSlot {
+    fn send(&mut self, bytes: Vec<u8>) -> Result<(), LinkError> {
+        match self.link.as_mut() {
+            Some(l) => l.send_bytes(bytes),
+            None => {
+                self.held.push(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// The client arrived: what was held goes out first.
+    fn arrive(&mut self, mut link: Link) -> Result<(), LinkError> {
+        for b in std::mem::take(&mut self.held) {
+            link.send_bytes(b)?;
+        }
+        self.link = Some(link);
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> Result<Vec<u8>, LinkError> {
+        match self.link.as_mut() {
+            Some(l) => l.recv_bytes().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// Sends what the session queued; a failed send to a peer is reported to the session.
 async fn send_queued<T: Transport, R: RngCore + CryptoRng>(
     s: &mut NodeSession<R>,
     transport: &mut T,
-    link: &mut Link,
+    client: &mut ClientSlot,
 ) {
     while let Some(t) = s.poll_transmit() {
         match t {
@@ -292,7 +327,7 @@ async fn send_queued<T: Transport, R: RngCore + CryptoRng>(
                 }
             }
             NodeTransmit::Client(bytes) => {
-                if let Err(e) = link.send_bytes(bytes) {
+                if let Err(e) = client.send(bytes) {
                     s.handle_client_lost(e, Instant::now());
                 }
             }
@@ -312,29 +347,64 @@ async fn send_queued<T: Transport, R: RngCore + CryptoRng>(
 pub async fn run_node_committed<T, R>(
     id: PartyId,
     cfg: NodeConfig,
-    mut transport: T,
-    mut link: Link,
+    transport: T,
+    link: Link,
     rng: &mut R,
 ) -> Result<Committed<T>, NodeError>
 where
     T: Transport + 'static,
     R: RngCore + CryptoRng + Send,
 {
+    run_node_committed_early(id, cfg, transport, async { Ok(link) }, None, rng).await
+}
+
+/// [`run_node_committed`] for a session that starts before its client arrives: the nodes
+/// garble the handshake's input-independent executions as soon as they are connected to each
+/// other, while `link` (the client's arrival) is pending. `preprocessed`, if given, is told
+/// once this node's share of that work is done (a pool of sessions ready for clients, or a
+/// benchmark of one). The session's timeout runs meanwhile: a client that does not arrive
+/// in time ends it.
+pub async fn run_node_committed_early<T, R, F>(
+    id: PartyId,
+    cfg: NodeConfig,
+    mut transport: T,
+    link: F,
+    mut preprocessed: Option<tokio::sync::oneshot::Sender<()>>,
+    rng: &mut R,
+) -> Result<Committed<T>, NodeError>
+where
+    T: Transport + 'static,
+    R: RngCore + CryptoRng + Send,
+    F: std::future::Future<Output = Result<Link, LinkError>>,
+{
     let timeout = cfg.timeout;
     let time = cfg.time;
     let mut s = NodeSession::new(id, cfg, rng, Instant::now());
+    let mut client = ClientSlot {
+        link: None,
+        held: Vec::new(),
+    };
+    let mut arriving = std::pin::pin!(link);
+    let mut waiting = true;
     loop {
         loop {
-            send_queued(&mut s, &mut transport, &mut link).await;
+            send_queued(&mut s, &mut transport, &mut client).await;
             if s.poll_work(Instant::now()).is_none() {
                 break;
+            }
+        }
+        if preprocessed.is_some() && s.preprocessed() {
+            if let Some(tx) = preprocessed.take() {
+                let _ = tx.send(());
             }
         }
         match s.poll_event() {
             Some(NodeEvent::Committed) => break,
             Some(NodeEvent::Failed(e)) => {
-                send_queued(&mut s, &mut transport, &mut link).await;
-                let _ = tokio::time::timeout(timeout, link.close()).await;
+                send_queued(&mut s, &mut transport, &mut client).await;
+                if let Some(link) = client.link.as_mut() {
+                    let _ = tokio::time::timeout(timeout, link.close()).await;
+                }
                 transport.close(failure_linger(timeout)).await;
                 return Err(e);
             }
@@ -346,7 +416,13 @@ where
                 Ok((from, bytes)) => s.handle_peer(from, bytes, Instant::now()),
                 Err(e) => s.handle_peer_lost(e, Instant::now()),
             },
-            r = link.recv_bytes() => match r {
+            r = &mut arriving, if waiting => {
+                waiting = false;
+                if let Err(e) = r.and_then(|l| client.arrive(l)) {
+                    s.handle_client_lost(e, Instant::now());
+                }
+            },
+            r = client.recv() => match r {
                 Ok(bytes) => s.handle_client(&bytes, Instant::now()),
                 Err(e) => s.handle_client_lost(e, Instant::now()),
             },
@@ -355,6 +431,9 @@ where
             }
         }
     }
+    let link = client
+        .link
+        .ok_or_else(|| usage("a session committed without its client"))?;
     let Some(parts) = s.into_committed() else {
         return Err(usage("a committed session could not be taken over"));
     };
