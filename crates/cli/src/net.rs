@@ -375,7 +375,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             response,
             Duration::ZERO,
         )?;
-        progress.step(format!("demo JSON provider on {} (own CA)", provider.addr));
+        progress.step(format!("{what} on {} (own CA)", provider.addr));
         let coord = coordinator::start(coordinator::Config {
             listen: "127.0.0.1:0".into(),
             state_dir: work.path().join("coordinator"),

@@ -338,9 +338,13 @@ async fn run(a: Args) -> anyhow::Result<()> {
             row.1, row.0, row.2
         );
         if let Some(c0) = &no_latency {
-            let out = fetch(c0, name, addr, &req)
-                .await
-                .context("session without latency failed")?;
+            let out = if a.warm {
+                warm_fetch(c0, name, addr, &req).await?
+            } else {
+                fetch(c0, name, addr, &req)
+                    .await
+                    .context("session without latency failed")?
+            };
             let t = out.client.stats.total.as_secs_f64() * 1e3;
             eprintln!("run {i}: without latency: total {t:.1} ms");
             if i > 0 {

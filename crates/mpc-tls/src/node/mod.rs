@@ -335,6 +335,44 @@ async fn send_queued<T: Transport, R: RngCore + CryptoRng>(
     }
 }
 
+/// The output of `f` if it is ready at once (`f` must be cancel-safe: it is dropped if not).
+fn ready_now<F: std::future::Future>(f: F) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(f).poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// Feeds the session whatever has already arrived, without waiting, before its next unit of
+/// heavy work: a unit can be a whole execution's garbling, and an input that moves the
+/// protocol on (the client's Start, a peer's commitment) should not wait behind it. Returns
+/// whether it fed anything.
+fn take_ready<T: Transport, R: RngCore + CryptoRng>(
+    s: &mut NodeSession<R>,
+    transport: &mut T,
+    client: &mut ClientSlot,
+) -> bool {
+    let mut fed = false;
+    while !s.is_over() {
+        if let Some(r) = ready_now(transport.recv()) {
+            match r {
+                Ok((from, bytes)) => s.handle_peer(from, bytes, Instant::now()),
+                Err(e) => s.handle_peer_lost(e, Instant::now()),
+            }
+        } else if let Some(r) = ready_now(client.recv()) {
+            match r {
+                Ok(bytes) => s.handle_client(&bytes, Instant::now()),
+                Err(e) => s.handle_client_lost(e, Instant::now()),
+            }
+        } else {
+            break;
+        }
+        fed = true;
+    }
+    fed
+}
+
 /// Runs one node until the session is committed (the response verified and relayed, the
 /// transcript agreed and sent to the client) and returns it still open, with both traffic
 /// keys on the wires of its garbled-circuit session, for a computation over the committed
@@ -389,6 +427,10 @@ where
     loop {
         loop {
             send_queued(&mut s, &mut transport, &mut client).await;
+            if take_ready(&mut s, &mut transport, &mut client) {
+                // What it queued goes out before the next work.
+                continue;
+            }
             if s.poll_work(Instant::now()).is_none() {
                 break;
             }
