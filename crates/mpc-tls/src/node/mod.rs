@@ -337,7 +337,12 @@ async fn send_queued<T: Transport, R: RngCore + CryptoRng>(
 
 /// The output of `f` if it is ready at once (`f` must be cancel-safe: it is dropped if not).
 fn ready_now<F: std::future::Future>(f: F) -> Option<F::Output> {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    let mut cx = std::task::Context::from_waker(&waker);
     match std::pin::pin!(f).poll(&mut cx) {
         std::task::Poll::Ready(v) => Some(v),
         std::task::Poll::Pending => None,
