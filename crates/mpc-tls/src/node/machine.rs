@@ -1972,13 +1972,18 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             masked_key: OneCopy::from_node(self.id, pack_bits(masked_key)),
             transcript: OneCopy::from_node(self.id, transcript.clone()),
         });
-        let mut response = Vec::new();
-        for (r, (_, p)) in b.records.iter().enumerate() {
-            if !b.layout[r].alert {
-                let f = split_gcm(p)?;
+        // The relayed records become the committed ones in place (explicit nonce and tag
+        // cut off), so the response is never held twice.
+        let mut response = Vec::with_capacity(b.records.len());
+        for (r, (_, mut p)) in b.records.into_iter().enumerate() {
+            if b.layout.get(r).is_some_and(|l| !l.alert) {
+                let explicit = split_gcm(&p)?.explicit;
+                p.truncate(p.len() - crate::codec::TAG);
+                p.drain(..crate::codec::EXPLICIT_NONCE);
+                p.shrink_to_fit();
                 response.push(CommittedRecord {
-                    explicit: f.explicit,
-                    ciphertext: f.ciphertext.to_vec(),
+                    explicit,
+                    ciphertext: p,
                 });
             }
         }
