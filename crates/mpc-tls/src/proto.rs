@@ -35,14 +35,15 @@ pub fn unpack_bits(bytes: &[u8], width: usize) -> Option<Vec<bool>> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ToNode {
     /// Opens a session: the provider's name, the byte lengths of the request records (each at
-    /// most 16 KiB), and this node's pad for the request keystream (Σ lengths × 8 bits).
+    /// most 16 KiB), and the seed of this node's pad for the request keystream (whole AES
+    /// blocks per record, expanded with `mpc::client::pad_from_seed`).
     Start {
         /// The TLS server name (SNI and certificate check).
         server_name: String,
         /// Request record lengths.
         request_records: Vec<u32>,
-        /// This node's pad, packed.
-        request_pad: Vec<u8>,
+        /// The seed of this node's pad.
+        request_pad_seed: [u8; 32],
         /// Whether the client will ask for a computation on the committed session after the
         /// response (a disclosure), so the nodes keep it open.
         disclose: bool,

@@ -206,7 +206,12 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
             .collect();
         // Keystream comes in whole AES blocks per record; each record uses its first bytes.
         let req_bits = block_bits(request.iter().map(|c| c.len()));
-        let req_pads = ClientPads::random(req_bits, &mut rng);
+        // One seed per node: each node gets 32 bytes instead of its whole pad.
+        let mut seeds = Zeroizing::new([[0u8; 32]; 3]);
+        for s in seeds.iter_mut() {
+            rng.fill_bytes(s);
+        }
+        let req_pads = ClientPads::from_seeds(&seeds, req_bits);
         let mut s = ClientSession {
             rng,
             timeout,
@@ -237,7 +242,7 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
             let m = ToNode::Start {
                 server_name: server_name.to_string(),
                 request_records: s.request.iter().map(|c| c.len() as u32).collect(),
-                request_pad: pack_bits(&s.req_pads.for_node(node)),
+                request_pad_seed: seeds[node as usize],
                 disclose: keep_open,
             };
             s.send(node, &m)?;

@@ -1356,7 +1356,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         let ToNode::Start {
             server_name,
             request_records,
-            request_pad,
+            request_pad_seed,
             disclose,
         } = m
         else {
@@ -1378,8 +1378,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         }
         // Keystream travels in whole blocks; the client uses each record's first bytes.
         let request_bits: usize = request_lens.iter().map(|&l| blocks_for(l) * 128).sum();
-        let request_pad = unpack_bits(&request_pad, request_bits)
-            .ok_or_else(|| NodeError::Client("request pad has the wrong width".into()))?;
+        let request_pad = mpc::client::pad_from_seed(&request_pad_seed, request_bits);
 
         // The garbled session: everything that does not depend on the server is garbled
         // while the server is contacted (the handshake's part since the session began).
