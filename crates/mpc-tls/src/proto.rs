@@ -51,7 +51,8 @@ pub enum ToNode {
     /// Bytes read from the provider's TCP connection, unchanged: sent to the relay node
     /// ([`RELAY_NODE`]) only, which forwards them to the other nodes.
     ServerBytes(Vec<u8>),
-    /// The request records' ciphertexts, encrypted by the client with its keystream.
+    /// The request records' ciphertexts, encrypted by the client with its keystream: sent
+    /// to the relay node only, which forwards their encoding to the other nodes.
     RequestCiphertext(Vec<Vec<u8>>),
     /// The provider closed (after close_notify or another alert, or at end of stream): this
     /// node's pad for the server write key opened to the client
@@ -65,16 +66,28 @@ pub enum ToNode {
     /// After the response, for what runs on the committed session (the disclosure): an
     /// opaque message that layer defines and decodes itself.
     After(Vec<u8>),
-    /// To every node but the relay node, for each chunk of provider bytes the client sent
-    /// the relay node: its length and the client's running hash after it ([`relay_hash`]).
-    /// The node checks the chunk the relay node forwards against it, so a relay node cannot
-    /// alter what it forwards, and the client uploads each provider byte once.
+    /// To every node but the relay node, for each chunk the client sent the relay node
+    /// instead (provider bytes, or the request ciphertext's encoding): its length and the
+    /// client's running hash after it ([`relay_hash`]). The node checks the chunk the relay
+    /// node forwards against it, so a relay node cannot alter what it forwards, and the
+    /// client uploads each byte once.
     Relayed {
+        /// What the chunk is.
+        kind: RelayKind,
         /// The chunk's length.
         len: u32,
         /// The running hash after the chunk.
         hash: [u8; 32],
     },
+}
+
+/// What a relayed chunk carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayKind {
+    /// Bytes from the provider ([`ToNode::ServerBytes`]).
+    ServerBytes,
+    /// The encoding of a [`ToNode::RequestCiphertext`]'s records.
+    RequestCiphertext,
 }
 
 /// The node the client sends the provider's bytes to; it forwards them to the others.

@@ -246,6 +246,47 @@ fn a_relay_node_that_alters_what_it_forwards_is_caught() {
     assert_relay_caught(&out);
 }
 
+/// The request ciphertext goes up once too, to the relay node, which forwards it. A relay
+/// node that alters the forwarded copy, or a client that sends the relay node another
+/// ciphertext than it hashed for the others, is caught before the request reaches the
+/// provider.
+#[test]
+fn an_altered_request_ciphertext_on_either_leg_is_caught() {
+    for leg in ["relay node", "client"] {
+        let mut armed = false;
+        let hook: Hook = Box::new(move |route, bytes| {
+            match route {
+                Route::ClientToNode(0) => {
+                    if let Ok(ToNode::RequestCiphertext(mut cts)) = postcard::from_bytes(bytes) {
+                        if leg == "client" {
+                            cts[0][0] ^= 1;
+                            *bytes = postcard::to_stdvec(&ToNode::RequestCiphertext(cts)).unwrap();
+                        } else {
+                            armed = true;
+                        }
+                    }
+                }
+                Route::Peer { from: 0, to: 2 } if armed && bytes.last() == Some(&ch::RELAY) => {
+                    armed = false;
+                    let at = bytes.len() - 2;
+                    bytes[at] ^= 1;
+                }
+                _ => {}
+            }
+            true
+        });
+        let out = run(several_records(), hook);
+        let nodes = out.node_errors();
+        assert!(
+            nodes
+                .iter()
+                .any(|e| e.contains("disagree about the request ciphertext")),
+            "{leg}: {nodes:?}"
+        );
+        assert!(out.served_request.is_empty(), "{leg}");
+    }
+}
+
 #[test]
 fn each_provider_byte_goes_up_once() {
     let mut to_nodes = [0usize; 3];

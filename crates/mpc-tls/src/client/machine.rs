@@ -24,7 +24,8 @@ use crate::circuits::OPENED_KEY_BITS;
 use crate::codec::{encode_record, gcm_aad, join_gcm, split_gcm, ContentType, MAX_FRAGMENT};
 use crate::net::LinkError;
 use crate::proto::{
-    pack_bits, relay_hash, OneCopy, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS, RELAY_NODE,
+    pack_bits, relay_hash, OneCopy, RelayKind, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS,
+    RELAY_NODE,
 };
 use crate::stream::{ServerEvent, ServerStream};
 
@@ -360,10 +361,6 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
         Ok(())
     }
 
-    fn broadcast(&mut self, m: &ToNode) -> Result<(), ClientError> {
-        (0..3).try_for_each(|n| self.send(n, m))
-    }
-
     fn on_provider(&mut self, bytes: &[u8], now: Instant) -> Result<(), ClientError> {
         if !self.wants_provider_bytes() {
             if bytes.is_empty() {
@@ -384,6 +381,7 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                     ToNode::ServerBytes(bytes.to_vec())
                 } else {
                     ToNode::Relayed {
+                        kind: RelayKind::ServerBytes,
                         len: bytes.len() as u32,
                         hash: self.relay_chain,
                     }
@@ -487,8 +485,22 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                     let records: Vec<&[u8]> = self.request.iter().map(|r| r.as_slice()).collect();
                     self.request_cts = apply_keystream(&records, &ks)
                         .ok_or(ClientError::Disagree("the request keystream's length"))?;
-                    let m = ToNode::RequestCiphertext(self.request_cts.clone());
-                    self.broadcast(&m)?;
+                    // Once, to the relay node; the others check its forwarded copy.
+                    let enc = postcard::to_stdvec(&self.request_cts)
+                        .map_err(|_| LinkError::Decode("client"))?;
+                    self.relay_chain = relay_hash(&self.relay_chain, &enc);
+                    for node in 0..3u8 {
+                        let m = if node == RELAY_NODE {
+                            ToNode::RequestCiphertext(self.request_cts.clone())
+                        } else {
+                            ToNode::Relayed {
+                                kind: RelayKind::RequestCiphertext,
+                                len: enc.len() as u32,
+                                hash: self.relay_chain,
+                            }
+                        };
+                        self.send(node, &m)?;
+                    }
                     self.phase = Phase::Data;
                 }
                 Ok(())

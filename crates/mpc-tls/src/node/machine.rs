@@ -47,8 +47,8 @@ use crate::codec::{self, blocks_for, gcm_aad, split_gcm, Alert, ContentType, MAX
 use crate::handshake::{Flight, ServerError, ServerFlight};
 use crate::net::ch;
 use crate::proto::{
-    hash_record, pack_bits, relay_hash, unpack_bits, Failure, FailureCode, OneCopy, ToClient,
-    ToNode, Transcript, MAX_REQUEST_RECORDS, MAX_RESPONSE_RECORDS, RELAY_NODE,
+    hash_record, pack_bits, relay_hash, unpack_bits, Failure, FailureCode, OneCopy, RelayKind,
+    ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS, MAX_RESPONSE_RECORDS, RELAY_NODE,
 };
 use crate::server_auth::verify_server;
 use crate::stream::{ServerEvent, ServerStream};
@@ -719,10 +719,18 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         }
         let r = match postcard::from_bytes::<ToNode>(bytes) {
             Ok(m) => {
-                // The relay node forwards the provider's bytes at once, whatever its step.
-                if let (ToNode::ServerBytes(b), RELAY_NODE) = (&m, self.id) {
-                    let mut fwd = Vec::with_capacity(b.len() + 1);
-                    fwd.extend_from_slice(b);
+                // The relay node forwards the provider's bytes and the request ciphertext
+                // at once, whatever its step.
+                let fwd = match (&m, self.id) {
+                    (ToNode::ServerBytes(b), RELAY_NODE) => {
+                        let mut fwd = Vec::with_capacity(b.len() + 1);
+                        fwd.extend_from_slice(b);
+                        Some(fwd)
+                    }
+                    (ToNode::RequestCiphertext(cts), RELAY_NODE) => postcard::to_stdvec(cts).ok(),
+                    _ => None,
+                };
+                if let Some(mut fwd) = fwd {
                     fwd.push(ch::RELAY);
                     let [p, q] = peers(self.id);
                     self.out.push_back(NodeTransmit::Peer {
@@ -976,26 +984,43 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
     /// they match the client's hash (`Ok(None)` while the forwarded bytes have not come).
     fn pull_client(&mut self) -> Result<Option<ToNode>, NodeError> {
         match self.client_in.front() {
-            Some(&ToNode::Relayed { len, hash }) if self.id != RELAY_NODE => {
+            Some(&ToNode::Relayed { kind, len, hash }) if self.id != RELAY_NODE => {
                 let Some(chunk) = self.relay_in.pop_front() else {
                     return Ok(None);
                 };
                 self.client_in.pop_front();
                 let next = relay_hash(&self.relay_chain, &chunk);
                 if chunk.len() != len as usize || !bool::from(next.ct_eq(&hash)) {
-                    return Err(NodeError::Inconsistent(
-                        "the provider's bytes (the relay node's copy and the client's hash differ)",
-                    ));
+                    return Err(NodeError::Inconsistent(match kind {
+                        RelayKind::ServerBytes => {
+                            "the provider's bytes (the relay node's copy and the client's hash differ)"
+                        }
+                        RelayKind::RequestCiphertext => {
+                            "the request ciphertext (the relay node's copy and the client's hash differ)"
+                        }
+                    }));
                 }
                 self.relay_chain = next;
-                Ok(Some(ToNode::ServerBytes(chunk)))
+                Ok(Some(match kind {
+                    RelayKind::ServerBytes => ToNode::ServerBytes(chunk),
+                    // The client hashed this encoding, so it decodes (or the client lied).
+                    RelayKind::RequestCiphertext => {
+                        ToNode::RequestCiphertext(postcard::from_bytes(&chunk).map_err(|_| {
+                            NodeError::Client("an undecodable request ciphertext".into())
+                        })?)
+                    }
+                }))
             }
             Some(ToNode::Relayed { .. }) => Err(NodeError::Client(
                 "sent the relay node a hash instead of the provider's bytes".into(),
             )),
-            Some(ToNode::ServerBytes(_)) if self.id != RELAY_NODE => Err(NodeError::Client(
-                "sent provider bytes to a node that is not the relay".into(),
-            )),
+            Some(ToNode::ServerBytes(_) | ToNode::RequestCiphertext(_))
+                if self.id != RELAY_NODE =>
+            {
+                Err(NodeError::Client(
+                    "sent the relay node's share of the upload to another node".into(),
+                ))
+            }
             _ => Ok(self.client_in.pop_front()),
         }
     }
@@ -1251,7 +1276,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 Some(got) => Moved(self.on_finished_tag(*f, *rec, got)?),
             },
             State::Request(app, run) => self.step_request(app, run)?,
-            State::RequestCiphertext(app, masks) => match self.client_in.pop_front() {
+            State::RequestCiphertext(app, masks) => match self.pull_client()? {
                 None => Wait(State::RequestCiphertext(app, masks)),
                 Some(ToNode::RequestCiphertext(cts)) => {
                     Moved(self.on_request_ciphertext(app, &masks, cts)?)
