@@ -295,6 +295,19 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// The plan of nothing: what a completed execution keeps in place of its own.
+    pub(crate) fn empty() -> Plan {
+        Plan {
+            vws: [Vec::new(), Vec::new()],
+            ewires: Vec::new(),
+            slots: [Vec::new(), Vec::new(), Vec::new()],
+            inputs: Vec::new(),
+            pads: Vec::new(),
+            public: Vec::new(),
+            n_public: 0,
+        }
+    }
+
     pub(crate) fn new(spec: &ExecSpec) -> Plan {
         let mut p = Plan {
             vws: [Vec::new(), Vec::new()],

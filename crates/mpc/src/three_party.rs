@@ -941,7 +941,7 @@ impl Party {
             }
             (g, EVALUATOR, m @ Msg::InputShares { exec, .. }) if g < 2 => {
                 let x = &mut self.execs[exec as usize];
-                if x.g.eshares.is_some() {
+                if x.g.eshares.is_some() || x.g.revealed {
                     return Err(unexpected(&m));
                 }
                 let Msg::InputShares { bits, .. } = m else {
@@ -1268,6 +1268,7 @@ impl Party {
         values.iter_mut().for_each(Zeroize::zeroize);
         x.g.revealed = true;
         x.output = Some(outputs);
+        x.release();
         Ok(())
     }
 
@@ -1456,7 +1457,42 @@ impl Party {
         x.public = None;
         x.e.garbled = None;
         x.output = Some(outputs);
+        x.release();
         Ok(circuit.and_count())
+    }
+
+    /// How many wire labels this party still holds over all executions (input, public and
+    /// output labels): what a long session's memory grows with.
+    pub fn held_labels(&self) -> usize {
+        self.execs
+            .iter()
+            .map(|x| {
+                x.g.vw_zero.iter().map(|v| v.len()).sum::<usize>()
+                    + x.g.pub_zero.len()
+                    + x.g.out_zero.len()
+                    + x.e.out.len()
+            })
+            .sum()
+    }
+}
+
+impl Exec {
+    /// Frees what a completed execution no longer needs: its plan, its input-side labels
+    /// and values, and its output labels unless a later execution may take a kept group
+    /// from them. Messages for it after this are refused as before (each handler checks
+    /// that its step is still open first).
+    fn release(&mut self) {
+        self.plan = Plan::empty();
+        self.g.vw_zero = Default::default();
+        self.g.coms = Vec::new();
+        self.g.pub_zero = Default::default();
+        self.g.own = None;
+        self.g.eshares = None;
+        self.e.values = None;
+        if !self.spec.outputs().iter().any(|g| g.to == OutputTo::Keep) {
+            self.g.out_zero = Default::default();
+            self.e.out = Default::default();
+        }
     }
 }
 

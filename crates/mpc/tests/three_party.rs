@@ -190,6 +190,10 @@ fn aes_all_parties_learn_the_ciphertext() {
         }
     }
     assert!(net.errors.iter().all(Option::is_none));
+    // Completed executions with no kept output release every label they held.
+    for (p, party) in net.parties.iter().enumerate() {
+        assert_eq!(party.held_labels(), 0, "party {p}");
+    }
 }
 
 #[test]
