@@ -398,6 +398,9 @@ pub struct NodeSession<R> {
     /// The handshake's and the server Finished's executions, registered at creation and
     /// taken by the Start step.
     pre_execs: Option<(ExecId, ExecId)>,
+    /// This node's client-random contribution, ECDH scalar and public share, committed to
+    /// at creation and taken by the Start step.
+    share: Option<([u8; 32], Zeroizing<Scalar>, Vec<u8>)>,
     /// Control messages from each peer, in order.
     ctl: CtlInbox,
     /// The arithmetic sub-machines running, by channel.
@@ -609,6 +612,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             state: State::Start,
             party: None,
             pre_execs: None,
+            share: None,
             ctl: CtlInbox::new(id),
             arith: Vec::new(),
             early_peer: Vec::new(),
@@ -645,6 +649,20 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         self.party = Some(party);
         self.pre_execs = Some((e_hs, e_sf));
         self.collect();
+        // 1. Client random and ECDH share, committed now (neither depends on the client, so
+        // the commitments cross while the client arrives) and revealed after its Start.
+        let mut random = [0u8; 32];
+        self.rng
+            .try_fill_bytes(&mut random)
+            .map_err(|_| NodeError::Random)?;
+        let scalar = Zeroizing::new(Scalar::random(&mut self.rng));
+        let point = (ProjectivePoint::GENERATOR * *scalar)
+            .to_affine()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        self.send_ctl(&Ctl::Commit(commitment(self.id, &random, &point)));
+        self.share = Some((random, scalar, point));
         Ok(())
     }
 
@@ -1424,18 +1442,11 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             req_execs.push((party.preprocess(spec).map_err(mpc_err)?, blocks, shape));
         }
 
-        // 1. Client random and ECDH share, committed then revealed.
-        let mut random = [0u8; 32];
-        self.rng
-            .try_fill_bytes(&mut random)
-            .map_err(|_| NodeError::Random)?;
-        let scalar = Zeroizing::new(Scalar::random(&mut self.rng));
-        let point = (ProjectivePoint::GENERATOR * *scalar)
-            .to_affine()
-            .to_encoded_point(false)
-            .as_bytes()
-            .to_vec();
-        self.send_ctl(&Ctl::Commit(commitment(self.id, &random, &point)));
+        // 1. The client random and ECDH shares committed at creation are revealed next.
+        let (random, scalar, point) = self
+            .share
+            .take()
+            .ok_or_else(|| usage("the ECDH share was not committed"))?;
         Ok(State::Commit(Box::new(Keying {
             s: Setup {
                 server_name,
@@ -2078,6 +2089,16 @@ mod tests {
         (peers, client)
     }
 
+    /// A node whose opening messages (its ECDH commitment to each peer) are already taken.
+    fn fresh(id: PartyId, now: Instant) -> NodeSession<ChaCha20Rng> {
+        let mut n = node(id, now);
+        let (peers, client) = drain(&mut n);
+        assert_eq!(peers.len(), 2, "a commitment to each peer");
+        assert!(peers.iter().all(|(_, m)| matches!(m, Ctl::Commit(_))));
+        assert!(client.is_empty());
+        n
+    }
+
     fn failed(n: &mut NodeSession<ChaCha20Rng>) -> NodeError {
         match n.poll_event() {
             Some(NodeEvent::Failed(e)) => e,
@@ -2088,7 +2109,7 @@ mod tests {
     #[test]
     fn a_client_message_out_of_order_fails_and_tells_everyone() {
         let t = Instant::now();
-        let mut n = node(1, t);
+        let mut n = fresh(1, t);
         let m = postcard::to_stdvec(&ToNode::RequestCiphertext(vec![vec![1]])).unwrap();
         n.handle_client(&m, t);
         let e = failed(&mut n);
@@ -2109,7 +2130,7 @@ mod tests {
     #[test]
     fn a_peers_abort_ends_the_session_without_an_echo() {
         let t = Instant::now();
-        let mut n = node(0, t);
+        let mut n = fresh(0, t);
         let why = Failure::new(FailureCode::Provider, "the provider sent garbage");
         n.handle_peer(2, ctl(&Ctl::Abort(why.clone())), t);
         match failed(&mut n) {
