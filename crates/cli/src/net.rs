@@ -341,23 +341,18 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             } else {
                 args.reveal_range.clone()
             };
-            let mut head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )
-            .into_bytes();
             let what = format!(
                 "demo provider serving {} ({} bytes)",
                 path.display(),
                 body.len()
             );
-            head.extend_from_slice(&body);
+            let response = tessera_provider::ok_response("application/octet-stream", &body);
             let sel = Options {
                 reveal_range: ranges,
                 ..Default::default()
             }
             .selection()?;
-            (head, sel, what)
+            (response, sel, what)
         }
     };
     let rt = runtime()?;

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::client::{run_client, ClientError, ClientOutput};
 use crate::net::{links, ClientLinks, Link, Recording, Tap, Wan};
-use crate::node::{run_node, NodeConfig, NodeError, NodeReport};
+use crate::node::{run_node_committed_early, NodeConfig, NodeError, NodeReport};
 use crate::server_auth::Roots;
 
 /// Settings for [`fetch`].
@@ -27,6 +27,9 @@ pub struct LocalConfig {
     /// A simulated wide-area network between the parties (benchmarks); `None`: in-memory
     /// links with no delay.
     pub wan: Option<Wan>,
+    /// Start the client only once every node has done its input-independent garbling (a
+    /// session from a warm pool, for benchmarks); otherwise all start together.
+    pub warm: bool,
 }
 
 impl LocalConfig {
@@ -41,6 +44,7 @@ impl LocalConfig {
             time,
             timeout: Duration::from_secs(30),
             wan: None,
+            warm: false,
         }
     }
 }
@@ -106,15 +110,34 @@ pub async fn fetch_recorded(
         mut client_links,
         nodes,
     } = LocalNet::connect(cfg, addr, recordings).await?;
+    let mut ready = Vec::new();
     let tasks: Vec<_> = nodes
         .into_iter()
         .map(|n| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            ready.push(rx);
             tokio::spawn(async move {
                 let mut rng = n.rng()?;
-                run_node(n.id, n.cfg, n.transport, n.link, &mut rng).await
+                let link = n.link;
+                let c = run_node_committed_early(
+                    n.id,
+                    n.cfg,
+                    n.transport,
+                    async { Ok(link) },
+                    Some(tx),
+                    &mut rng,
+                )
+                .await?;
+                Ok(c.finish().await)
             })
         })
         .collect();
+    if cfg.warm {
+        for r in ready {
+            // A node that fails before it is ready reports its error below.
+            let _ = r.await;
+        }
+    }
     let client = run_client(
         server_name,
         tcp,

@@ -103,19 +103,24 @@ fn node_opening_a_different_commitment_aborts_the_session() {
     out.client_error();
 }
 
-#[test]
-fn node_with_a_bad_masked_keystream_is_refused_by_the_client() {
-    let hook: Hook = Box::new(|route, bytes| {
-        if route == Route::NodeToClient(2) {
-            if let Ok(ToClient::RequestKeystream(mut k)) = postcard::from_bytes(bytes) {
-                match &mut k {
-                    OneCopy::Whole(v) => v[0] ^= 1,
-                    OneCopy::Digest(d) => d[0] ^= 1,
-                }
-                *bytes = postcard::to_stdvec(&ToClient::RequestKeystream(k)).unwrap();
-            }
+/// Rewrites node `from`'s messages to the client with `f`.
+fn on_to_client(from: u8, mut f: impl FnMut(&mut ToClient) + 'static) -> Hook {
+    Box::new(move |route, bytes| {
+        if route == Route::NodeToClient(from) {
+            let mut m: ToClient = postcard::from_bytes(bytes).unwrap();
+            f(&mut m);
+            *bytes = postcard::to_stdvec(&m).unwrap();
         }
         true
+    })
+}
+
+#[test]
+fn node_with_a_bad_masked_keystream_is_refused_by_the_client() {
+    let hook = on_to_client(2, |m| match m {
+        ToClient::RequestKeystream(OneCopy::Whole(v)) => v[0] ^= 1,
+        ToClient::RequestKeystream(OneCopy::Digest(d)) => d[0] ^= 1,
+        _ => {}
     });
     let out = run(several_records(), hook);
     let e = out.client_error();
@@ -130,15 +135,12 @@ fn node_with_a_bad_masked_keystream_is_refused_by_the_client() {
 /// caught by the other two nodes' digests, and the provider never sees it.
 #[test]
 fn a_relay_node_sending_another_whole_value_is_caught_by_the_digests() {
-    let hook: Hook = Box::new(|route, bytes| {
-        if route == Route::NodeToClient(0) {
-            if let Ok(ToClient::ClientHello(OneCopy::Whole(mut h))) = postcard::from_bytes(bytes) {
-                let last = h.len() - 1;
-                h[last] ^= 1;
-                *bytes = postcard::to_stdvec(&ToClient::ClientHello(OneCopy::Whole(h))).unwrap();
+    let hook = on_to_client(0, |m| {
+        if let ToClient::ClientHello(OneCopy::Whole(h)) = m {
+            if let Some(last) = h.last_mut() {
+                *last ^= 1;
             }
         }
-        true
     });
     let out = run(several_records(), hook);
     let e = out.client_error();

@@ -111,9 +111,24 @@ impl ClientPads {
                 Some(_) => {}
             }
         }
-        let m = first.map(|(_, m)| m.clone()).unwrap_or_default();
+        let (p, m) = first.ok_or(ClientError::Missing(0))?;
+        self.unmask_agreed(p, m)
+    }
+
+    /// Recovers the output from the one masked value the three nodes agreed on (checked by
+    /// the caller, as when one node sends it whole and the others a digest); `from` names
+    /// the node it came from, for the width error.
+    pub fn unmask_agreed(&self, from: PartyId, masked: &[bool]) -> Result<Vec<bool>, ClientError> {
+        let width = self.pads[0].len();
+        if masked.len() != width {
+            return Err(ClientError::Width {
+                party: from,
+                got: masked.len(),
+                expected: width,
+            });
+        }
         Ok((0..width)
-            .map(|i| m[i] ^ self.pads[0][i] ^ self.pads[1][i] ^ self.pads[2][i])
+            .map(|i| masked[i] ^ self.pads[0][i] ^ self.pads[1][i] ^ self.pads[2][i])
             .collect())
     }
 }
@@ -152,5 +167,6 @@ mod tests {
             .collect();
         let reports: Vec<_> = (0..3).map(|n| (n, masked.clone())).collect();
         assert_eq!(pads.unmask(&reports).unwrap(), value);
+        assert_eq!(pads.unmask_agreed(0, &masked).unwrap(), value);
     }
 }

@@ -200,12 +200,18 @@ pub fn server_config(pki: &Pki, b: Behaviour) -> Result<Arc<rustls::ServerConfig
 /// An HTTP response with a JSON body (`Content-Type: application/json`, `Content-Length`,
 /// `Connection: close`).
 pub fn json_response(body: &str) -> Vec<u8> {
+    ok_response("application/json", body.as_bytes())
+}
+
+/// A `200 OK` HTTP response with `body` of `content_type` (`Content-Length`,
+/// `Connection: close`).
+pub fn ok_response(content_type: &str, body: &[u8]) -> Vec<u8> {
     let mut out = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();
-    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(body);
     out
 }
 

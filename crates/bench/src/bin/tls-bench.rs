@@ -25,7 +25,7 @@ use clap::Parser;
 use mpc::spec::PartyId;
 use mpc::transport::Shaped;
 use mpc_tls::client::{run_client, ClientOutput};
-use mpc_tls::local::{fetch, join_nodes, LocalConfig, LocalNet, LocalOutput};
+use mpc_tls::local::{fetch, LocalConfig};
 use mpc_tls::net::{tcp, Wan};
 use mpc_tls::node::{run_node, run_node_committed_early, NodeConfig};
 use mpc_tls::server_auth::Roots;
@@ -218,6 +218,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
     let mut cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem)?);
     cfg.timeout = Duration::from_secs(a.timeout);
     cfg.wan = a.wan()?;
+    cfg.warm = a.warm;
     // Round trips: each run is paired with one on the same network without its latency
     // (in one process only: node processes keep their shaping for all their sessions).
     let no_latency = cfg
@@ -290,13 +291,9 @@ async fn run(a: Args) -> anyhow::Result<()> {
     for i in 0..=a.runs {
         let (client, and_gates, node_bytes) = match &mut procs {
             None => {
-                let out = if a.warm {
-                    warm_fetch(&cfg, name, addr, &req).await?
-                } else {
-                    fetch(&cfg, name, addr, &req)
-                        .await
-                        .context("session failed")?
-                };
+                let out = fetch(&cfg, name, addr, &req)
+                    .await
+                    .context("session failed")?;
                 if let Some(n) = out.nodes.first() {
                     eprintln!("run {i}: node 0 {:?}", n.timings);
                 }
@@ -338,13 +335,9 @@ async fn run(a: Args) -> anyhow::Result<()> {
             row.1, row.0, row.2
         );
         if let Some(c0) = &no_latency {
-            let out = if a.warm {
-                warm_fetch(c0, name, addr, &req).await?
-            } else {
-                fetch(c0, name, addr, &req)
-                    .await
-                    .context("session without latency failed")?
-            };
+            let out = fetch(c0, name, addr, &req)
+                .await
+                .context("session without latency failed")?;
             let t = out.client.stats.total.as_secs_f64() * 1e3;
             eprintln!("run {i}: without latency: total {t:.1} ms");
             if i > 0 {
@@ -418,65 +411,6 @@ async fn run(a: Args) -> anyhow::Result<()> {
     });
     println!("{json}");
     Ok(())
-}
-
-/// One in-process session whose nodes start first: the client starts once all three have
-/// done their input-independent garbling.
-async fn warm_fetch(
-    cfg: &LocalConfig,
-    name: &str,
-    addr: SocketAddr,
-    req: &[u8],
-) -> anyhow::Result<LocalOutput> {
-    let LocalNet {
-        tcp,
-        mut client_links,
-        nodes,
-    } = LocalNet::connect(cfg, addr, None).await?;
-    let mut ready = Vec::new();
-    let tasks: Vec<_> = nodes
-        .into_iter()
-        .map(|n| {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            ready.push(rx);
-            tokio::spawn(async move {
-                let mut rng = n.rng()?;
-                let link = n.link;
-                let c = run_node_committed_early(
-                    n.id,
-                    n.cfg,
-                    n.transport,
-                    async { Ok(link) },
-                    Some(tx),
-                    &mut rng,
-                )
-                .await?;
-                Ok::<_, mpc_tls::node::NodeError>(c.finish().await)
-            })
-        })
-        .collect();
-    for r in ready {
-        // A node that failed before it was ready reports its error below.
-        let _ = r.await;
-    }
-    let client = run_client(
-        name,
-        tcp,
-        &mut client_links,
-        req,
-        cfg.timeout,
-        &mut rand::rngs::OsRng,
-        false,
-    )
-    .await;
-    drop(client_links);
-    let nodes = join_nodes(tasks).await;
-    let client = client.context("session failed")?;
-    let nodes = nodes.map_err(|(node, e)| match e {
-        Some(e) => anyhow!("node {node}: {e}"),
-        None => anyhow!("node task {node} did not finish"),
-    })?;
-    Ok(LocalOutput { client, nodes })
 }
 
 /// The client's side of one session with node processes: accept each node's link (it

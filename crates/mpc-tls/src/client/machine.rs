@@ -361,6 +361,27 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
         Ok(())
     }
 
+    /// Sends `whole` to the relay node only, which forwards `chunk` (its payload as the
+    /// relay node will forward it); the others get the chunk's length and the client's
+    /// running hash after it, to check the forwarded copy.
+    fn upload_once(
+        &mut self,
+        whole: ToNode,
+        chunk: &[u8],
+        kind: RelayKind,
+    ) -> Result<(), ClientError> {
+        self.relay_chain = relay_hash(&self.relay_chain, chunk);
+        let relayed = ToNode::Relayed {
+            kind,
+            len: chunk.len() as u32,
+            hash: self.relay_chain,
+        };
+        for node in 0..3u8 {
+            self.send(node, if node == RELAY_NODE { &whole } else { &relayed })?;
+        }
+        Ok(())
+    }
+
     fn on_provider(&mut self, bytes: &[u8], now: Instant) -> Result<(), ClientError> {
         if !self.wants_provider_bytes() {
             if bytes.is_empty() {
@@ -374,20 +395,11 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
         if bytes.is_empty() {
             closed_by = Some(true);
         } else {
-            // Each provider byte goes up once, to the relay node; the others get its hash.
-            self.relay_chain = relay_hash(&self.relay_chain, bytes);
-            for node in 0..3u8 {
-                let m = if node == RELAY_NODE {
-                    ToNode::ServerBytes(bytes.to_vec())
-                } else {
-                    ToNode::Relayed {
-                        kind: RelayKind::ServerBytes,
-                        len: bytes.len() as u32,
-                        hash: self.relay_chain,
-                    }
-                };
-                self.send(node, &m)?;
-            }
+            self.upload_once(
+                ToNode::ServerBytes(bytes.to_vec()),
+                bytes,
+                RelayKind::ServerBytes,
+            )?;
             self.stream.push(bytes);
             while let Some(ev) = self.stream.next_event()? {
                 match ev {
@@ -485,22 +497,11 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                     let records: Vec<&[u8]> = self.request.iter().map(|r| r.as_slice()).collect();
                     self.request_cts = apply_keystream(&records, &ks)
                         .ok_or(ClientError::Disagree("the request keystream's length"))?;
-                    // Once, to the relay node; the others check its forwarded copy.
+                    // The relay node forwards the encoding it receives.
                     let enc = postcard::to_stdvec(&self.request_cts)
                         .map_err(|_| LinkError::Decode("client"))?;
-                    self.relay_chain = relay_hash(&self.relay_chain, &enc);
-                    for node in 0..3u8 {
-                        let m = if node == RELAY_NODE {
-                            ToNode::RequestCiphertext(self.request_cts.clone())
-                        } else {
-                            ToNode::Relayed {
-                                kind: RelayKind::RequestCiphertext,
-                                len: enc.len() as u32,
-                                hash: self.relay_chain,
-                            }
-                        };
-                        self.send(node, &m)?;
-                    }
+                    let whole = ToNode::RequestCiphertext(self.request_cts.clone());
+                    self.upload_once(whole, &enc, RelayKind::RequestCiphertext)?;
                     self.phase = Phase::Data;
                 }
                 Ok(())

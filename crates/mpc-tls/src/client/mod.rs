@@ -184,9 +184,8 @@ fn unmask(
         node: crate::proto::RELAY_NODE,
         what: "a masked value of the wrong width".into(),
     })?;
-    let r: Vec<(PartyId, Vec<bool>)> = (0..3).map(|n| (n, bits.clone())).collect();
     let bits = pads
-        .unmask(&r)
+        .unmask_agreed(crate::proto::RELAY_NODE, &bits)
         .map_err(|_| ClientError::Disagree("the masked keystream"))?;
     Ok(Zeroizing::new(mpc::circuit::bits_to_bytes(&bits)))
 }
