@@ -347,9 +347,15 @@ pub async fn prove_network(
     })?;
     progress(Step::Disclosing);
     let plan = plan(sel, request, &out.response, &mut rand::rngs::OsRng)?;
-    let result = disclose(&mut links, &plan, timeout, &mut rand::rngs::OsRng)
-        .await
-        .map_err(|source| NetError::Disclosure { committee, source })?;
+    let result = disclose(
+        &mut links,
+        &plan,
+        &out.records,
+        timeout,
+        &mut rand::rngs::OsRng,
+    )
+    .await
+    .map_err(|source| NetError::Disclosure { committee, source })?;
     progress(Step::Signing);
     let signed = tokio::time::timeout(timeout, frame::recv(&mut crecv, LARGE))
         .await

@@ -9,7 +9,7 @@ use std::time::Duration;
 use mpc::spec::PartyId;
 use mpc_tls::client::{all_equal, ClientError, Gather};
 use mpc_tls::net::{ClientLinks, LinkError};
-use mpc_tls::proto::{ToClient, ToNode};
+use mpc_tls::proto::{ResponseRecords, ToClient, ToNode};
 use rand_core::{CryptoRng, RngCore};
 use uid_prf::canon::{detect_date_format, in_circuit_text_domain, FieldKind};
 use zeroize::Zeroize;
@@ -18,6 +18,7 @@ use crate::expr::{Cmp, PredicateExpr, Rhs};
 use crate::http::{self, HttpError, HttpLayout};
 use crate::node::{ClientMsg, NodeMsg};
 use crate::path::Path;
+use crate::pipeline::response_records_needed;
 use crate::request::{
     chunk_for, ByteRange, DisclosureRequest, DisclosureResult, Field, InputShares, Predicate,
     RequestError, Target, UidReq, MAX_OPERAND, SALT,
@@ -456,17 +457,40 @@ pub enum ClientDiscloseError {
     /// The committee's commitment does not match the value the client holds.
     #[error("the commitment to {0} does not match the response: a node deviated")]
     Commitment(String),
+    /// The disclosure decrypts more of the response past what a node keeps than can be
+    /// sent again.
+    #[error(
+        "the disclosure decrypts {bytes} bytes of response records past the first {kept} bytes \
+         a node keeps; at most {max} can be sent again (reveal less, or nearer the start)",
+        kept = mpc_tls::proto::KEPT_RESPONSE_BYTES,
+        max = crate::node::MAX_RECORD_COPIES
+    )]
+    RecordCopies {
+        /// The bytes needed.
+        bytes: usize,
+    },
 }
 
-/// Sends the plan to the three nodes (each its share of the salts), gathers their results
+/// Sends the plan to the three nodes (each its share of the salts, all of them the copies
+/// of the response records it decrypts that a node did not keep), gathers their results
 /// and accepts only one all three reported, whose every commitment matches the value and
 /// salt the client holds.
 pub async fn disclose<R: RngCore + CryptoRng>(
     links: &mut ClientLinks,
     plan: &ClientPlan,
+    records: &ResponseRecords,
     timeout: Duration,
     rng: &mut R,
 ) -> Result<DisclosureResult, ClientDiscloseError> {
+    // A request the nodes will refuse gets no copies: they say why.
+    let copies = match plan.request.check(records.lens.iter().sum()) {
+        Ok(p) => records.copies(&response_records_needed(&plan.request, &p, &records.lens)),
+        Err(_) => Vec::new(),
+    };
+    let bytes: usize = copies.iter().map(|c| c.ciphertext.len()).sum();
+    if bytes > crate::node::MAX_RECORD_COPIES {
+        return Err(ClientDiscloseError::RecordCopies { bytes });
+    }
     let nc = plan.request.commit.len();
     let mut shares: [InputShares; 3] = Default::default();
     for s in shares.iter_mut().take(2) {
@@ -497,6 +521,7 @@ pub async fn disclose<R: RngCore + CryptoRng>(
         let msg = ClientMsg::Disclose {
             request: plan.request.clone(),
             shares: s.clone(),
+            records: copies.clone(),
         };
         let bytes = postcard::to_stdvec(&msg).map_err(|_| ClientDiscloseError::Protocol(0))?;
         if links.send(node as PartyId, &ToNode::After(bytes)).is_err() {

@@ -120,7 +120,7 @@ pub async fn fetch_disclosing_recorded(
         .map_err(|e| LocalDiscloseError::Session(e.into()))?;
         let p = plan(sel, request, &out.response, &mut OsRng)?;
         let t1 = Instant::now();
-        let r = disclose(&mut client_links, &p, cfg.timeout, &mut OsRng).await?;
+        let r = disclose(&mut client_links, &p, &out.records, cfg.timeout, &mut OsRng).await?;
         Ok::<_, LocalDiscloseError>((out, p, r, t1.elapsed()))
     }
     .await;

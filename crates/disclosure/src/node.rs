@@ -10,14 +10,14 @@ use mpc::circuit::bytes_to_bits;
 use mpc::transport::Transport;
 use mpc::{GroupOutput, Inputs};
 use mpc_tls::node::{Committed, CommittedRecord, NodeError};
-use mpc_tls::proto::{Failure, FailureCode};
+use mpc_tls::proto::{Failure, FailureCode, RecordCopy, KEPT_RESPONSE_BYTES};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
 use crate::circuit::{dec_in, read_final, BuildError, Refusal};
 use crate::http::request_prefix;
-use crate::pipeline::{Pipeline, Step};
+use crate::pipeline::{response_records_needed, Pipeline, Step};
 use crate::request::{DisclosureRequest, DisclosureResult, InputShares, Plan, RequestError};
 
 /// Client → nodes, after the response.
@@ -29,6 +29,9 @@ pub enum ClientMsg {
         request: DisclosureRequest,
         /// This node's shares.
         shares: InputShares,
+        /// Copies of the response records the disclosure decrypts that a node keeps only
+        /// the digest of (past [`KEPT_RESPONSE_BYTES`]); each is checked against its digest.
+        records: Vec<RecordCopy>,
     },
 }
 
@@ -185,13 +188,18 @@ where
     let bytes = c.recv_client().await?;
     let msg: ClientMsg = postcard::from_bytes(&bytes)
         .map_err(|_| DiscloseError::Client("an undecodable disclosure request".into()))?;
-    let ClientMsg::Disclose { request, shares } = msg;
+    let ClientMsg::Disclose {
+        request,
+        shares,
+        records,
+    } = msg;
     let resp_lens: Vec<usize> = c
         .response_records()
         .iter()
-        .map(|r| r.ciphertext.len())
+        .map(CommittedRecord::ciphertext_len)
         .collect();
     let total: usize = resp_lens.iter().sum();
+    let copied = take_copies(c, records);
     let checked = request.check(total).and_then(|plan| {
         if shares.salts.len() != request.commit.len() {
             return Err(RequestError::Invalid(
@@ -210,15 +218,32 @@ where
         );
         if c.request_records()
             .first()
-            .map_or(0, |r| r.ciphertext.len())
+            .map_or(0, CommittedRecord::ciphertext_len)
             < prefix.len()
         {
             return Err(RequestError::Invalid(
                 "the request line and Host header are not in the first request record".into(),
             ));
         }
+        let needed = response_records_needed(&request, &plan, &resp_lens);
+        if let Some(r) = needed.into_iter().find(|&r| {
+            c.response_records()
+                .get(r)
+                .is_none_or(|x| x.ciphertext().is_none())
+        }) {
+            return Err(RequestError::Invalid(format!(
+                "the disclosure decrypts response record {r}, past the first \
+                 {KEPT_RESPONSE_BYTES} bytes a node keeps, and the client did not send it"
+            )));
+        }
         Ok(plan)
     });
+    // A copy that is not the committed record is the client's deviation, reported as such
+    // (after the agreement, so every node stops).
+    let checked = match copied {
+        Err(e) => Err(e),
+        Ok(()) => checked.map_err(DiscloseError::from),
+    };
     let digest = match (&checked, request.digest()) {
         (Ok(_), Ok(d)) => Some(d),
         _ => None,
@@ -245,6 +270,28 @@ where
     })
 }
 
+/// Most bytes of response records a client may send again with its request (the records a
+/// disclosure decrypts past what a node keeps): as much as a node keeps, so a node never
+/// holds more than twice that.
+pub const MAX_RECORD_COPIES: usize = KEPT_RESPONSE_BYTES;
+
+/// Takes the client's copies of response records; a copy that is not the committed record,
+/// or more copies than [`MAX_RECORD_COPIES`] allows, is the client's error.
+fn take_copies<T: Transport>(
+    c: &mut Committed<T>,
+    copies: Vec<RecordCopy>,
+) -> Result<(), DiscloseError> {
+    let bytes: usize = copies.iter().map(|r| r.ciphertext.len()).sum();
+    if bytes > MAX_RECORD_COPIES {
+        return Err(DiscloseError::Client(format!(
+            "{bytes} bytes of response records sent again; a disclosure takes at most \
+             {MAX_RECORD_COPIES}"
+        )));
+    }
+    c.supply_response(copies)
+        .map_err(|e| DiscloseError::Client(e.to_string()))
+}
+
 /// How many executions are registered ahead of the one running: the garblers garble them
 /// while the evaluator evaluates, and their tables are what a node holds beyond the running
 /// one.
@@ -263,7 +310,11 @@ where
     R: RngCore + CryptoRng + Send,
 {
     let id = c.id();
-    let lens = |r: &[CommittedRecord]| r.iter().map(|r| r.ciphertext.len()).collect::<Vec<_>>();
+    let lens = |r: &[CommittedRecord]| {
+        r.iter()
+            .map(CommittedRecord::ciphertext_len)
+            .collect::<Vec<_>>()
+    };
     let (resp_lens, req_lens) = (lens(c.response_records()), lens(c.request_records()));
     let mut p = Pipeline::new(
         req,
@@ -301,7 +352,7 @@ where
         match step {
             Step::Decrypt { .. } => {
                 if let Some(mut public) =
-                    p.public_input(i, c.response_records(), c.request_records())
+                    p.public_input(i, c.response_records(), c.request_records())?
                 {
                     if cfg.faults().bad_ciphertext {
                         if let Some(b) = public.last_mut() {

@@ -161,22 +161,26 @@ impl<'a> Pipeline<'a> {
         self.layout.as_ref()
     }
 
-    /// The public input every node feeds decryption `i` (`None` for other executions).
+    /// The public input every node feeds decryption `i` (`None` for other executions); an
+    /// error if a record it decrypts is not held whole (see [`response_records_needed`]).
     pub fn public_input(
         &self,
         i: usize,
         response: &[CommittedRecord],
         request: &[CommittedRecord],
-    ) -> Option<Vec<u8>> {
-        match self.steps.get(i)? {
-            Step::Decrypt {
+    ) -> Result<Option<Vec<u8>>, BuildError> {
+        match self.steps.get(i) {
+            Some(Step::Decrypt {
                 response: resp,
                 blocks,
-            } => {
+            }) => {
                 let recs = if *resp { response } else { request };
-                Some(decrypt_public(&block_inputs(recs, blocks)))
+                let inputs = block_inputs(recs, blocks).ok_or_else(|| {
+                    BuildError::Layout("a decrypted record is not held whole".into())
+                })?;
+                Ok(Some(decrypt_public(&inputs)))
             }
-            _ => None,
+            _ => Ok(None),
         }
     }
 
@@ -267,15 +271,44 @@ fn schedule(
     steps
 }
 
-/// The public inputs of some blocks of one direction's records.
-pub fn block_inputs(records: &[CommittedRecord], blocks: &[(usize, usize)]) -> Vec<BlockIn> {
+/// The response records (indexes, ascending) the disclosure of `req` decrypts, given the
+/// response records' ciphertext lengths: a node that kept only a record's digest needs the
+/// client's copy of each of these before it runs the disclosure.
+pub fn response_records_needed(
+    req: &DisclosureRequest,
+    plan: &Plan,
+    response_lens: &[usize],
+) -> std::collections::BTreeSet<usize> {
+    let response = Decrypted::new(response_lens);
+    let request = Decrypted::new(&[]);
+    schedule(req, plan, &response, &request)
+        .iter()
+        .filter_map(|s| match s {
+            Step::Decrypt {
+                response: true,
+                blocks,
+            } => Some(blocks),
+            _ => None,
+        })
+        .flatten()
+        .map(|&(r, _)| r)
+        .collect()
+}
+
+/// The public inputs of some blocks of one direction's records; `None` if a record is
+/// missing or not held whole.
+pub fn block_inputs(
+    records: &[CommittedRecord],
+    blocks: &[(usize, usize)],
+) -> Option<Vec<BlockIn>> {
     blocks
         .iter()
-        .filter_map(|&(r, b)| {
+        .map(|&(r, b)| {
             let rec = records.get(r)?;
+            let c = rec.ciphertext()?;
             let mut ct = [0u8; 16];
             for (i, v) in ct.iter_mut().enumerate() {
-                *v = rec.ciphertext.get(16 * b + i).copied().unwrap_or(0);
+                *v = c.get(16 * b + i).copied().unwrap_or(0);
             }
             Some(BlockIn {
                 explicit: rec.explicit,

@@ -205,3 +205,133 @@ fn nodes_never_see_a_disclosed_value_or_a_key() {
         assert!(contains(&seen, b"/api/me"), "node {i}");
     }
 }
+
+/// What became of a session over a long response whose client may change its record
+/// copies: the client's result and revealed value, and per node which response records it
+/// held whole before the disclosure.
+struct Long {
+    result: Result<(), String>,
+    revealed: Vec<u8>,
+    held: Vec<Vec<bool>>,
+    lens: Vec<usize>,
+}
+
+/// A session against `addr` and a disclosure of `sel`; `edit` changes the client's record
+/// copies before they go out (an honest client leaves them).
+async fn long_session(
+    cfg: &LocalConfig,
+    addr: std::net::SocketAddr,
+    sel: &Selection,
+    edit: fn(&mut mpc_tls::proto::ResponseRecords),
+) -> Long {
+    use mpc_tls::local::{join_nodes, LocalNet};
+    let req = tessera_provider::http_request(NAME, "/big", 64);
+    let net = LocalNet::connect(cfg, addr, None).await.unwrap();
+    let tasks: Vec<_> = net
+        .nodes
+        .into_iter()
+        .map(|n| {
+            tokio::spawn(async move {
+                let mut rng = n.rng().unwrap();
+                let mut c = mpc_tls::node::run_node_committed(
+                    n.id,
+                    n.cfg,
+                    n.transport,
+                    n.link,
+                    &mut rng,
+                )
+                .await
+                .unwrap();
+                let held: Vec<bool> = c
+                    .response_records()
+                    .iter()
+                    .map(|r| r.ciphertext().is_some())
+                    .collect();
+                let dc = DiscloseConfig::default();
+                match disclosure::node::disclose(&mut c, &dc, &mut rng).await {
+                    Ok(_) => {
+                        c.finish().await;
+                    }
+                    Err(e) => c.fail(&e.failure(), e.peer_stopped()).await,
+                }
+                Ok::<_, ()>(held)
+            })
+        })
+        .collect();
+    let mut links = net.client_links;
+    let out = mpc_tls::client::run_client(
+        NAME,
+        net.tcp,
+        &mut links,
+        &req,
+        cfg.timeout,
+        &mut rand::rngs::OsRng,
+        true,
+    )
+    .await
+    .unwrap();
+    let plan = disclosure::client::plan(sel, &req, &out.response, &mut rand::rngs::OsRng).unwrap();
+    let mut records = out.records.clone();
+    edit(&mut records);
+    let result = disclosure::client::disclose(
+        &mut links,
+        &plan,
+        &records,
+        cfg.timeout,
+        &mut rand::rngs::OsRng,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string());
+    drop(links);
+    let held = join_nodes(tasks).await.unwrap();
+    Long {
+        result,
+        revealed: plan.values.first().cloned().unwrap_or_default(),
+        held,
+        lens: out.records.lens.clone(),
+    }
+}
+
+/// A response of 3 MiB: a node keeps whole only the records within the first
+/// `KEPT_RESPONSE_BYTES` and a digest of the rest; a reveal near the end of the body works
+/// because the client sends those records again, each checked against its digest. A client
+/// that sends an altered copy, or none, is refused: never a value from other bytes.
+#[test]
+fn a_long_response_is_kept_as_digests_and_its_records_sent_again() {
+    use mpc_tls::proto::{kept_records, KEPT_RESPONSE_BYTES};
+    let body: Vec<u8> = (0..3 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+    let (start, end) = (body.len() as u32 - 100, body.len() as u32 - 40);
+    let sel = Selection {
+        reveal_ranges: vec![disclosure::request::ByteRange { start, end }],
+        ..Default::default()
+    };
+    let p = pki(&[NAME]).unwrap();
+    let response = tessera_provider::ok_response("text/plain", &body);
+    let (addr, _h) = serve_responses(&p, vec![response; 3]).unwrap();
+    let cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem).unwrap());
+    let rt = rt();
+
+    let honest = rt.block_on(long_session(&cfg, addr, &sel, |_| {}));
+    assert_eq!(honest.result, Ok(()));
+    assert_eq!(honest.revealed, &body[start as usize..end as usize]);
+    let kept = kept_records(honest.lens.iter().copied());
+    assert!(kept < honest.lens.len(), "the response fits what a node keeps");
+    assert!(honest.lens[..kept].iter().sum::<usize>() <= KEPT_RESPONSE_BYTES);
+    for held in &honest.held {
+        assert_eq!(held.len(), honest.lens.len());
+        let whole: Vec<usize> = (0..held.len()).filter(|&i| held[i]).collect();
+        assert_eq!(whole, (0..kept).collect::<Vec<_>>(), "records held whole");
+    }
+
+    let altered = rt.block_on(long_session(&cfg, addr, &sel, |r| {
+        let c = r.unkept.last_mut().unwrap();
+        c.ciphertext[3] ^= 1;
+    }));
+    let e = altered.result.unwrap_err();
+    assert!(e.contains("is not the committed record"), "{e}");
+
+    let missing = rt.block_on(long_session(&cfg, addr, &sel, |r| r.unkept.clear()));
+    let e = missing.result.unwrap_err();
+    assert!(e.contains("the client did not send it"), "{e}");
+}

@@ -11,6 +11,73 @@ use crate::codec::CipherSuite;
 pub const MAX_REQUEST_RECORDS: usize = 64;
 /// Most application-data records a response may have (1,024 × 16 KiB = 16 MiB).
 pub const MAX_RESPONSE_RECORDS: usize = 1024;
+/// How much of the response's application-data ciphertext a node keeps after the commit,
+/// from the first record on: whole records while their running total stays within this
+/// (room for a head and a body as large as the JSON scan takes). Of every later record a node
+/// keeps only its digest ([`record_digest`]); the client keeps those records and sends again
+/// the ones a computation after the commit needs ([`RecordCopy`]). So a node's memory does
+/// not grow with the response past this.
+pub const KEPT_RESPONSE_BYTES: usize = (1 << 20) + (1 << 18);
+
+/// How many leading records a node keeps whole, given the records' ciphertext lengths in
+/// order: the longest prefix whose total is at most [`KEPT_RESPONSE_BYTES`].
+pub fn kept_records(lens: impl IntoIterator<Item = usize>) -> usize {
+    let mut total = 0usize;
+    let mut n = 0;
+    for len in lens {
+        total = total.saturating_add(len);
+        if total > KEPT_RESPONSE_BYTES {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// A committed record's digest: what a node keeps of a record it does not keep whole, to
+/// check the copy a client sends later. Domain-separated SHA-256 over the explicit nonce,
+/// the length and the ciphertext.
+pub fn record_digest(explicit: &[u8; 8], ciphertext: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"tessera record v1");
+    h.update(explicit);
+    h.update((ciphertext.len() as u64).to_be_bytes());
+    h.update(ciphertext);
+    h.finalize().into()
+}
+
+/// The response's records as the client holds them after the commit, for a computation
+/// that follows: every application-data record's ciphertext length, and the records the
+/// nodes keep only the digest of.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseRecords {
+    /// Each application-data record's ciphertext length, in order.
+    pub lens: Vec<usize>,
+    /// The records past [`kept_records`], in order.
+    pub unkept: Vec<RecordCopy>,
+}
+
+impl ResponseRecords {
+    /// Copies of the records among `needed` (indexes) that the nodes did not keep.
+    pub fn copies(&self, needed: &std::collections::BTreeSet<usize>) -> Vec<RecordCopy> {
+        self.unkept
+            .iter()
+            .filter(|c| needed.contains(&(c.index as usize)))
+            .cloned()
+            .collect()
+    }
+}
+
+/// A committed response record sent again by the client, for a node that kept only its
+/// digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordCopy {
+    /// The record's index among the response's application-data records (0 first).
+    pub index: u32,
+    /// Its ciphertext (no explicit nonce, no tag).
+    pub ciphertext: Vec<u8>,
+}
 
 /// Packs bits (MSB first) into bytes; the width travels separately.
 pub fn pack_bits(bits: &[bool]) -> Vec<u8> {
@@ -249,6 +316,29 @@ mod tests {
             assert_eq!(unpack_bits(&pack_bits(&bits), n).unwrap(), bits);
         }
         assert!(unpack_bits(&[0, 0], 7).is_none());
+    }
+
+    #[test]
+    fn nodes_keep_the_longest_prefix_within_the_budget() {
+        const R: usize = 16 * 1024;
+        assert_eq!(kept_records([]), 0);
+        assert_eq!(kept_records([R; 10]), 10);
+        // 1.25 MiB holds exactly 80 full records; the 81st is past it.
+        assert_eq!(kept_records([R; 200]), KEPT_RESPONSE_BYTES / R);
+        assert_eq!(kept_records([KEPT_RESPONSE_BYTES, 1]), 1);
+        assert_eq!(kept_records([KEPT_RESPONSE_BYTES + 1, 1]), 0);
+        // A prefix: a short record after the first one past the budget is not kept.
+        assert_eq!(kept_records([KEPT_RESPONSE_BYTES - 1, 2, 1]), 1);
+        assert_eq!(kept_records([usize::MAX, 1]), 0);
+    }
+
+    #[test]
+    fn a_record_digest_binds_nonce_length_and_bytes() {
+        let d = record_digest(&[1; 8], b"abc");
+        assert_ne!(d, record_digest(&[2; 8], b"abc"));
+        assert_ne!(d, record_digest(&[1; 8], b"abd"));
+        assert_ne!(d, record_digest(&[1; 8], b"ab"));
+        assert_eq!(d, record_digest(&[1; 8], b"abc"));
     }
 }
 

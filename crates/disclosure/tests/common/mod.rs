@@ -41,10 +41,7 @@ pub fn encrypt(plain: &[u8], rec: usize, key: &[u8; 16], iv: &[u8; 4]) -> Vec<Co
                     *c ^= k;
                 }
             }
-            CommittedRecord {
-                explicit,
-                ciphertext: ct,
-            }
+            CommittedRecord::new(explicit, ct)
         })
         .collect()
 }
@@ -98,7 +95,7 @@ pub fn run_request(
             }
         }
     };
-    let lens = |r: &[CommittedRecord]| r.iter().map(|r| r.ciphertext.len()).collect::<Vec<_>>();
+    let lens = |r: &[CommittedRecord]| r.iter().map(|r| r.ciphertext_len()).collect::<Vec<_>>();
     let mut p = Pipeline::new(
         req,
         &plan,
@@ -128,7 +125,7 @@ pub fn run_request(
         p.registered(exec);
         ands += spec.circuit().and_count();
         let mut input = Vec::with_capacity(spec.circuit().num_inputs());
-        let public = p.public_input(i, &resp, &reqr);
+        let public = p.public_input(i, &resp, &reqr).unwrap();
         for (gi, g) in spec.inputs().iter().enumerate() {
             let bits: Vec<bool> = match g.source {
                 InputSource::Kept { exec, group } => outputs[exec as usize][group].clone(),

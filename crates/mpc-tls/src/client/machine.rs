@@ -24,8 +24,8 @@ use crate::circuits::OPENED_KEY_BITS;
 use crate::codec::{encode_record, gcm_aad, join_gcm, split_gcm, ContentType, MAX_FRAGMENT};
 use crate::net::LinkError;
 use crate::proto::{
-    pack_bits, relay_hash, OneCopy, RelayKind, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS,
-    RELAY_NODE,
+    kept_records, pack_bits, relay_hash, OneCopy, RecordCopy, RelayKind, ResponseRecords, ToClient,
+    ToNode, Transcript, MAX_REQUEST_RECORDS, RELAY_NODE,
 };
 use crate::stream::{ServerEvent, ServerStream};
 
@@ -175,6 +175,25 @@ fn decrypt_response(key: &[u8], records: &[Vec<u8>]) -> Result<Zeroizing<Vec<u8>
         plain.extend_from_slice(&buf);
     }
     Ok(plain)
+}
+
+/// The response records' lengths and the records a node keeps only the digest of (past
+/// [`KEPT_RESPONSE_BYTES`](crate::proto::KEPT_RESPONSE_BYTES)), for the client to send
+/// again if a computation after the commit needs them.
+fn response_records(records: &[Vec<u8>]) -> Result<ResponseRecords, ClientError> {
+    let mut lens = Vec::with_capacity(records.len());
+    for p in records {
+        lens.push(split_gcm(p)?.ciphertext.len());
+    }
+    let kept = kept_records(lens.iter().copied());
+    let mut unkept = Vec::with_capacity(records.len() - kept);
+    for (i, p) in records.iter().enumerate().skip(kept) {
+        unkept.push(RecordCopy {
+            index: i as u32,
+            ciphertext: split_gcm(p)?.ciphertext.to_vec(),
+        });
+    }
+    Ok(ResponseRecords { lens, unkept })
 }
 
 /// The value of a message every node sends the same, or [`ClientError::Disagree`].
@@ -546,12 +565,14 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                     };
                     let key = unmask(pads, masked, *width)?;
                     let plain = decrypt_response(&key, &self.response)?;
+                    let records = response_records(&self.response)?;
                     self.stats.total = now - self.start;
                     self.out.push_back(ClientTransmit::ProviderShutdown);
                     self.phase = Phase::Over;
                     self.events
                         .push_back(ClientEvent::Done(Box::new(ClientOutput {
                             response: plain,
+                            records,
                             transcript,
                             stats: self.stats,
                         })));

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::codec::{blocks_for, CodecError};
 use crate::net::{ClientLinks, LinkError};
-use crate::proto::{unpack_bits, Transcript};
+use crate::proto::{unpack_bits, ResponseRecords, Transcript};
 use machine::{ClientEvent, ClientSession, ClientTransmit};
 
 pub mod machine;
@@ -84,6 +84,10 @@ pub struct ClientStats {
 pub struct ClientOutput {
     /// The response plaintext (the application data, all records joined).
     pub response: Zeroizing<Vec<u8>>,
+    /// The response records' lengths, and copies of those the nodes kept only the digest
+    /// of (past [`KEPT_RESPONSE_BYTES`](crate::proto::KEPT_RESPONSE_BYTES)): a
+    /// computation after the commit that decrypts them sends them again.
+    pub records: ResponseRecords,
     /// The transcript all three nodes reported.
     pub transcript: Transcript,
     /// Measurements.
@@ -94,6 +98,7 @@ impl std::fmt::Debug for ClientOutput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientOutput")
             .field("response_bytes", &self.response.len())
+            .field("records", &self.records.lens.len())
             .field("transcript", &self.transcript)
             .field("stats", &self.stats)
             .finish()

@@ -48,7 +48,8 @@ use crate::handshake::{Flight, ServerError, ServerFlight};
 use crate::net::ch;
 use crate::proto::{
     hash_record, pack_bits, relay_hash, unpack_bits, Failure, FailureCode, OneCopy, RelayKind,
-    ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS, MAX_RESPONSE_RECORDS, RELAY_NODE,
+    ToClient, ToNode, Transcript, KEPT_RESPONSE_BYTES, MAX_REQUEST_RECORDS, MAX_RESPONSE_RECORDS,
+    RELAY_NODE,
 };
 use crate::server_auth::verify_server;
 use crate::stream::{ServerEvent, ServerStream};
@@ -56,6 +57,16 @@ use crate::stream::{ServerEvent, ServerStream};
 /// Messages a peer may send on a channel this node is not yet (or no longer) running, kept
 /// until it is: a peer can be one step ahead, never far.
 const MAX_EARLY: usize = 256;
+
+/// Most bytes the relay node's forwarded copy may run ahead of the client's hashes of them
+/// at another node: the hashes are a few bytes each and go straight from the client, so a
+/// longer backlog means the client is withholding them.
+pub const MAX_RELAY_BACKLOG: usize = 4 << 20;
+
+/// Most bytes of client messages a node holds unread: the session reads the provider's
+/// bytes as they come while it reads the response, so only a client that sends ahead of
+/// the protocol reaches this.
+pub const MAX_CLIENT_BACKLOG: usize = 4 << 20;
 
 /// Something the session asks its driver to send.
 #[derive(Debug)]
@@ -236,20 +247,36 @@ struct RequestRun {
     masks: Vec<[u8; 16]>,
 }
 
+/// A response record as a node holds it once relayed: what its tag check needs, and the
+/// record itself whole only while within what a node keeps ([`KEPT_RESPONSE_BYTES`]),
+/// else its digest. Its GHASH share is computed as it arrives, so nothing of the record
+/// needs to wait for the tag executions.
+struct Relayed {
+    typ: ContentType,
+    /// The tag the server sent.
+    tag: [u8; 16],
+    /// This node's XOR share of the record's GHASH (its tag share without the mask).
+    ghash: [u8; 16],
+    record: CommittedRecord,
+}
+
 /// The response as relayed so far.
 struct Reading {
     sent_hash: Sha256,
     request: Vec<Vec<u8>>,
-    records: Vec<(ContentType, Vec<u8>)>,
+    records: Vec<Relayed>,
     app_records: usize,
+    /// Application-data ciphertext bytes so far.
+    app_bytes: usize,
     relay_hash: Sha256,
+    received_hash: Sha256,
 }
 
 /// The response executions and tag checks, batch by batch.
 struct Batches {
     sent_hash: Sha256,
     request: Vec<Vec<u8>>,
-    records: Vec<(ContentType, Vec<u8>)>,
+    records: Vec<Relayed>,
     layout: Vec<CtrRecord>,
     /// The layout the executions cover: application data gets only its tag mask (its
     /// keystream is never computed: the key is opened to the client once every tag
@@ -407,9 +434,14 @@ pub struct NodeSession<R> {
     arith: Vec<(u8, Arith)>,
     /// Messages on channels not running: (channel, peer, payload).
     early_peer: Vec<(u8, PartyId, Vec<u8>)>,
-    client_in: VecDeque<ToNode>,
+    /// Client messages not yet read, with their encoded sizes.
+    client_in: VecDeque<(usize, ToNode)>,
+    /// The encoded size of the messages in `client_in` (at most [`MAX_CLIENT_BACKLOG`]).
+    client_backlog: usize,
     /// Provider bytes the relay node forwarded, not yet matched with the client's hash.
     relay_in: VecDeque<Vec<u8>>,
+    /// The bytes in `relay_in` (at most [`MAX_RELAY_BACKLOG`]).
+    relay_backlog: usize,
     /// The running hash of the provider's bytes matched so far.
     relay_chain: [u8; 32],
     stream: ServerStream,
@@ -493,6 +525,43 @@ fn ghash_tag(
 ) -> Result<[u8; 16], NodeError> {
     let g = powers.ghash_share(&gcm_blocks(aad, ct)).map_err(usage)?;
     Ok(xor16(&g, mask_share))
+}
+
+/// A relayed response record (sequence number `seq`) as this node holds it: its GHASH
+/// share computed now; the record whole if it is an alert or within what a node keeps
+/// (taken over in place: explicit nonce and tag cut off), else only its digest. An
+/// application-data record is hashed into the transcript here, in order.
+fn relayed(
+    spow: &GhashPowers,
+    seq: u64,
+    typ: ContentType,
+    mut payload: Vec<u8>,
+    r: &mut Reading,
+) -> Result<Relayed, NodeError> {
+    let f = split_gcm(&payload)?;
+    let (explicit, tag, len) = (f.explicit, f.tag, f.ciphertext.len());
+    let ghash = spow
+        .ghash_share(&gcm_blocks(&gcm_aad(seq, typ, len), f.ciphertext))
+        .map_err(usage)?;
+    let app = typ == ContentType::ApplicationData;
+    if app {
+        hash_record(&mut r.received_hash, &explicit, f.ciphertext);
+        r.app_bytes = r.app_bytes.saturating_add(len);
+    }
+    let record = if !app || r.app_bytes <= KEPT_RESPONSE_BYTES {
+        payload.truncate(payload.len() - codec::TAG);
+        payload.drain(..codec::EXPLICIT_NONCE);
+        payload.shrink_to_fit();
+        CommittedRecord::new(explicit, payload)
+    } else {
+        CommittedRecord::digest_only(explicit, f.ciphertext)
+    };
+    Ok(Relayed {
+        typ,
+        tag,
+        ghash,
+        record,
+    })
 }
 
 /// Checks the peers' [`Ctl::Check`] answers: every node must have seen `hash` and be
@@ -617,7 +686,9 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             arith: Vec::new(),
             early_peer: Vec::new(),
             client_in: VecDeque::new(),
+            client_backlog: 0,
             relay_in: VecDeque::new(),
+            relay_backlog: 0,
             relay_chain: [0; 32],
             stream: ServerStream::new(),
             closed: None,
@@ -709,8 +780,16 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 .and_then(|p| p.handle_owned(from, bytes).map_err(mpc_err)),
             ch::CONTROL => self.ctl.push(from, &bytes),
             ch::RELAY if from == RELAY_NODE && self.id != RELAY_NODE => {
-                self.relay_in.push_back(bytes);
-                Ok(())
+                self.relay_backlog = self.relay_backlog.saturating_add(bytes.len());
+                if self.relay_backlog > MAX_RELAY_BACKLOG {
+                    Err(NodeError::Client(format!(
+                        "the client's hashes of the provider's bytes fell more than \
+                         {MAX_RELAY_BACKLOG} bytes behind the relay node's copy"
+                    )))
+                } else {
+                    self.relay_in.push_back(bytes);
+                    Ok(())
+                }
             }
             ch::RELAY => Err(NodeError::PeerAborted {
                 node: from,
@@ -757,8 +836,15 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                     });
                     self.out.push_back(NodeTransmit::Peer { to: q, bytes: fwd });
                 }
-                self.client_in.push_back(m);
-                Ok(())
+                self.client_backlog = self.client_backlog.saturating_add(bytes.len());
+                if self.client_backlog > MAX_CLIENT_BACKLOG {
+                    Err(NodeError::Client(format!(
+                        "sent more than {MAX_CLIENT_BACKLOG} bytes ahead of the session"
+                    )))
+                } else {
+                    self.client_in.push_back((bytes.len(), m));
+                    Ok(())
+                }
             }
             Err(_) => Err(NodeError::Link(crate::net::LinkError::Decode("client"))),
         };
@@ -847,7 +933,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             report: d.report,
             ctl: self.ctl,
             early_peer: self.early_peer,
-            early_client: self.client_in.into(),
+            early_client: self.client_in.into_iter().map(|(_, m)| m).collect(),
         })
     }
 
@@ -997,16 +1083,24 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         Ok(Some(self.arith.remove(at).1))
     }
 
+    /// The client's next message as it came, off the backlog.
+    fn pop_client(&mut self) -> Option<ToNode> {
+        let (len, m) = self.client_in.pop_front()?;
+        self.client_backlog = self.client_backlog.saturating_sub(len);
+        Some(m)
+    }
+
     /// The client's next message, with the provider's bytes as this node has them: at the
     /// relay node as the client sent them, elsewhere as the relay node forwarded them, once
     /// they match the client's hash (`Ok(None)` while the forwarded bytes have not come).
     fn pull_client(&mut self) -> Result<Option<ToNode>, NodeError> {
-        match self.client_in.front() {
+        match self.client_in.front().map(|(_, m)| m) {
             Some(&ToNode::Relayed { kind, len, hash }) if self.id != RELAY_NODE => {
                 let Some(chunk) = self.relay_in.pop_front() else {
                     return Ok(None);
                 };
-                self.client_in.pop_front();
+                self.relay_backlog -= chunk.len();
+                self.pop_client();
                 let next = relay_hash(&self.relay_chain, &chunk);
                 if chunk.len() != len as usize || !bool::from(next.ct_eq(&hash)) {
                     return Err(NodeError::Inconsistent(match kind {
@@ -1039,7 +1133,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                     "sent the relay node's share of the upload to another node".into(),
                 ))
             }
-            _ => Ok(self.client_in.pop_front()),
+            _ => Ok(self.pop_client()),
         }
     }
 
@@ -1088,7 +1182,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
     fn step(&mut self, st: State) -> Result<Step, NodeError> {
         use Step::{Moved, Wait};
         Ok(match st {
-            State::Start => match self.client_in.pop_front() {
+            State::Start => match self.pop_client() {
                 None => Wait(State::Start),
                 Some(m) => Moved(self.on_start(m)?),
             },
@@ -1327,13 +1421,15 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                         r.relay_hash.update((payload.len() as u32).to_be_bytes());
                         r.relay_hash.update(&payload);
                         let is_alert = typ == ContentType::Alert;
-                        r.records.push((typ, payload));
                         r.app_records += usize::from(!is_alert);
                         if r.app_records > MAX_RESPONSE_RECORDS {
                             return Err(unexpected(format!(
                                 "more than {MAX_RESPONSE_RECORDS} response records"
                             )));
                         }
+                        let seq = 1 + r.records.len() as u64;
+                        let rec = relayed(&app.spow, seq, typ, payload, &mut r)?;
+                        r.records.push(rec);
                         if is_alert {
                             // The client says when the server closed; wait for that.
                             let closed = self.closed.take();
@@ -1800,7 +1896,9 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 request: cts,
                 records: Vec::new(),
                 app_records: 0,
+                app_bytes: 0,
                 relay_hash: Sha256::new(),
+                received_hash: Sha256::new(),
             }),
         ))
     }
@@ -1814,15 +1912,20 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         let close_notify = !eof
             && r.records
                 .last()
-                .is_some_and(|(t, _)| *t == ContentType::Alert);
+                .is_some_and(|x| x.typ == ContentType::Alert);
         let layout: Vec<CtrRecord> = r
             .records
             .iter()
-            .map(|(t, p)| CtrRecord {
-                len: p.len().saturating_sub(codec::EXPLICIT_NONCE + codec::TAG),
-                alert: *t == ContentType::Alert,
+            .map(|x| CtrRecord {
+                len: x.record.ciphertext_len(),
+                alert: x.typ == ContentType::Alert,
             })
             .collect();
+        let received_bytes = layout
+            .iter()
+            .filter(|l| !l.alert)
+            .map(|l| l.len as u64)
+            .sum();
         let response_pad = unpack_bits(&response_pad, OPENED_KEY_BITS)
             .ok_or_else(|| NodeError::Client("response pad has the wrong width".into()))?;
         let planned: Vec<CtrRecord> = layout
@@ -1850,8 +1953,8 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             plan,
             current: None,
             opening: None,
-            received_hash: Sha256::new(),
-            received_bytes: 0,
+            received_hash: r.received_hash,
+            received_bytes,
             alert: None,
         };
         Ok(State::ResponseBatches(app, Box::new(b)))
@@ -1875,19 +1978,24 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             let tags = sum_tags(&mine, got)?;
             let (_, blocks, shape) = b.current.take().ok_or_else(|| usage("no batch"))?;
             for (&r, t) in masked_records.iter().zip(&tags) {
-                let f = split_gcm(&b.records[r].1)?;
-                if !bool::from(t.ct_eq(&f.tag)) {
+                let tag = b
+                    .records
+                    .get(r)
+                    .map(|x| x.tag)
+                    .ok_or_else(|| usage("no record"))?;
+                if !bool::from(t.ct_eq(&tag)) {
                     return Err(NodeError::BadTag(format!("response record {}", r + 1)));
                 }
-                if !b.layout[r].alert {
-                    hash_record(&mut b.received_hash, &f.explicit, f.ciphertext);
-                    b.received_bytes += f.ciphertext.len() as u64;
-                }
             }
-            // Alert records are 2 bytes: one public keystream block each.
+            // Alert records are 2 bytes (kept whole): one public keystream block each.
             for (blk, ks) in blocks[..shape.public].iter().zip(public.chunks_exact(128)) {
                 let ks = bits_to_bytes(ks);
-                let c = split_gcm(&b.records[blk.record].1)?.ciphertext;
+                let c = b
+                    .records
+                    .get(blk.record)
+                    .and_then(|x| x.record.ciphertext())
+                    .filter(|c| c.len() == 2)
+                    .ok_or_else(|| usage("an alert record not kept"))?;
                 b.alert = Some(Alert::parse(&[c[0] ^ ks[0], c[1] ^ ks[1]])?);
             }
             self.timings.response_exec += self.now - self.since;
@@ -1913,18 +2021,12 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 .collect();
             let mut mine = Vec::with_capacity(masks.len());
             for (&r, m) in masked_records.iter().zip(&masks) {
-                let typ = if b.layout[r].alert {
-                    ContentType::Alert
-                } else {
-                    ContentType::ApplicationData
-                };
-                let f = split_gcm(&b.records[r].1)?;
-                mine.push(ghash_tag(
-                    &app.spow,
-                    &gcm_aad(1 + r as u64, typ, f.ciphertext.len()),
-                    f.ciphertext,
-                    m,
-                )?);
+                let g = b
+                    .records
+                    .get(r)
+                    .map(|x| x.ghash)
+                    .ok_or_else(|| usage("no record"))?;
+                mine.push(xor16(&g, m));
             }
             self.send_ctl(&Ctl::Tags(mine.clone()));
             b.opening = Some(Opening {
@@ -1943,10 +2045,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             let exec = self.party()?.preprocess(spec).map_err(mpc_err)?;
             let mut inputs = Inputs::none();
             if self.id < 2 {
-                let mut explicit = Vec::with_capacity(b.records.len());
-                for (_, p) in &b.records {
-                    explicit.push(split_gcm(p)?.explicit);
-                }
+                let explicit: Vec<[u8; 8]> = b.records.iter().map(|x| x.record.explicit).collect();
                 let suffix = suffix_bytes(&blocks, |r| explicit[r]);
                 inputs = inputs.value(1 + self.id as usize, bytes_to_bits(&suffix));
             }
@@ -2007,29 +2106,17 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             masked_key: OneCopy::from_node(self.id, pack_bits(masked_key)),
             transcript: OneCopy::from_node(self.id, transcript.clone()),
         });
-        // The relayed records become the committed ones in place (explicit nonce and tag
-        // cut off), so the response is never held twice.
-        let mut response = Vec::with_capacity(b.records.len());
-        for (r, (_, mut p)) in b.records.into_iter().enumerate() {
-            if b.layout.get(r).is_some_and(|l| !l.alert) {
-                let explicit = split_gcm(&p)?.explicit;
-                p.truncate(p.len() - crate::codec::TAG);
-                p.drain(..crate::codec::EXPLICIT_NONCE);
-                p.shrink_to_fit();
-                response.push(CommittedRecord {
-                    explicit,
-                    ciphertext: p,
-                });
-            }
-        }
+        let response = b
+            .records
+            .into_iter()
+            .filter(|x| x.typ == ContentType::ApplicationData)
+            .map(|x| x.record)
+            .collect();
         let request = b
             .request
             .into_iter()
             .enumerate()
-            .map(|(i, ciphertext)| CommittedRecord {
-                explicit: (1 + i as u64).to_be_bytes(),
-                ciphertext,
-            })
+            .map(|(i, ciphertext)| CommittedRecord::new((1 + i as u64).to_be_bytes(), ciphertext))
             .collect();
         let report = NodeReport {
             timings: self.timings,
@@ -2140,6 +2227,57 @@ mod tests {
         let (peers, client) = drain(&mut n);
         assert!(peers.is_empty(), "a peer that stopped is not told to stop");
         assert!(matches!(&client[..], [ToClient::Error(f)] if f.code == FailureCode::Provider));
+    }
+
+    /// The relay node's forwarded copy waits at another node for the client's hash of it,
+    /// but not without bound: a client that withholds its hashes cannot make a node hold
+    /// the response.
+    #[test]
+    fn forwarded_bytes_wait_for_the_clients_hash_within_a_bound() {
+        let t = Instant::now();
+        let mut n = fresh(1, t);
+        let chunk = |len: usize| {
+            let mut b = vec![0x17; len];
+            b.push(ch::RELAY);
+            b
+        };
+        for _ in 0..MAX_RELAY_BACKLOG / (1 << 16) {
+            n.handle_peer(RELAY_NODE, chunk(1 << 16), t);
+        }
+        assert!(n.poll_event().is_none(), "a backlog up to the bound is kept");
+        n.handle_peer(RELAY_NODE, chunk(1), t);
+        let e = failed(&mut n);
+        assert_eq!(e.code(), FailureCode::Client);
+        assert!(e.to_string().contains("fell more than"), "{e}");
+        // Only the relay node forwards.
+        let mut n = fresh(1, t);
+        n.handle_peer(2, chunk(10), t);
+        assert_eq!(failed(&mut n).code(), FailureCode::Mpc);
+    }
+
+    /// A client that sends ahead of the protocol (here while the nodes exchange their
+    /// commitments) is refused once its unread messages pass the bound.
+    #[test]
+    fn a_client_sending_ahead_is_refused_past_a_bound() {
+        let t = Instant::now();
+        let mut n = fresh(0, t);
+        let start = ToNode::Start {
+            server_name: "provider.test".into(),
+            request_records: vec![100],
+            request_pad_seed: [3; 32],
+            disclose: false,
+        };
+        n.handle_client(&postcard::to_stdvec(&start).unwrap(), t);
+        assert!(n.poll_event().is_none());
+        let chunk = postcard::to_stdvec(&ToNode::ServerBytes(vec![0x16; 1 << 16])).unwrap();
+        for _ in 0..MAX_CLIENT_BACKLOG / chunk.len() {
+            n.handle_client(&chunk, t);
+        }
+        assert!(n.poll_event().is_none(), "a backlog up to the bound is kept");
+        n.handle_client(&chunk, t);
+        let e = failed(&mut n);
+        assert_eq!(e.code(), FailureCode::Client);
+        assert!(e.to_string().contains("ahead of the session"), "{e}");
     }
 
     #[test]

@@ -50,9 +50,10 @@ use crate::circuits::{hs_out, BuildError};
 use crate::codec::CodecError;
 use crate::handshake::ServerError;
 use crate::net::{ch, Channel, Link, LinkError};
-use crate::proto::{Failure, FailureCode, ToClient, ToNode, Transcript};
+use crate::proto::{record_digest, Failure, FailureCode, ToClient, ToNode, Transcript};
 use crate::server_auth::{CertError, Roots};
 use machine::{usage, CtlInbox, NodeEvent, NodeSession, NodeTransmit};
+use subtle::ConstantTimeEq;
 
 /// A node's settings for one session.
 #[derive(Debug, Clone)]
@@ -249,14 +250,68 @@ fn cert_chain_hash(certs: &[Vec<u8>]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// One record of the committed traffic, as the nodes hold it: its explicit nonce and its
-/// ciphertext (no tag).
+/// One record of the committed traffic, as the nodes hold it: its explicit nonce, its
+/// ciphertext's length and digest ([`record_digest`]), and the ciphertext itself (no tag)
+/// unless the node kept only the digest (response records past
+/// [`KEPT_RESPONSE_BYTES`](crate::proto::KEPT_RESPONSE_BYTES)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedRecord {
     /// The record's explicit nonce (the counter block's middle 8 bytes).
     pub explicit: [u8; 8],
-    /// The ciphertext.
-    pub ciphertext: Vec<u8>,
+    len: usize,
+    digest: [u8; 32],
+    ciphertext: Option<Vec<u8>>,
+}
+
+/// A client's copy of a committed record that is not the record the nodes committed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the copy of response record {index} is not the committed record")]
+pub struct RecordMismatch {
+    /// The record's index (0 first).
+    pub index: usize,
+}
+
+impl CommittedRecord {
+    /// A record kept whole.
+    pub fn new(explicit: [u8; 8], ciphertext: Vec<u8>) -> Self {
+        CommittedRecord {
+            explicit,
+            len: ciphertext.len(),
+            digest: record_digest(&explicit, &ciphertext),
+            ciphertext: Some(ciphertext),
+        }
+    }
+
+    /// A record of which only the digest is kept.
+    pub fn digest_only(explicit: [u8; 8], ciphertext: &[u8]) -> Self {
+        CommittedRecord {
+            explicit,
+            len: ciphertext.len(),
+            digest: record_digest(&explicit, ciphertext),
+            ciphertext: None,
+        }
+    }
+
+    /// The ciphertext's length.
+    pub fn ciphertext_len(&self) -> usize {
+        self.len
+    }
+
+    /// The ciphertext, if held.
+    pub fn ciphertext(&self) -> Option<&[u8]> {
+        self.ciphertext.as_deref()
+    }
+
+    /// Takes a copy of the ciphertext (record `index`) from the client, if it is the one
+    /// committed to: its digest is checked in constant time.
+    pub fn supply(&mut self, index: usize, ciphertext: Vec<u8>) -> Result<(), RecordMismatch> {
+        let d = record_digest(&self.explicit, &ciphertext);
+        if ciphertext.len() != self.len || !bool::from(d.ct_eq(&self.digest)) {
+            return Err(RecordMismatch { index });
+        }
+        self.ciphertext = Some(ciphertext);
+        Ok(())
+    }
 }
 
 /// Runs one node through a whole session: `transport` reaches the other two nodes, `link`
@@ -582,6 +637,23 @@ impl<T: Transport> Committed<T> {
         &self.response
     }
 
+    /// Takes the client's copies of response records this node kept only the digest of;
+    /// a copy that is not the committed record is refused.
+    pub fn supply_response(
+        &mut self,
+        copies: Vec<crate::proto::RecordCopy>,
+    ) -> Result<(), RecordMismatch> {
+        for c in copies {
+            let index = c.index as usize;
+            let rec = self
+                .response
+                .get_mut(index)
+                .ok_or(RecordMismatch { index })?;
+            rec.supply(index, c.ciphertext)?;
+        }
+        Ok(())
+    }
+
     /// The next message the client sent after the response ([`ToNode::After`]).
     pub async fn recv_client(&mut self) -> Result<Vec<u8>, NodeError> {
         let m = match self.client.pop_front() {
@@ -671,5 +743,27 @@ impl<T: Transport> Committed<T> {
             node_bytes_received: stats.total_received(),
             ..self.report.clone()
         }
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::{CommittedRecord, RecordMismatch};
+
+    #[test]
+    fn a_digest_only_record_takes_only_its_own_ciphertext() {
+        let ct = vec![7u8; 100];
+        let mut r = CommittedRecord::digest_only([0, 0, 0, 0, 0, 0, 0, 9], &ct);
+        assert_eq!(r.ciphertext(), None);
+        assert_eq!(r.ciphertext_len(), 100);
+        let mut other = ct.clone();
+        other[99] ^= 1;
+        assert_eq!(r.supply(4, other), Err(RecordMismatch { index: 4 }));
+        assert_eq!(r.supply(4, ct[..99].to_vec()), Err(RecordMismatch { index: 4 }));
+        assert_eq!(r.ciphertext(), None);
+        r.supply(4, ct.clone()).unwrap();
+        assert_eq!(r.ciphertext(), Some(&ct[..]));
+        assert_eq!(r, CommittedRecord::new([0, 0, 0, 0, 0, 0, 0, 9], ct));
     }
 }
