@@ -229,7 +229,7 @@ where
         if let Some(r) = needed.into_iter().find(|&r| {
             c.response_records()
                 .get(r)
-                .is_none_or(|x| x.ciphertext().is_none())
+                .map_or(true, |x| x.ciphertext().is_none())
         }) {
             return Err(RequestError::Invalid(format!(
                 "the disclosure decrypts response record {r}, past the first \

@@ -233,15 +233,10 @@ async fn long_session(
         .map(|n| {
             tokio::spawn(async move {
                 let mut rng = n.rng().unwrap();
-                let mut c = mpc_tls::node::run_node_committed(
-                    n.id,
-                    n.cfg,
-                    n.transport,
-                    n.link,
-                    &mut rng,
-                )
-                .await
-                .unwrap();
+                let mut c =
+                    mpc_tls::node::run_node_committed(n.id, n.cfg, n.transport, n.link, &mut rng)
+                        .await
+                        .unwrap();
                 let held: Vec<bool> = c
                     .response_records()
                     .iter()
@@ -316,7 +311,10 @@ fn a_long_response_is_kept_as_digests_and_its_records_sent_again() {
     assert_eq!(honest.result, Ok(()));
     assert_eq!(honest.revealed, &body[start as usize..end as usize]);
     let kept = kept_records(honest.lens.iter().copied());
-    assert!(kept < honest.lens.len(), "the response fits what a node keeps");
+    assert!(
+        kept < honest.lens.len(),
+        "the response fits what a node keeps"
+    );
     assert!(honest.lens[..kept].iter().sum::<usize>() <= KEPT_RESPONSE_BYTES);
     for held in &honest.held {
         assert_eq!(held.len(), honest.lens.len());

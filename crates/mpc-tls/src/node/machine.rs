@@ -2244,7 +2244,10 @@ mod tests {
         for _ in 0..MAX_RELAY_BACKLOG / (1 << 16) {
             n.handle_peer(RELAY_NODE, chunk(1 << 16), t);
         }
-        assert!(n.poll_event().is_none(), "a backlog up to the bound is kept");
+        assert!(
+            n.poll_event().is_none(),
+            "a backlog up to the bound is kept"
+        );
         n.handle_peer(RELAY_NODE, chunk(1), t);
         let e = failed(&mut n);
         assert_eq!(e.code(), FailureCode::Client);
@@ -2273,7 +2276,10 @@ mod tests {
         for _ in 0..MAX_CLIENT_BACKLOG / chunk.len() {
             n.handle_client(&chunk, t);
         }
-        assert!(n.poll_event().is_none(), "a backlog up to the bound is kept");
+        assert!(
+            n.poll_event().is_none(),
+            "a backlog up to the bound is kept"
+        );
         n.handle_client(&chunk, t);
         let e = failed(&mut n);
         assert_eq!(e.code(), FailureCode::Client);

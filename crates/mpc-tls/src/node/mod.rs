@@ -760,7 +760,10 @@ mod record_tests {
         let mut other = ct.clone();
         other[99] ^= 1;
         assert_eq!(r.supply(4, other), Err(RecordMismatch { index: 4 }));
-        assert_eq!(r.supply(4, ct[..99].to_vec()), Err(RecordMismatch { index: 4 }));
+        assert_eq!(
+            r.supply(4, ct[..99].to_vec()),
+            Err(RecordMismatch { index: 4 })
+        );
         assert_eq!(r.ciphertext(), None);
         r.supply(4, ct.clone()).unwrap();
         assert_eq!(r.ciphertext(), Some(&ct[..]));
