@@ -217,6 +217,19 @@ pub struct Link {
     tap: Option<Recording>,
     /// The task writing to the stream, for a link over one.
     writer: Option<tokio::task::JoinHandle<()>>,
+    /// For a link over a stream: how many more bytes its reader may queue before the
+    /// session reads them ([`LINK_WINDOW`] at most), so a client sending faster than the
+    /// node works is held back by the stream's own flow control.
+    window: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+/// Most bytes of a client's messages a node's link reads ahead of its session.
+pub const LINK_WINDOW: usize = 1 << 20;
+
+/// What a message takes of a link's window (a message larger than the window takes all
+/// of it).
+fn window_share(len: usize) -> u32 {
+    len.min(LINK_WINDOW) as u32
 }
 
 impl std::fmt::Debug for Link {
@@ -252,6 +265,7 @@ pub fn links() -> (ClientLinks, [Link; 3]) {
             rx,
             tap: None,
             writer: None,
+            window: None,
         });
     }
     let mut txs = txs.into_iter();
@@ -267,6 +281,7 @@ pub fn links() -> (ClientLinks, [Link; 3]) {
             rx: mpsc::unbounded_channel().1,
             tap: None,
             writer: None,
+            window: None,
         })
     });
     (client, nodes)
@@ -344,6 +359,7 @@ fn bridge<S, M: Send + 'static>(
     peer: PartyId,
     mut out: mpsc::UnboundedReceiver<M>,
     bytes: fn(&M) -> &[u8],
+    window: Option<Arc<tokio::sync::Semaphore>>,
     inbound: impl Fn(Option<Vec<u8>>) -> bool + Send + 'static,
 ) -> tokio::task::JoinHandle<()>
 where
@@ -363,6 +379,14 @@ where
     });
     tokio::spawn(async move {
         while let Ok(Some(m)) = mpc::transport::read_frame(&mut r, peer).await {
+            // Wait for room in the window before reading on: the stream's flow control
+            // then holds the sender back.
+            if let Some(w) = &window {
+                match w.acquire_many(window_share(m.len())).await {
+                    Ok(p) => p.forget(),
+                    Err(_) => return,
+                }
+            }
             if !inbound(Some(m)) {
                 return;
             }
@@ -384,11 +408,13 @@ impl Link {
         // Stream errors name the peer by party id; the client has none, so it gets the
         // first id past the nodes'.
         let client = mpc::spec::PARTIES as PartyId;
+        let window = Arc::new(tokio::sync::Semaphore::new(LINK_WINDOW));
         let writer = bridge(
             stream,
             client,
             up_rx,
             |m| &m.1,
+            Some(window.clone()),
             move |m| m.is_some_and(|m| down_tx.send(m).is_ok()),
         );
         Link {
@@ -397,6 +423,7 @@ impl Link {
             rx: down_rx,
             tap: None,
             writer: Some(writer),
+            window: Some(window),
         }
     }
 
@@ -443,6 +470,9 @@ impl Link {
     /// returns loses nothing.
     pub async fn recv_bytes(&mut self) -> Result<Vec<u8>, LinkError> {
         let bytes = self.rx.recv().await.ok_or(LinkError::Closed("client"))?;
+        if let Some(w) = &self.window {
+            w.add_permits(window_share(bytes.len()) as usize);
+        }
         self.note(&bytes);
         Ok(bytes)
     }
@@ -473,7 +503,7 @@ impl ClientLinks {
             let id = node;
             // The end of a node's stream reaches the client as an empty message (a real
             // message is never empty), so it learns at once that the node is gone.
-            bridge(s, id, rx, Vec::as_slice, move |m| {
+            bridge(s, id, rx, Vec::as_slice, None, move |m| {
                 up.send((id, m.unwrap_or_default())).is_ok()
             });
             node += 1;
@@ -626,5 +656,42 @@ pub mod tcp {
             return Err(bad("a node link is missing".into()));
         };
         Ok(ClientLinks::over_streams([a, b, c]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    /// A node's link reads at most [`LINK_WINDOW`] ahead of its session: a client that
+    /// keeps sending is held back by the stream, and goes on once the session reads.
+    #[tokio::test]
+    async fn a_link_reads_ahead_only_within_its_window() {
+        let (client_end, node_end) = tokio::io::duplex(64 << 10);
+        let mut link = Link::over_stream(0, node_end);
+        let chunk = vec![7u8; 64 << 10];
+        let total = 4 * LINK_WINDOW / chunk.len();
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = sent.clone();
+        let writer = tokio::spawn(async move {
+            let mut w = client_end;
+            for _ in 0..total {
+                mpc::transport::write_frame(&mut w, 0, &chunk).await.unwrap();
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            w
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = sent.load(std::sync::atomic::Ordering::SeqCst);
+        // The window, the stream's buffer and one frame in flight at most.
+        let bound = (LINK_WINDOW + (64 << 10)) / (64 << 10) + 2;
+        assert!(before < total && before <= bound, "{before} frames sent unread");
+        for _ in 0..total {
+            assert_eq!(link.recv_bytes().await.unwrap().len(), 64 << 10);
+        }
+        writer.await.unwrap();
+        assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), total);
     }
 }

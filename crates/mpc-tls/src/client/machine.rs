@@ -180,17 +180,21 @@ fn decrypt_response(key: &[u8], records: &[Vec<u8>]) -> Result<Zeroizing<Vec<u8>
 /// The response records' lengths and the records a node keeps only the digest of (past
 /// [`KEPT_RESPONSE_BYTES`](crate::proto::KEPT_RESPONSE_BYTES)), for the client to send
 /// again if a computation after the commit needs them.
-fn response_records(records: &[Vec<u8>]) -> Result<ResponseRecords, ClientError> {
+/// The relayed records are taken over in place (explicit nonce and tag cut off).
+fn response_records(records: Vec<Vec<u8>>) -> Result<ResponseRecords, ClientError> {
     let mut lens = Vec::with_capacity(records.len());
-    for p in records {
+    for p in &records {
         lens.push(split_gcm(p)?.ciphertext.len());
     }
     let kept = kept_records(lens.iter().copied());
     let mut unkept = Vec::with_capacity(records.len() - kept);
-    for (i, p) in records.iter().enumerate().skip(kept) {
+    for (i, mut p) in records.into_iter().enumerate().skip(kept) {
+        let len = split_gcm(&p)?.ciphertext.len();
+        p.drain(..crate::codec::EXPLICIT_NONCE);
+        p.truncate(len);
         unkept.push(RecordCopy {
             index: i as u32,
-            ciphertext: split_gcm(p)?.ciphertext.to_vec(),
+            ciphertext: p,
         });
     }
     Ok(ResponseRecords { lens, unkept })
@@ -565,7 +569,7 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                     };
                     let key = unmask(pads, masked, *width)?;
                     let plain = decrypt_response(&key, &self.response)?;
-                    let records = response_records(&self.response)?;
+                    let records = response_records(std::mem::take(&mut self.response))?;
                     self.stats.total = now - self.start;
                     self.out.push_back(ClientTransmit::ProviderShutdown);
                     self.phase = Phase::Over;

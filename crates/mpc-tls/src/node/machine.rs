@@ -754,6 +754,11 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         &self.cfg
     }
 
+    /// Whether the session has something queued for [`NodeSession::poll_transmit`].
+    pub fn has_transmit(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// Whether the session has ended (committed or failed).
     pub fn is_over(&self) -> bool {
         self.failed || matches!(self.state, State::Committed(_))

@@ -429,6 +429,12 @@ fn take_ready<T: Transport, R: RngCore + CryptoRng>(
             break;
         }
         fed = true;
+        // What it queued goes out before more comes in (the relay node queues a forward
+        // of every chunk it takes: taking chunks faster than they go out would pile them
+        // up here).
+        if s.has_transmit() {
+            break;
+        }
     }
     fed
 }
