@@ -678,7 +678,9 @@ mod tests {
         let writer = tokio::spawn(async move {
             let mut w = client_end;
             for _ in 0..total {
-                mpc::transport::write_frame(&mut w, 0, &chunk).await.unwrap();
+                mpc::transport::write_frame(&mut w, 0, &chunk)
+                    .await
+                    .unwrap();
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             w
@@ -687,7 +689,10 @@ mod tests {
         let before = sent.load(std::sync::atomic::Ordering::SeqCst);
         // The window, the stream's buffer and one frame in flight at most.
         let bound = (LINK_WINDOW + (64 << 10)) / (64 << 10) + 2;
-        assert!(before < total && before <= bound, "{before} frames sent unread");
+        assert!(
+            before < total && before <= bound,
+            "{before} frames sent unread"
+        );
         for _ in 0..total {
             assert_eq!(link.recv_bytes().await.unwrap().len(), 64 << 10);
         }

@@ -406,3 +406,38 @@ fn a_client_that_learned_the_key_cannot_change_what_the_nodes_committed() {
         );
     }
 }
+
+/// Tags are checked while the response arrives: a flipped record among the first
+/// batch's stops every party although the provider never finishes (the provider's response
+/// flight is cut after three quarters and nothing after it is delivered, so neither a
+/// closing alert nor the end of the stream comes).
+#[test]
+fn a_flipped_record_is_caught_before_the_response_ends() {
+    let b = Behaviour {
+        body: 6000,
+        write_size: 100,
+        ..Behaviour::default()
+    };
+    let mut writes = 0;
+    let hook: Hook = Box::new(move |route, bytes| {
+        if route != Route::ProviderToClient {
+            return true;
+        }
+        writes += 1;
+        if writes == 3 {
+            // The response's records, 129 bytes each: at least 40 of them stay.
+            assert!(bytes.len() > 55 * 129, "{} bytes", bytes.len());
+            bytes[200] ^= 4;
+            bytes.truncate(bytes.len() * 3 / 4);
+        }
+        writes <= 3
+    });
+    let out = run(b, hook);
+    let e = out.client_error();
+    assert!(e.contains("does not verify"), "{e}");
+    for r in &out.nodes {
+        let e = r.as_ref().err().expect("a node committed").to_string();
+        assert!(e.contains("does not verify"), "{e}");
+    }
+    assert_eq!(out.waited, Duration::ZERO, "nobody waited for a timeout");
+}

@@ -41,7 +41,8 @@ use super::{
 };
 use crate::circuits::{
     batch_blocks, ctr_spec, handshake_spec, hs_out, open_key_spec, plan_batches,
-    server_finished_spec, suffix_bytes, CtrBlock, CtrRecord, CtrShape, Segment, OPENED_KEY_BITS,
+    server_finished_spec, suffix_bytes, CtrBlock, CtrRecord, CtrShape, Segment,
+    MAX_BLOCKS_PER_EXECUTION, OPENED_KEY_BITS,
 };
 use crate::codec::{self, blocks_for, gcm_aad, split_gcm, Alert, ContentType, MAX_FRAGMENT};
 use crate::handshake::{Flight, ServerError, ServerFlight};
@@ -270,29 +271,100 @@ struct Reading {
     app_bytes: usize,
     relay_hash: Sha256,
     received_hash: Sha256,
+    /// The tag checks, running while the response arrives.
+    tags: TagRun,
 }
 
-/// The response executions and tag checks, batch by batch.
+/// The rest of the response's tag checks once the provider closed, then the opening of the
+/// server write key.
 struct Batches {
     sent_hash: Sha256,
     request: Vec<Vec<u8>>,
     records: Vec<Relayed>,
     layout: Vec<CtrRecord>,
-    /// The layout the executions cover: application data gets only its tag mask (its
-    /// keystream is never computed: the key is opened to the client once every tag
-    /// verified), an alert its keystream too.
-    planned: Vec<CtrRecord>,
     close_notify: bool,
     /// This node's share of the client's pad for the opened key.
     response_pad: Vec<bool>,
-    plan: VecDeque<Vec<Segment>>,
-    /// The batch running: its execution, blocks and shape.
-    current: Option<(ExecId, Vec<CtrBlock>, CtrShape)>,
-    /// The batch's outputs while its tags are opened.
-    opening: Option<Opening>,
+    tags: TagRun,
     received_hash: Sha256,
     received_bytes: u64,
+}
+
+/// The response's tag checks, batch by batch. Each batch is one execution computing the tag
+/// masks of up to [`MAX_BLOCKS_PER_EXECUTION`] records (and a closing alert's keystream),
+/// whose tags are then opened with the peers and compared with the server's. Batches of
+/// [`MAX_BLOCKS_PER_EXECUTION`] application-data records start as soon as their records
+/// have arrived ([`TagRun::queue_full`]); what is left is batched once the provider has
+/// closed ([`TagRun::queue_rest`]). Which records go in which batch depends only on the
+/// records, never on when they arrived, so every node runs the same executions and opens
+/// the same tags in the same order.
+#[derive(Default)]
+struct TagRun {
+    /// The first record not yet in a batch.
+    next: usize,
+    /// Batches planned, not started.
+    plan: VecDeque<Vec<Segment>>,
+    /// The batch running: its execution, blocks, shape, and when it started.
+    current: Option<(ExecId, Vec<CtrBlock>, CtrShape, Instant)>,
+    /// The batch's outputs while its tags are opened.
+    opening: Option<(Opening, Instant)>,
+    /// The closing alert, once its keystream is out.
     alert: Option<Alert>,
+}
+
+impl TagRun {
+    /// Queues every whole batch of application-data records that has arrived.
+    fn queue_full(&mut self, records: &[Relayed]) {
+        while let Some(chunk) = records.get(self.next..self.next + MAX_BLOCKS_PER_EXECUTION) {
+            if chunk.iter().any(|r| r.typ != ContentType::ApplicationData) {
+                return;
+            }
+            let batch = (self.next..self.next + MAX_BLOCKS_PER_EXECUTION)
+                .map(|record| Segment {
+                    record,
+                    mask: true,
+                    start: 0,
+                    end: 0,
+                })
+                .collect();
+            self.plan.push_back(batch);
+            self.next += MAX_BLOCKS_PER_EXECUTION;
+        }
+    }
+
+    /// Queues everything left (the provider has closed: no record will come).
+    fn queue_rest(&mut self, records: &[Relayed]) {
+        self.queue_full(records);
+        let rest = planned(records.get(self.next..).unwrap_or_default());
+        for mut batch in plan_batches(&rest) {
+            for seg in &mut batch {
+                seg.record += self.next;
+            }
+            self.plan.push_back(batch);
+        }
+        self.next = records.len();
+    }
+
+    /// Whether no batch is planned or running.
+    fn idle(&self) -> bool {
+        self.plan.is_empty() && self.current.is_none() && self.opening.is_none()
+    }
+}
+
+/// What the tag executions cover of each record: an application-data record only its tag
+/// mask (its keystream is never computed: the key is opened to the client once every tag
+/// verified), an alert its keystream too.
+fn planned(records: &[Relayed]) -> Vec<CtrRecord> {
+    records
+        .iter()
+        .map(|r| {
+            let alert = r.typ == ContentType::Alert;
+            CtrRecord {
+                len: if alert { r.record.ciphertext_len() } else { 0 },
+                alert,
+            }
+        })
+        .collect()
 }
 
 /// A response batch's outputs while its tags are opened with the peers.
@@ -303,6 +375,9 @@ struct Opening {
     mine: Vec<[u8; 16]>,
     /// The public keystream blocks (alerts).
     public: Vec<bool>,
+    /// The blocks and shape of the batch.
+    blocks: Vec<CtrBlock>,
+    shape: CtrShape,
 }
 
 /// One state per protocol step, each holding only what is valid then.
@@ -1407,7 +1482,14 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             },
             State::Response(app, mut r) => loop {
                 let ev = match self.next_event()? {
-                    None => return Ok(Wait(State::Response(app, r))),
+                    None => {
+                        let moved = self.step_tags(&app, &r.records, &mut r.tags)?;
+                        return Ok(if moved {
+                            Moved(State::Response(app, r))
+                        } else {
+                            Wait(State::Response(app, r))
+                        });
+                    }
                     Some(ev) => ev,
                 };
                 match ev {
@@ -1435,6 +1517,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                         let seq = 1 + r.records.len() as u64;
                         let rec = relayed(&app.spow, seq, typ, payload, &mut r)?;
                         r.records.push(rec);
+                        r.tags.queue_full(&r.records);
                         if is_alert {
                             // The client says when the server closed; wait for that.
                             let closed = self.closed.take();
@@ -1450,10 +1533,17 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                     }
                 }
             },
-            State::AwaitClosed(app, r, mut closed) => {
+            State::AwaitClosed(app, mut r, mut closed) => {
                 while closed.is_none() {
                     match self.pull_client()? {
-                        None => return Ok(Wait(State::AwaitClosed(app, r, closed))),
+                        None => {
+                            let moved = self.step_tags(&app, &r.records, &mut r.tags)?;
+                            return Ok(if moved {
+                                Moved(State::AwaitClosed(app, r, closed))
+                            } else {
+                                Wait(State::AwaitClosed(app, r, closed))
+                            });
+                        }
                         Some(ToNode::ServerBytes(b)) => self.stream.push(&b),
                         Some(ToNode::Closed { eof, response_pad }) => {
                             closed = Some((eof, response_pad))
@@ -1466,12 +1556,23 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                         }
                     }
                 }
-                let closed = closed.unwrap_or_default();
                 if self.stream.next_event()?.is_some() || self.stream.has_partial() {
                     return Err(unexpected(
                         "bytes after the server's closing alert, or a truncated record",
                     ));
                 }
+                // Every whole batch is checked before the records' hashes are compared, so
+                // every node opens the same tags before the same check.
+                r.tags.queue_full(&r.records);
+                if !r.tags.idle() {
+                    let moved = self.step_tags(&app, &r.records, &mut r.tags)?;
+                    return Ok(if moved {
+                        Moved(State::AwaitClosed(app, r, closed))
+                    } else {
+                        Wait(State::AwaitClosed(app, r, closed))
+                    });
+                }
+                let closed = closed.unwrap_or_default();
                 let hash: [u8; 32] = r.relay_hash.clone().finalize().into();
                 self.send_ctl(&Ctl::Check { hash, ok: true });
                 Moved(State::ResponseCheck(app, r, closed, hash))
@@ -1904,6 +2005,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 app_bytes: 0,
                 relay_hash: Sha256::new(),
                 received_hash: Sha256::new(),
+                tags: TagRun::default(),
             }),
         ))
     }
@@ -1933,84 +2035,69 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             .sum();
         let response_pad = unpack_bits(&response_pad, OPENED_KEY_BITS)
             .ok_or_else(|| NodeError::Client("response pad has the wrong width".into()))?;
-        let planned: Vec<CtrRecord> = layout
-            .iter()
-            .map(|r| {
-                if r.alert {
-                    *r
-                } else {
-                    CtrRecord {
-                        len: 0,
-                        alert: false,
-                    }
-                }
-            })
-            .collect();
-        let plan = plan_batches(&planned).into();
+        let mut tags = r.tags;
+        tags.queue_rest(&r.records);
         let b = Batches {
             sent_hash: r.sent_hash,
             request: r.request,
             records: r.records,
             layout,
-            planned,
             close_notify,
             response_pad,
-            plan,
-            current: None,
-            opening: None,
+            tags,
             received_hash: r.received_hash,
             received_bytes,
-            alert: None,
         };
         Ok(State::ResponseBatches(app, Box::new(b)))
     }
 
-    /// The response, batch by batch: build and run a batch's execution, open its tags with
-    /// the peers, check them; then the next.
-    fn step_batches(&mut self, app: Box<App>, mut b: Box<Batches>) -> Result<Step, NodeError> {
-        use Step::{Moved, Wait};
+    /// One move of the response's tag checks, if one can be made now: check a batch's
+    /// opened tags once the peers' shares are in; open a batch's tags once its execution is
+    /// out; or start the next batch. Returns whether it moved.
+    fn step_tags(
+        &mut self,
+        app: &App,
+        records: &[Relayed],
+        t: &mut TagRun,
+    ) -> Result<bool, NodeError> {
         // Tags being opened: wait for the peers' shares.
-        if let Some(o) = b.opening.take() {
+        if let Some((o, started)) = t.opening.take() {
             let Some(got) = self.ctl.take() else {
-                b.opening = Some(o);
-                return Ok(Wait(State::ResponseBatches(app, b)));
+                t.opening = Some((o, started));
+                return Ok(false);
             };
-            let Opening {
-                records: masked_records,
-                mine,
-                public,
-            } = o;
-            let tags = sum_tags(&mine, got)?;
-            let (_, blocks, shape) = b.current.take().ok_or_else(|| usage("no batch"))?;
-            for (&r, t) in masked_records.iter().zip(&tags) {
-                let tag = b
-                    .records
+            let tags = sum_tags(&o.mine, got)?;
+            for (&r, tag) in o.records.iter().zip(&tags) {
+                let want = records
                     .get(r)
                     .map(|x| x.tag)
                     .ok_or_else(|| usage("no record"))?;
-                if !bool::from(t.ct_eq(&tag)) {
+                if !bool::from(tag.ct_eq(&want)) {
                     return Err(NodeError::BadTag(format!("response record {}", r + 1)));
                 }
             }
             // Alert records are 2 bytes (kept whole): one public keystream block each.
-            for (blk, ks) in blocks[..shape.public].iter().zip(public.chunks_exact(128)) {
+            for (blk, ks) in o.blocks[..o.shape.public]
+                .iter()
+                .zip(o.public.chunks_exact(128))
+            {
                 let ks = bits_to_bytes(ks);
-                let c = b
-                    .records
+                let c = records
                     .get(blk.record)
                     .and_then(|x| x.record.ciphertext())
                     .filter(|c| c.len() == 2)
                     .ok_or_else(|| usage("an alert record not kept"))?;
-                b.alert = Some(Alert::parse(&[c[0] ^ ks[0], c[1] ^ ks[1]])?);
+                t.alert = Some(Alert::parse(&[c[0] ^ ks[0], c[1] ^ ks[1]])?);
             }
-            self.timings.response_exec += self.now - self.since;
-            return Ok(Moved(State::ResponseBatches(app, b)));
+            self.timings.response_exec += self.now.saturating_duration_since(started);
+            return Ok(true);
         }
         // A batch running: wait for its outputs, then open its tags.
-        if let Some((exec, blocks, shape)) = &b.current {
+        if let Some((exec, _, _, _)) = &t.current {
             let Some(out) = self.exec_output(*exec)? else {
-                return Ok(Wait(State::ResponseBatches(app, b)));
+                return Ok(false);
             };
+            let (_, blocks, shape, started) = t.current.take().ok_or_else(|| usage("no batch"))?;
             let lay = shape.layout();
             let pubout = value(&out, lay.public)?;
             if pubout[0] {
@@ -2020,50 +2107,71 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 Some(g) => value(&out, g)?.chunks_exact(128).map(block).collect(),
                 None => Vec::new(),
             };
-            let masked_records: Vec<usize> = blocks[shape.public..shape.public + shape.masks]
+            let masked: Vec<usize> = blocks[shape.public..shape.public + shape.masks]
                 .iter()
                 .map(|b| b.record)
                 .collect();
             let mut mine = Vec::with_capacity(masks.len());
-            for (&r, m) in masked_records.iter().zip(&masks) {
-                let g = b
-                    .records
+            for (&r, m) in masked.iter().zip(&masks) {
+                let g = records
                     .get(r)
                     .map(|x| x.ghash)
                     .ok_or_else(|| usage("no record"))?;
                 mine.push(xor16(&g, m));
             }
             self.send_ctl(&Ctl::Tags(mine.clone()));
-            b.opening = Some(Opening {
-                records: masked_records,
-                mine,
-                public: pubout[1..].to_vec(),
-            });
-            return Ok(Moved(State::ResponseBatches(app, b)));
+            let public = pubout[1..].to_vec();
+            t.opening = Some((
+                Opening {
+                    records: masked,
+                    mine,
+                    public,
+                    blocks,
+                    shape,
+                },
+                started,
+            ));
+            return Ok(true);
         }
-        // The next batch, or the end.
-        if let Some(batch) = b.plan.pop_front() {
-            self.since = self.now;
-            let (blocks, shape) = batch_blocks(&b.planned, &batch);
-            let spec = ctr_spec(app.s.e_hs, hs_out::SERVER_KEY, shape)?;
-            let lay = shape.layout();
-            let exec = self.party()?.preprocess(spec).map_err(mpc_err)?;
-            let mut inputs = Inputs::none();
-            if self.id < 2 {
-                let explicit: Vec<[u8; 8]> = b.records.iter().map(|x| x.record.explicit).collect();
-                let suffix = suffix_bytes(&blocks, |r| explicit[r]);
-                inputs = inputs.value(1 + self.id as usize, bytes_to_bits(&suffix));
-            }
-            if lay.client.is_some() {
-                return Err(usage("response keystream planned for the client"));
-            }
-            self.start_exec(exec, inputs)?;
-            b.current = Some((exec, blocks, shape));
-            return Ok(Moved(State::ResponseBatches(app, b)));
+        // The next batch.
+        let Some(batch) = t.plan.pop_front() else {
+            return Ok(false);
+        };
+        let planned = planned(records);
+        let (blocks, shape) = batch_blocks(&planned, &batch);
+        let spec = ctr_spec(app.s.e_hs, hs_out::SERVER_KEY, shape)?;
+        let lay = shape.layout();
+        if lay.client.is_some() {
+            return Err(usage("response keystream planned for the client"));
+        }
+        let exec = self.party()?.preprocess(spec).map_err(mpc_err)?;
+        let mut inputs = Inputs::none();
+        if self.id < 2 {
+            let suffix = suffix_bytes(&blocks, |r| {
+                records.get(r).map_or([0; 8], |x| x.record.explicit)
+            });
+            inputs = inputs.value(1 + self.id as usize, bytes_to_bits(&suffix));
+        }
+        self.start_exec(exec, inputs)?;
+        t.current = Some((exec, blocks, shape, self.now));
+        Ok(true)
+    }
+
+    /// The response's last tag checks once the provider closed, then the server write key
+    /// opened to the client.
+    fn step_batches(&mut self, app: Box<App>, mut b: Box<Batches>) -> Result<Step, NodeError> {
+        use Step::{Moved, Wait};
+        if !b.tags.idle() {
+            let moved = self.step_tags(&app, &b.records, &mut b.tags)?;
+            return Ok(if moved {
+                Moved(State::ResponseBatches(app, b))
+            } else {
+                Wait(State::ResponseBatches(app, b))
+            });
         }
         // Every record is committed and its tag verified: open the server write key to the
         // client (masked with its pads; each node sees only key ⊕ its pad share).
-        if let Some(a) = b.alert.filter(|a| !a.is_close_notify()) {
+        if let Some(a) = b.tags.alert.filter(|a| !a.is_close_notify()) {
             return Err(ServerError::ServerAlert {
                 alert: a,
                 stage: "the response",
