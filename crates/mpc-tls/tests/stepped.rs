@@ -436,7 +436,7 @@ fn a_flipped_record_is_caught_before_the_response_ends() {
     let e = out.client_error();
     assert!(e.contains("does not verify"), "{e}");
     for r in &out.nodes {
-        let e = r.as_ref().err().expect("a node committed").to_string();
+        let e = r.as_ref().expect_err("a node committed").to_string();
         assert!(e.contains("does not verify"), "{e}");
     }
     assert_eq!(out.waited, Duration::ZERO, "nobody waited for a timeout");
