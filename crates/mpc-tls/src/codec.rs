@@ -507,6 +507,40 @@ pub fn parse_certificate(body: &[u8]) -> Result<Vec<Vec<u8>>, CodecError> {
     Ok(certs)
 }
 
+/// Checks a TLS 1.2 CertificateRequest body (RFC 5246 §7.4.4): at least one certificate
+/// type, the signature algorithms (pairs), the certificate authorities (each a non-empty
+/// distinguished name), nothing after. Its content does not matter to Tessera, which
+/// answers with an empty Certificate: it is checked so a malformed one is refused.
+pub fn parse_certificate_request(body: &[u8]) -> Result<(), CodecError> {
+    let mut r = Reader::new(body, "CertificateRequest");
+    if r.vec8()?.is_empty() {
+        return Err(CodecError::Invalid(
+            "a CertificateRequest without certificate types".into(),
+        ));
+    }
+    if r.vec16()?.len() % 2 != 0 {
+        return Err(CodecError::Invalid(
+            "a CertificateRequest's signature algorithms are not pairs".into(),
+        ));
+    }
+    let mut cas = Reader::new(r.vec16()?, "CertificateRequest authorities");
+    r.end()?;
+    while !cas.is_empty() {
+        if cas.vec16()?.is_empty() {
+            return Err(CodecError::Invalid(
+                "an empty distinguished name in a CertificateRequest".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The Certificate message a client without a certificate sends when asked for one
+/// (RFC 5246 §7.4.6): an empty list.
+pub fn empty_certificate() -> Vec<u8> {
+    handshake_message(hs::CERTIFICATE, &[0, 0, 0])
+}
+
 /// An ECDHE ServerKeyExchange (RFC 8422 §5.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerKeyExchange {

@@ -1,7 +1,8 @@
 //! The client side of the TLS 1.2 handshake's server flight as an explicit, sans-IO state
 //! machine: feed it each whole handshake message (and any alert) in the order the server
 //! sent them; it checks the order and contents (ServerHello → Certificate →
-//! ServerKeyExchange → ServerHelloDone), keeps the transcript hash, and yields the parsed
+//! ServerKeyExchange → [CertificateRequest] → ServerHelloDone), keeps the transcript hash,
+//! and yields the parsed
 //! flight. Every node runs one over the bytes the client relays.
 
 use sha2::{Digest, Sha256};
@@ -84,6 +85,10 @@ pub struct Flight {
     pub certs: Vec<Vec<u8>>,
     /// The ECDHE parameters and their signature.
     pub ske: ServerKeyExchange,
+    /// Whether the server asked for a client certificate (CertificateRequest). Tessera has
+    /// none and answers with an empty Certificate, as a browser without one does; a server
+    /// that requires one then refuses the handshake.
+    pub certificate_requested: bool,
 }
 
 #[derive(Debug)]
@@ -163,69 +168,70 @@ impl ServerFlight {
             ServerError::Unexpected(format!("handshake message {typ} instead of {what}"))
         };
         let state = std::mem::replace(&mut self.state, State::Failed);
-        self.state =
-            match state {
-                State::ExpectServerHello => {
-                    if typ != hs::SERVER_HELLO {
-                        return Err(expected("ServerHello"));
-                    }
-                    let hello = codec::parse_server_hello(body)?;
-                    if let Some(v) = hello.selected_version.filter(|&v| v != TLS12) {
-                        return Err(ServerError::Version {
-                            negotiated: version_name(v),
-                        });
-                    }
-                    if hello.version != TLS12 {
-                        return Err(ServerError::Version {
-                            negotiated: version_name(hello.version),
-                        });
-                    }
-                    let suite =
-                        CipherSuite::from_code(hello.suite).ok_or_else(|| ServerError::Suite {
-                            chosen: hello.suite,
-                            supported: supported_suites(),
-                        })?;
-                    if !hello.extended_master_secret {
-                        return Err(ServerError::NoExtendedMasterSecret);
-                    }
-                    State::ExpectCertificate(hello, suite)
+        self.state = match state {
+            State::ExpectServerHello => {
+                if typ != hs::SERVER_HELLO {
+                    return Err(expected("ServerHello"));
                 }
-                State::ExpectCertificate(hello, suite) => {
-                    if typ != hs::CERTIFICATE {
-                        return Err(expected("Certificate"));
-                    }
-                    State::ExpectKeyExchange(hello, suite, codec::parse_certificate(body)?)
+                let hello = codec::parse_server_hello(body)?;
+                if let Some(v) = hello.selected_version.filter(|&v| v != TLS12) {
+                    return Err(ServerError::Version {
+                        negotiated: version_name(v),
+                    });
                 }
-                State::ExpectKeyExchange(hello, suite, certs) => {
-                    if typ != hs::SERVER_KEY_EXCHANGE {
-                        return Err(expected("ServerKeyExchange"));
-                    }
-                    let ske = codec::parse_server_key_exchange(body)?;
-                    State::ExpectHelloDone(Flight {
-                        hello,
-                        suite,
-                        certs,
-                        ske,
-                    })
+                if hello.version != TLS12 {
+                    return Err(ServerError::Version {
+                        negotiated: version_name(hello.version),
+                    });
                 }
-                State::ExpectHelloDone(flight) => match typ {
-                    hs::SERVER_HELLO_DONE if body.is_empty() => {
-                        self.transcript.update(m);
-                        self.state = State::Done;
-                        return Ok(Some(flight));
-                    }
-                    hs::CERTIFICATE_REQUEST => return Err(ServerError::Unexpected(
-                        "the server asks for a client certificate, which Tessera does not support"
-                            .into(),
-                    )),
-                    _ => return Err(expected("ServerHelloDone")),
-                },
-                State::Done | State::Failed => {
-                    return Err(ServerError::Unexpected(
-                        "a handshake message after ServerHelloDone".into(),
-                    ))
+                let suite =
+                    CipherSuite::from_code(hello.suite).ok_or_else(|| ServerError::Suite {
+                        chosen: hello.suite,
+                        supported: supported_suites(),
+                    })?;
+                if !hello.extended_master_secret {
+                    return Err(ServerError::NoExtendedMasterSecret);
                 }
-            };
+                State::ExpectCertificate(hello, suite)
+            }
+            State::ExpectCertificate(hello, suite) => {
+                if typ != hs::CERTIFICATE {
+                    return Err(expected("Certificate"));
+                }
+                State::ExpectKeyExchange(hello, suite, codec::parse_certificate(body)?)
+            }
+            State::ExpectKeyExchange(hello, suite, certs) => {
+                if typ != hs::SERVER_KEY_EXCHANGE {
+                    return Err(expected("ServerKeyExchange"));
+                }
+                let ske = codec::parse_server_key_exchange(body)?;
+                State::ExpectHelloDone(Flight {
+                    hello,
+                    suite,
+                    certs,
+                    ske,
+                    certificate_requested: false,
+                })
+            }
+            State::ExpectHelloDone(mut flight) => match typ {
+                hs::SERVER_HELLO_DONE if body.is_empty() => {
+                    self.transcript.update(m);
+                    self.state = State::Done;
+                    return Ok(Some(flight));
+                }
+                hs::CERTIFICATE_REQUEST if !flight.certificate_requested => {
+                    codec::parse_certificate_request(body)?;
+                    flight.certificate_requested = true;
+                    State::ExpectHelloDone(flight)
+                }
+                _ => return Err(expected("ServerHelloDone")),
+            },
+            State::Done | State::Failed => {
+                return Err(ServerError::Unexpected(
+                    "a handshake message after ServerHelloDone".into(),
+                ))
+            }
+        };
         self.transcript.update(m);
         Ok(None)
     }
@@ -283,6 +289,69 @@ mod tests {
         }
         assert_eq!(m.transcript().clone().finalize(), h.finalize());
         assert!(m.on_message(&done).is_err());
+    }
+
+    /// A CertificateRequest (RFC 5246 §7.4.4) is taken once, checked, and kept in the
+    /// transcript; the flight says it came, so the client answers with an empty
+    /// Certificate.
+    #[test]
+    fn an_optional_certificate_request_is_noted() {
+        // Types rsa_sign, ecdsa_sign; algorithms ecdsa_secp256r1_sha256, rsa_pss_rsae_sha256;
+        // one authority (a 3-byte "DN").
+        let body = [2, 1, 64, 0, 4, 4, 3, 8, 4, 0, 5, 0, 3, 0x30, 1, 0];
+        let req = handshake_message(hs::CERTIFICATE_REQUEST, &body);
+        let done = handshake_message(hs::SERVER_HELLO_DONE, &[]);
+        let mut m = ServerFlight::new(&[]);
+        for x in [
+            server_hello(0xC02B, true),
+            certificate(),
+            ske(),
+            req.clone(),
+        ] {
+            assert!(m.on_message(&x).unwrap().is_none());
+        }
+        let f = m.on_message(&done).unwrap().unwrap();
+        assert!(f.certificate_requested);
+        let mut h = Sha256::new();
+        for x in [
+            server_hello(0xC02B, true),
+            certificate(),
+            ske(),
+            req.clone(),
+            done,
+        ] {
+            h.update(x);
+        }
+        assert_eq!(m.transcript().clone().finalize(), h.finalize());
+        // Twice is refused.
+        let mut m = ServerFlight::new(&[]);
+        for x in [
+            server_hello(0xC02B, true),
+            certificate(),
+            ske(),
+            req.clone(),
+        ] {
+            m.on_message(&x).unwrap();
+        }
+        assert!(m.on_message(&req).is_err());
+        // Malformed: no types, odd algorithm bytes, an empty authority, trailing bytes.
+        for bad in [
+            &[0, 0, 0, 0, 0][..],
+            &[1, 64, 0, 3, 4, 3, 8, 0, 0],
+            &[1, 64, 0, 2, 4, 3, 0, 2, 0, 0],
+            &[1, 64, 0, 2, 4, 3, 0, 0, 9],
+        ] {
+            let mut m = ServerFlight::new(&[]);
+            for x in [server_hello(0xC02B, true), certificate(), ske()] {
+                m.on_message(&x).unwrap();
+            }
+            let e = m.on_message(&handshake_message(hs::CERTIFICATE_REQUEST, bad));
+            assert!(e.is_err(), "{bad:?} was taken");
+        }
+        assert_eq!(
+            codec::empty_certificate(),
+            vec![hs::CERTIFICATE, 0, 0, 3, 0, 0, 0]
+        );
     }
 
     #[test]

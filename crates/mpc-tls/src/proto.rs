@@ -177,11 +177,12 @@ pub fn relay_hash(prev: &[u8; 32], chunk: &[u8]) -> [u8; 32] {
 pub enum ToClient {
     /// The ClientHello handshake message to send (the client wraps it in a record).
     ClientHello(OneCopy<Vec<u8>>),
-    /// The client's second flight: ClientKeyExchange, then (after ChangeCipherSpec) the
+    /// The client's second flight: its handshake messages before ChangeCipherSpec (an
+    /// empty Certificate if the server asked for one, then ClientKeyExchange), then the
     /// encrypted Finished, whose tag the client assembles from the three shares.
     ClientFinished {
-        /// The ClientKeyExchange handshake message, then the Finished ciphertext (16 bytes,
-        /// explicit nonce 0).
+        /// The handshake messages before ChangeCipherSpec (one record), then the Finished
+        /// ciphertext (16 bytes, explicit nonce 0).
         flight: OneCopy<(Vec<u8>, Vec<u8>)>,
         /// This node's XOR share of the tag.
         tag_share: [u8; 16],

@@ -1,7 +1,8 @@
 //! Sessions against real TLS servers from Debian packages: nginx with an ECDSA P-256
 //! certificate and `openssl s_server` with an RSA certificate (so both suites and both kinds
-//! of ServerKeyExchange signature are exercised). `.ci/run` installs both
-//! (`apt-get install -y nginx openssl`); without them these tests fail and say so.
+//! of ServerKeyExchange signature are exercised), and GnuTLS `gnutls-serv` asking for a
+//! client certificate. `.ci/run` installs them (`apt-get install -y nginx openssl
+//! gnutls-bin`); without them these tests fail and say so.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -173,4 +174,35 @@ async fn openssl_s_server_rsa() {
             CipherSuite::EcdheRsaAes128GcmSha256
         );
     }
+}
+
+/// GnuTLS asks every client for an optional certificate unless told not to: Tessera
+/// answers with an empty Certificate, as a browser without one does, and the session goes
+/// through. With `--require-client-cert` the server refuses the handshake, and the error
+/// says that it had asked for a certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gnutls_tls12_asking_for_an_optional_client_certificate() {
+    let p = pki(&[NAME]).unwrap();
+    let body: Vec<u8> = (0..3000).map(body_byte).collect();
+    let priority = "NORMAL:-VERS-ALL:+VERS-TLS1.2";
+    let server = tessera_provider::gnutls_serv(&p, priority, &body, &[]).unwrap();
+    let roots = Roots::from_pem(&p.ca_pem).unwrap();
+    let out = get(&roots, server.addr, "/", false).await;
+    assert!(out.client.response.starts_with(b"HTTP/1.0 200"));
+    assert_eq!(body_of(&out.client.response), &body[..]);
+    for n in &out.nodes {
+        assert_eq!(n.transcript, out.client.transcript);
+    }
+    drop(server);
+
+    let server =
+        tessera_provider::gnutls_serv(&p, priority, &body, &["--require-client-cert"]).unwrap();
+    let mut cfg = LocalConfig::new(roots.clone());
+    cfg.timeout = Duration::from_secs(60);
+    let req = format!("GET / HTTP/1.1\r\nHost: {NAME}\r\nConnection: close\r\n\r\n");
+    let e = fetch(&cfg, NAME, server.addr, req.as_bytes())
+        .await
+        .expect_err("a server requiring a client certificate served Tessera")
+        .to_string();
+    assert!(e.contains("asked for a client certificate"), "{e}");
 }

@@ -98,3 +98,17 @@ async fn request_over_several_records() {
     )
     .await;
 }
+
+/// A server that asks for an optional client certificate gets an empty Certificate and
+/// serves the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_asking_for_an_optional_client_certificate() {
+    roundtrip(
+        Behaviour {
+            ask_client_certificate: true,
+            ..Behaviour::default()
+        },
+        300,
+    )
+    .await;
+}

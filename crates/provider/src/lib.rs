@@ -24,6 +24,9 @@ pub enum ProviderError {
     /// A server program from the system is missing or did not start.
     #[error("{0}")]
     External(String),
+    /// The client-certificate verifier could not be built from the test CA.
+    #[error("client-certificate verifier: {0}")]
+    ClientAuth(String),
 }
 
 /// A CA and one leaf certificate for some names, all ECDSA P-256.
@@ -83,6 +86,8 @@ pub struct Behaviour {
     pub aes256_only: bool,
     /// Extract the traffic keys at the end (for tests that check nobody else has them).
     pub extract_keys: bool,
+    /// Ask the client for a certificate (issued by the test CA), without requiring one.
+    pub ask_client_certificate: bool,
 }
 
 impl Default for Behaviour {
@@ -94,6 +99,7 @@ impl Default for Behaviour {
             tls13_only: false,
             aes256_only: false,
             extract_keys: false,
+            ask_client_certificate: false,
         }
     }
 }
@@ -185,13 +191,29 @@ pub fn server_config(pki: &Pki, b: Behaviour) -> Result<Arc<rustls::ServerConfig
     } else {
         &[&rustls::version::TLS13, &rustls::version::TLS12]
     };
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(pki.leaf_der.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.leaf_key_der.clone())),
-        )?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)?;
+    let builder = if b.ask_client_certificate {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = CertificateDer::from_pem_slice(pki.ca_pem.as_bytes())
+            .map_err(|e| ProviderError::ClientAuth(e.to_string()))?;
+        roots
+            .add(ca)
+            .map_err(|e| ProviderError::ClientAuth(e.to_string()))?;
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| ProviderError::ClientAuth(e.to_string()))?;
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder.with_single_cert(
+        vec![CertificateDer::from(pki.leaf_der.clone())],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.leaf_key_der.clone())),
+    )?;
     let mut config = config;
     config.enable_secret_extraction = b.extract_keys;
     Ok(Arc::new(config))
@@ -496,6 +518,49 @@ pub fn nginx(
         "-e",
         &log.display().to_string(),
     ]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    spawn_external(cmd, dir, addr, &log)
+}
+
+/// GnuTLS `gnutls-serv --http` on 127.0.0.1 with `pki`'s leaf, answering every request
+/// with `body` (it writes the head itself: `HTTP/1.0 200 OK`, `Content-Length`), under the
+/// GnuTLS priority string `priority`,
+/// with `extra` arguments (`--require-client-cert`, …). Without `--disable-client-cert` it
+/// asks every client for an optional certificate.
+pub fn gnutls_serv(
+    pki: &Pki,
+    priority: &str,
+    body: &[u8],
+    extra: &[&str],
+) -> Result<External, ProviderError> {
+    let bin = system_binary("gnutls-serv").map_err(|_| {
+        ProviderError::External(
+            "gnutls-serv is not installed: run `apt-get install -y gnutls-bin` (as .ci/run does)"
+                .into(),
+        )
+    })?;
+    let dir = scratch_dir("gnutls")?;
+    std::fs::write(dir.join("leaf.pem"), &pki.leaf_pem)?;
+    std::fs::write(dir.join("leaf.key"), &pki.leaf_key_pem)?;
+    std::fs::write(dir.join("body"), body)?;
+    let port = free_port()?;
+    let log = dir.join("gnutls-serv.log");
+    let mut cmd = std::process::Command::new(bin);
+    cmd.current_dir(&dir)
+        .args([
+            "--http",
+            "--httpdata",
+            "body",
+            "--x509certfile",
+            "leaf.pem",
+            "--x509keyfile",
+            "leaf.key",
+            "--port",
+            &port.to_string(),
+            "--priority",
+            priority,
+        ])
+        .args(extra);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     spawn_external(cmd, dir, addr, &log)
 }

@@ -87,8 +87,8 @@ impl Phase {
     }
 }
 
-/// The client's second flight as one node sends it: ClientKeyExchange and the Finished
-/// ciphertext.
+/// The client's second flight as one node sends it: the handshake messages before
+/// ChangeCipherSpec ([empty Certificate,] ClientKeyExchange) and the Finished ciphertext.
 type FlightCopy = OneCopy<(Vec<u8>, Vec<u8>)>;
 
 /// The phone's side of one MPC-TLS session, as a state machine. See the module doc.

@@ -1375,7 +1375,12 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 Some(Some(ServerEvent::Alert(alert))) => {
                     return Err(ServerError::ServerAlert {
                         alert,
-                        stage: "the handshake (after our Finished)",
+                        stage: if f.flight.certificate_requested {
+                            "the handshake (after our Finished; the server had asked for a \
+                             client certificate and Tessera has none: it may require one)"
+                        } else {
+                            "the handshake (after our Finished)"
+                        },
                     }
                     .into())
                 }
@@ -1766,7 +1771,13 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             .take_output()
             .ok_or_else(|| usage("ECtF output already taken"))?
             .map_err(|e| unexpected(format!("ECDH: {e}")))?;
-        let cke = codec::client_key_exchange(&a.client_pub);
+        // The client's handshake messages before ChangeCipherSpec: an empty Certificate if
+        // the server asked for one, then the ClientKeyExchange (one record carries both).
+        let mut cke = Vec::new();
+        if a.flight.certificate_requested {
+            cke.extend(codec::empty_certificate());
+        }
+        cke.extend(codec::client_key_exchange(&a.client_pub));
         a.transcript.update(&cke);
         let session_hash: [u8; 32] = a.transcript.clone().finalize().into();
         let public = [
