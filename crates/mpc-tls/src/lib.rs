@@ -6,6 +6,8 @@
 //! - [`handshake`]: the server's first flight as an explicit state machine (sans-IO).
 //! - [`server_auth`]: certificate chain and ServerKeyExchange checks each node does itself.
 //! - [`prf`]: the TLS 1.2 PRF with the Extended Master Secret as boolean circuits.
+//! - [`hkdf`]: the TLS 1.3 key schedule as boolean circuits (the building block of the
+//!   TLS 1.3 client, not yet wired into a session).
 //! - [`circuits`]: the session's four garbled executions.
 //! - [`proto`] and [`net`]: client↔node messages, the transcript, channels over one transport.
 //! - [`node`]: a node's side of a session (and the committed session it can hand on for a
@@ -17,6 +19,7 @@ pub mod circuits;
 pub mod client;
 pub mod codec;
 pub mod handshake;
+pub mod hkdf;
 pub mod local;
 pub mod net;
 pub mod node;

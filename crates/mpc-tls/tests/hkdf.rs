@@ -1,0 +1,189 @@
+//! The TLS 1.3 key-schedule circuits (`mpc_tls::hkdf`) against the trace of RFC 8448 §3
+//! (a full handshake with `TLS_AES_128_GCM_SHA256`: every secret, key, IV and the client
+//! Finished) and against a software HKDF built on the RustCrypto `hmac` crate, on random
+//! inputs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use hmac::{Hmac, Mac};
+use mpc::circuit::{bits_to_bytes, bytes_to_bits, Bit, Builder, Circuit};
+use mpc_tls::hkdf::{
+    application_secrets, finished_key, finished_mac, handshake_secrets, traffic_keys,
+};
+use mpc_tls::prf::HmacKey;
+use rand::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+
+fn hx(s: &str) -> Vec<u8> {
+    hex::decode(s).unwrap()
+}
+
+/// One circuit for the whole schedule. Inputs: the DHE secret, the hash through
+/// ServerHello, the hash through the server's Finished (32 bytes each). Outputs, 32 bytes
+/// unless said: client and server handshake traffic secrets, master secret, client and
+/// server handshake key (16) and IV (12), client and server Finished keys, the client
+/// Finished verify_data over the third input, client and server application traffic
+/// secrets, client and server application key (16) and IV (12).
+fn schedule() -> Circuit {
+    let mut b = Builder::new();
+    let dhe = b.inputs(256);
+    let hello = b.inputs(256);
+    let sf = b.inputs(256);
+    let hs = handshake_secrets(&mut b, &dhe, &hello).unwrap();
+    let mut out: Vec<Bit> = Vec::new();
+    out.extend(&hs.client);
+    out.extend(&hs.server);
+    out.extend(&hs.master);
+    let ck = HmacKey::new(&mut b, &hs.client).unwrap();
+    let sk = HmacKey::new(&mut b, &hs.server).unwrap();
+    for k in [&ck, &sk] {
+        let t = traffic_keys(&mut b, k).unwrap();
+        out.extend(t.key);
+        out.extend(t.iv);
+    }
+    let cf = finished_key(&mut b, &ck).unwrap();
+    let sfk = finished_key(&mut b, &sk).unwrap();
+    out.extend(&cf);
+    out.extend(&sfk);
+    out.extend(finished_mac(&mut b, &cf, &sf).unwrap());
+    let (ca, sa) = application_secrets(&mut b, &hs.master, &sf).unwrap();
+    out.extend(&ca);
+    out.extend(&sa);
+    for s in [&ca, &sa] {
+        let k = HmacKey::new(&mut b, s).unwrap();
+        let t = traffic_keys(&mut b, &k).unwrap();
+        out.extend(t.key);
+        out.extend(t.iv);
+    }
+    b.finish(&out).unwrap()
+}
+
+/// The outputs of [`schedule`], split.
+fn run(c: &Circuit, dhe: &[u8], hello: &[u8], sf: &[u8]) -> Vec<Vec<u8>> {
+    let bits: Vec<bool> = [dhe, hello, sf]
+        .iter()
+        .flat_map(|x| bytes_to_bits(x))
+        .collect();
+    let out = bits_to_bytes(&c.evaluate(&bits).unwrap());
+    let widths = [
+        32, 32, 32, 16, 12, 16, 12, 32, 32, 32, 32, 32, 16, 12, 16, 12,
+    ];
+    let mut at = 0;
+    widths
+        .iter()
+        .map(|w| {
+            at += w;
+            out[at - w..at].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn the_schedule_matches_rfc_8448() {
+    let c = schedule();
+    let got = run(
+        &c,
+        &hx("8bd4054fb55b9d63fdfbacf9f04b9f0d35e6d63f537563efd46272900f89492d"),
+        &hx("860c06edc07858ee8e78f0e7428c58edd6b43f2ca3e6e95f02ed063cf0e1cad8"),
+        &hx("9608102a0f1ccc6db6250b7b7e417b1a000eaada3daae4777a7686c9ff83df13"),
+    );
+    let want = [
+        // client_handshake_traffic_secret, server_handshake_traffic_secret, master secret
+        "b3eddb126e067f35a780b3abf45e2d8f3b1a950738f52e9600746a0e27a55a21",
+        "b67b7d690cc16c4e75e54213cb2d37b4e9c912bcded9105d42befd59d391ad38",
+        "18df06843d13a08bf2a449844c5f8a478001bc4d4c627984d5a41da8d0402919",
+        // handshake write keys and IVs: client, server
+        "dbfaa693d1762c5b666af5d950258d01",
+        "5bd3c71b836e0b76bb73265f",
+        "3fce516009c21727d0f2e4e86ee403bc",
+        "5d313eb2671276ee13000b30",
+        // Finished keys: client, server; the client Finished verify_data
+        "b80ad01015fb2f0bd65ff7d4da5d6bf83f84821d1f87fdc7d3c75b5a7b42d9c4",
+        "008d3b66f816ea559f96b537e885c31fc068bf492c652f01f288a1d8cdc19fc8",
+        "a8ec436d677634ae525ac1fcebe11a039ec17694fac6e98527b642f2edd5ce61",
+        // application traffic secrets: client, server
+        "9e40646ce79a7f9dc05af8889bce6552875afa0b06df0087f792ebb7c17504a5",
+        "a11af9f05531f856ad47116b45a950328204b4f44bfb6b3a4b4f1f3fcb631643",
+        // application write keys and IVs: client, server
+        "17422dda596ed5d9acd890e3c63f5051",
+        "5b78923dee08579033e523d9",
+        "9f02283b6c9c07efc26bb9f2ac92e356",
+        "cf782b88dd83549aadf1e984",
+    ];
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(hex::encode(g), w, "output {i}");
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    let mut m = HmacSha256::new_from_slice(key).unwrap();
+    m.update(msg);
+    m.finalize().into_bytes().to_vec()
+}
+
+fn expand_label(secret: &[u8], label: &str, context: &[u8], len: usize) -> Vec<u8> {
+    let full = format!("tls13 {label}");
+    let mut info = (len as u16).to_be_bytes().to_vec();
+    info.push(full.len() as u8);
+    info.extend(full.as_bytes());
+    info.push(context.len() as u8);
+    info.extend(context);
+    info.push(1);
+    let mut t = hmac(secret, &info);
+    t.truncate(len);
+    t
+}
+
+/// The whole schedule in software, outputs as [`run`] gives them.
+fn reference(dhe: &[u8], hello: &[u8], sf: &[u8]) -> Vec<Vec<u8>> {
+    let empty = Sha256::digest(b"").to_vec();
+    let early = hmac(&[0; 32], &[0; 32]);
+    let hs = hmac(&expand_label(&early, "derived", &empty, 32), dhe);
+    let c_hs = expand_label(&hs, "c hs traffic", hello, 32);
+    let s_hs = expand_label(&hs, "s hs traffic", hello, 32);
+    let master = hmac(&expand_label(&hs, "derived", &empty, 32), &[0; 32]);
+    let cf = expand_label(&c_hs, "finished", &[], 32);
+    let sfk = expand_label(&s_hs, "finished", &[], 32);
+    let c_ap = expand_label(&master, "c ap traffic", sf, 32);
+    let s_ap = expand_label(&master, "s ap traffic", sf, 32);
+    let keys = |s: &[u8]| {
+        [
+            expand_label(s, "key", &[], 16),
+            expand_label(s, "iv", &[], 12),
+        ]
+    };
+    let mut out = vec![c_hs.clone(), s_hs.clone(), master];
+    out.extend(keys(&c_hs));
+    out.extend(keys(&s_hs));
+    out.extend([cf.clone(), sfk, hmac(&cf, sf), c_ap.clone(), s_ap.clone()]);
+    out.extend(keys(&c_ap));
+    out.extend(keys(&s_ap));
+    out
+}
+
+#[test]
+fn the_schedule_matches_software_on_random_inputs() {
+    let c = schedule();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(13);
+    for _ in 0..8 {
+        let ins: Vec<[u8; 32]> = (0..3).map(|_| rng.gen()).collect();
+        assert_eq!(
+            run(&c, &ins[0], &ins[1], &ins[2]),
+            reference(&ins[0], &ins[1], &ins[2])
+        );
+    }
+}
+
+#[test]
+fn widths_are_checked() {
+    let mut b = Builder::new();
+    let short = b.inputs(248);
+    let hash = b.inputs(256);
+    assert!(handshake_secrets(&mut b, &short, &hash).is_err());
+    assert!(handshake_secrets(&mut b, &hash, &short).is_err());
+    assert!(finished_mac(&mut b, &short, &hash).is_err());
+    let k = HmacKey::new(&mut b, &hash).unwrap();
+    assert!(mpc_tls::hkdf::expand_label(&mut b, &k, b"key", &[], 33).is_err());
+}
