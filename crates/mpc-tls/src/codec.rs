@@ -164,16 +164,16 @@ pub enum CodecError {
 }
 
 /// A cursor over bytes received from the peer.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     b: &'a [u8],
     what: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    fn new(b: &'a [u8], what: &'static str) -> Self {
+    pub(crate) fn new(b: &'a [u8], what: &'static str) -> Self {
         Reader { b, what }
     }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         if self.b.len() < n {
             return Err(CodecError::Truncated(self.what));
         }
@@ -181,33 +181,33 @@ impl<'a> Reader<'a> {
         self.b = t;
         Ok(h)
     }
-    fn u8(&mut self) -> Result<u8, CodecError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, CodecError> {
         Ok(self.take(1)?[0])
     }
-    fn u16(&mut self) -> Result<u16, CodecError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, CodecError> {
         let b = self.take(2)?;
         Ok(u16::from_be_bytes([b[0], b[1]]))
     }
-    fn u24(&mut self) -> Result<usize, CodecError> {
+    pub(crate) fn u24(&mut self) -> Result<usize, CodecError> {
         let b = self.take(3)?;
         Ok(usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2]))
     }
-    fn vec8(&mut self) -> Result<&'a [u8], CodecError> {
+    pub(crate) fn vec8(&mut self) -> Result<&'a [u8], CodecError> {
         let n = self.u8()?;
         self.take(n.into())
     }
-    fn vec16(&mut self) -> Result<&'a [u8], CodecError> {
+    pub(crate) fn vec16(&mut self) -> Result<&'a [u8], CodecError> {
         let n = self.u16()?;
         self.take(n.into())
     }
-    fn vec24(&mut self) -> Result<&'a [u8], CodecError> {
+    pub(crate) fn vec24(&mut self) -> Result<&'a [u8], CodecError> {
         let n = self.u24()?;
         self.take(n)
     }
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.b.is_empty()
     }
-    fn end(&self) -> Result<(), CodecError> {
+    pub(crate) fn end(&self) -> Result<(), CodecError> {
         if self.b.is_empty() {
             Ok(())
         } else {

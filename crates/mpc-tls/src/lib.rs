@@ -6,9 +6,9 @@
 //! - [`handshake`]: the server's first flight as an explicit state machine (sans-IO).
 //! - [`server_auth`]: certificate chain and ServerKeyExchange checks each node does itself.
 //! - [`prf`]: the TLS 1.2 PRF with the Extended Master Secret as boolean circuits.
-//! - [`hkdf`]: the TLS 1.3 key schedule as boolean circuits, and [`record13`]: TLS 1.3
-//!   record protection in the clear (building blocks of the TLS 1.3 client, not yet wired
-//!   into a session).
+//! - [`hkdf`]: the TLS 1.3 key schedule as boolean circuits, [`record13`]: TLS 1.3 record
+//!   protection in the clear, [`handshake13`]: the server's TLS 1.3 flight as a state
+//!   machine (building blocks of the TLS 1.3 client, not yet wired into a session).
 //! - [`circuits`]: the session's four garbled executions.
 //! - [`proto`] and [`net`]: client↔node messages, the transcript, channels over one transport.
 //! - [`node`]: a node's side of a session (and the committed session it can hand on for a
@@ -20,6 +20,7 @@ pub mod circuits;
 pub mod client;
 pub mod codec;
 pub mod handshake;
+pub mod handshake13;
 pub mod hkdf;
 pub mod local;
 pub mod net;

@@ -148,6 +148,12 @@ pub enum CertError {
     /// The signature does not verify under the certificate's key.
     #[error("ServerKeyExchange signature does not verify under the server certificate's key")]
     Signature,
+    /// A TLS 1.3 CertificateVerify names a scheme TLS 1.3 does not allow or we did not offer.
+    #[error("CertificateVerify signature scheme {0:#06x} is not acceptable in TLS 1.3")]
+    Scheme13(u16),
+    /// A TLS 1.3 CertificateVerify signature does not verify under the certificate's key.
+    #[error("CertificateVerify signature does not verify under the server certificate's key")]
+    CertificateVerify,
 }
 
 /// The webpki algorithms for a TLS 1.2 signature scheme, and whether it is ECDSA.
@@ -195,6 +201,71 @@ pub fn verify_server(
     client_random: &[u8; 32],
     server_random: &[u8; 32],
 ) -> Result<(), CertError> {
+    with_end_entity(roots, server_name, chain, now_unix, |ee| {
+        let bad_scheme = CertError::Scheme {
+            scheme: ske.scheme,
+            suite,
+        };
+        let (ecdsa, algs) = scheme_algs(ske.scheme).ok_or(bad_scheme.clone())?;
+        if ecdsa != suite.is_ecdsa() {
+            return Err(bad_scheme);
+        }
+        let msg = ske.signed_message(client_random, server_random);
+        if algs
+            .iter()
+            .any(|a| ee.verify_signature(*a, &msg, &ske.signature).is_ok())
+        {
+            Ok(())
+        } else {
+            Err(CertError::Signature)
+        }
+    })
+}
+
+/// The webpki algorithms for a TLS 1.3 CertificateVerify scheme (RFC 8446 §4.2.3: ECDSA with
+/// its curve's hash, RSASSA-PSS, Ed25519; never PKCS#1 v1.5).
+fn scheme_algs13(scheme: u16) -> Option<&'static dyn SignatureVerificationAlgorithm> {
+    use webpki::ring as r;
+    Some(match scheme {
+        0x0403 => r::ECDSA_P256_SHA256,
+        0x0503 => r::ECDSA_P384_SHA384,
+        0x0804 => r::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+        0x0805 => r::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+        0x0806 => r::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+        0x0807 => r::ED25519,
+        _ => return None,
+    })
+}
+
+/// Validates the chain (end entity first) for `server_name` at `now_unix` against `roots`,
+/// then a TLS 1.3 CertificateVerify (`scheme`, `signature`) over the transcript hash
+/// through Certificate (RFC 8446 §4.4.3).
+pub fn verify_server13(
+    roots: &Roots,
+    server_name: &str,
+    chain: &[Vec<u8>],
+    now_unix: u64,
+    scheme: u16,
+    signature: &[u8],
+    hash_through_certificate: &[u8; 32],
+) -> Result<(), CertError> {
+    with_end_entity(roots, server_name, chain, now_unix, |ee| {
+        let alg = scheme_algs13(scheme).ok_or(CertError::Scheme13(scheme))?;
+        let msg = crate::handshake13::certificate_verify_message(hash_through_certificate);
+        ee.verify_signature(alg, &msg, signature)
+            .map_err(|_| CertError::CertificateVerify)
+    })
+}
+
+/// Validates the chain for `server_name` at `now_unix` against `roots`, then runs `check`
+/// on its end-entity certificate.
+fn with_end_entity<T>(
+    roots: &Roots,
+    server_name: &str,
+    chain: &[Vec<u8>],
+    now_unix: u64,
+    check: impl FnOnce(&EndEntityCert<'_>) -> Result<T, CertError>,
+) -> Result<T, CertError> {
     let name = ServerName::try_from(server_name)
         .map_err(|_| CertError::ServerName(server_name.to_string()))?;
     let Some((ee_der, rest)) = chain.split_first() else {
@@ -221,23 +292,7 @@ pub fn verify_server(
             name: server_name.to_string(),
             why: format!("{e}"),
         })?;
-    let bad_scheme = CertError::Scheme {
-        scheme: ske.scheme,
-        suite,
-    };
-    let (ecdsa, algs) = scheme_algs(ske.scheme).ok_or(bad_scheme.clone())?;
-    if ecdsa != suite.is_ecdsa() {
-        return Err(bad_scheme);
-    }
-    let msg = ske.signed_message(client_random, server_random);
-    if algs
-        .iter()
-        .any(|a| ee.verify_signature(*a, &msg, &ske.signature).is_ok())
-    {
-        Ok(())
-    } else {
-        Err(CertError::Signature)
-    }
+    check(&ee)
 }
 
 #[cfg(test)]

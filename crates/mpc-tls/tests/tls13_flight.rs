@@ -1,0 +1,288 @@
+//! The TLS 1.3 pieces in the clear against a real rustls TLS 1.3 server: a rustls client
+//! with a key log runs a handshake with it in memory; the server's flight, as it went over
+//! the wire, is opened with `record13` under the server handshake traffic key (derived in
+//! software from the logged secret), parsed by `handshake13::ServerFlight13`, its chain and
+//! CertificateVerify checked by `server_auth::verify_server13`, and its Finished MAC compared
+//! with HMAC(finished key, hash through CertificateVerify).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Mutex};
+
+use hmac::{Hmac, Mac};
+use mpc_tls::codec::{HandshakeReader, RecordReader};
+use mpc_tls::handshake13::{Flight13, Hello13, ServerFlight13, SECP256R1};
+use mpc_tls::server_auth::{verify_server13, CertError, Roots};
+use sha2::Sha256;
+use tessera_provider::{pki, server_config, Behaviour};
+
+const NAME: &str = "provider.test";
+
+#[derive(Debug, Default)]
+struct Log(Mutex<Vec<(String, Vec<u8>)>>);
+
+impl rustls::KeyLog for Log {
+    fn log(&self, label: &str, _client_random: &[u8], secret: &[u8]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((label.to_string(), secret.to_vec()));
+    }
+    fn will_log(&self, _label: &str) -> bool {
+        true
+    }
+}
+
+fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    m.update(msg);
+    m.finalize().into_bytes().to_vec()
+}
+
+fn expand_label(secret: &[u8], label: &str, len: usize) -> Vec<u8> {
+    let full = format!("tls13 {label}");
+    let mut info = (len as u16).to_be_bytes().to_vec();
+    info.push(full.len() as u8);
+    info.extend(full.as_bytes());
+    info.extend([0, 1]);
+    let mut t = hmac(secret, &info);
+    t.truncate(len);
+    t
+}
+
+/// What a handshake left: the ClientHello message and its session id, the server's bytes,
+/// the server handshake traffic secret, the roots.
+struct Run {
+    client_hello: Vec<u8>,
+    session_id: Vec<u8>,
+    server_bytes: Vec<u8>,
+    secret: Vec<u8>,
+    roots: Roots,
+}
+
+fn handshake() -> Run {
+    let p = pki(&[NAME]).unwrap();
+    let server = server_config(
+        &p,
+        Behaviour {
+            tls13_only: true,
+            ..Behaviour::default()
+        },
+    )
+    .unwrap();
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = vec![rustls::crypto::ring::kx_group::SECP256R1];
+    provider.cipher_suites = vec![rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256];
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = Roots::from_pem(&p.ca_pem).unwrap();
+    for c in mpc_tls::server_auth::pem_certificates(&p.ca_pem).unwrap() {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(c))
+            .unwrap();
+    }
+    let log = Arc::new(Log::default());
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.key_log = log.clone();
+    let mut c = rustls::ClientConnection::new(Arc::new(config), NAME.try_into().unwrap()).unwrap();
+    let mut s = rustls::ServerConnection::new(server).unwrap();
+    let (mut up, mut down) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        let mut b = Vec::new();
+        c.write_tls(&mut b).unwrap();
+        up.extend(&b);
+        s.read_tls(&mut &b[..]).unwrap();
+        s.process_new_packets().unwrap();
+        let mut b = Vec::new();
+        s.write_tls(&mut b).unwrap();
+        down.extend(&b);
+        c.read_tls(&mut &b[..]).unwrap();
+        c.process_new_packets().unwrap();
+        if !c.is_handshaking() && !s.is_handshaking() {
+            break;
+        }
+    }
+    assert!(!c.is_handshaking(), "the handshake did not finish");
+    // The ClientHello: the first record's payload (one message).
+    let mut r = RecordReader::new();
+    r.push(&up);
+    let ch = r.next_record().unwrap().unwrap().payload;
+    let sid_len = usize::from(ch[4 + 2 + 32]);
+    let session_id = ch[4 + 2 + 32 + 1..4 + 2 + 32 + 1 + sid_len].to_vec();
+    let secret = log
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(l, _)| l == "SERVER_HANDSHAKE_TRAFFIC_SECRET")
+        .map(|(_, s)| s.clone())
+        .unwrap();
+    Run {
+        client_hello: ch,
+        session_id,
+        server_bytes: down,
+        secret,
+        roots: ca,
+    }
+}
+
+/// The server's flight through `ServerFlight13`, its encrypted records opened with the
+/// keys of `secret`; `tamper` may change each decrypted handshake message first.
+fn flight(run: &Run, tamper: impl Fn(&mut Vec<u8>)) -> Result<Flight13, String> {
+    let key: [u8; 16] = expand_label(&run.secret, "key", 16).try_into().unwrap();
+    let iv: [u8; 12] = expand_label(&run.secret, "iv", 12).try_into().unwrap();
+    let mut m = ServerFlight13::new(&run.client_hello, &run.session_id);
+    let mut records = RecordReader::new();
+    records.push(&run.server_bytes);
+    let mut hs = HandshakeReader::new();
+    let mut seq = 0;
+    while let Some(rec) = records.next_record().map_err(|e| e.to_string())? {
+        match rec.typ.byte() {
+            22 => match m.on_server_hello(&rec.payload).map_err(|e| e.to_string())? {
+                Hello13::Hello { group, key, .. } => {
+                    assert_eq!(group, SECP256R1);
+                    assert_eq!(key.len(), 65);
+                }
+                Hello13::Retry { .. } => return Err("a retry".into()),
+            },
+            20 => {} // middlebox-compatibility ChangeCipherSpec
+            23 => {
+                let (typ, plain) = mpc_tls::record13::open(&key, &iv, seq, &rec.payload)
+                    .map_err(|e| e.to_string())?;
+                seq += 1;
+                assert_eq!(typ, 22, "only handshake messages in the server's flight");
+                hs.push(&plain);
+                while let Some(mut msg) = hs.next_message().map_err(|e| e.to_string())? {
+                    tamper(&mut msg);
+                    if let Some(f) = m.on_message(&msg).map_err(|e| e.to_string())? {
+                        return Ok(f);
+                    }
+                }
+            }
+            t => return Err(format!("record type {t}")),
+        }
+    }
+    Err("the flight ended early".into())
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn a_rustls_tls13_flight_parses_verifies_and_its_finished_matches() {
+    let run = handshake();
+    let f = flight(&run, |_| {}).unwrap();
+    assert_eq!(f.scheme, 0x0403, "the test PKI's leaf is ECDSA P-256");
+    assert!(!f.certificate_requested);
+    verify_server13(
+        &run.roots,
+        NAME,
+        &f.certs,
+        now(),
+        f.scheme,
+        &f.signature,
+        &f.hash_through_certificate,
+    )
+    .unwrap();
+    let finished_key = expand_label(&run.secret, "finished", 32);
+    assert_eq!(
+        hmac(&finished_key, &f.hash_through_certificate_verify),
+        f.finished.to_vec()
+    );
+
+    // Another name, a flipped signature, a PKCS#1 scheme: refused.
+    assert!(matches!(
+        verify_server13(
+            &run.roots,
+            "other.test",
+            &f.certs,
+            now(),
+            f.scheme,
+            &f.signature,
+            &f.hash_through_certificate
+        ),
+        Err(CertError::Name { .. })
+    ));
+    let mut sig = f.signature.clone();
+    let last = sig.len() - 1;
+    sig[last] ^= 1;
+    assert_eq!(
+        verify_server13(
+            &run.roots,
+            NAME,
+            &f.certs,
+            now(),
+            f.scheme,
+            &sig,
+            &f.hash_through_certificate
+        ),
+        Err(CertError::CertificateVerify)
+    );
+    assert_eq!(
+        verify_server13(
+            &run.roots,
+            NAME,
+            &f.certs,
+            now(),
+            0x0401,
+            &f.signature,
+            &f.hash_through_certificate
+        ),
+        Err(CertError::Scheme13(0x0401))
+    );
+    // The signature covers the transcript: over another hash it fails.
+    assert_eq!(
+        verify_server13(
+            &run.roots,
+            NAME,
+            &f.certs,
+            now(),
+            f.scheme,
+            &f.signature,
+            &f.hash_through_certificate_verify
+        ),
+        Err(CertError::CertificateVerify)
+    );
+}
+
+/// A changed EncryptedExtensions (the record decrypts: the change is made after) moves the
+/// transcript, so the CertificateVerify no longer verifies and the Finished no longer
+/// matches.
+#[test]
+fn a_changed_flight_message_breaks_the_signature_and_the_finished() {
+    let run = handshake();
+    let f = flight(&run, |m| {
+        if m[0] == 8 {
+            m.extend([0xff, 0x01, 0, 0]);
+            let len = m.len() - 4;
+            m[1..4].copy_from_slice(&(len as u32).to_be_bytes()[1..]);
+            let ext_len = len - 2;
+            m[4..6].copy_from_slice(&(ext_len as u16).to_be_bytes());
+        }
+    })
+    .unwrap();
+    assert_eq!(
+        verify_server13(
+            &run.roots,
+            NAME,
+            &f.certs,
+            now(),
+            f.scheme,
+            &f.signature,
+            &f.hash_through_certificate
+        ),
+        Err(CertError::CertificateVerify)
+    );
+    let finished_key = expand_label(&run.secret, "finished", 32);
+    assert_ne!(
+        hmac(&finished_key, &f.hash_through_certificate_verify),
+        f.finished.to_vec()
+    );
+}
