@@ -489,13 +489,23 @@ pub fn parse_server_hello(body: &[u8]) -> Result<ServerHello, CodecError> {
 /// Parses a Certificate body into the DER certificates, end entity first.
 pub fn parse_certificate(body: &[u8]) -> Result<Vec<Vec<u8>>, CodecError> {
     let mut r = Reader::new(body, "Certificate");
-    let mut list = Reader::new(r.vec24()?, "Certificate list");
+    let list = r.vec24()?;
     r.end()?;
+    certificate_list(list, false)
+}
+
+/// The DER certificates of a non-empty certificate list, end entity first; with
+/// `extensions` (TLS 1.3), each certificate is followed by its extension list.
+pub(crate) fn certificate_list(list: &[u8], extensions: bool) -> Result<Vec<Vec<u8>>, CodecError> {
+    let mut list = Reader::new(list, "Certificate list");
     let mut certs = Vec::new();
     while !list.is_empty() {
         let c = list.vec24()?;
         if c.is_empty() {
             return Err(CodecError::Invalid("empty certificate in chain".into()));
+        }
+        if extensions {
+            check_extensions(list.vec16()?, "CertificateEntry")?;
         }
         certs.push(c.to_vec());
     }
@@ -505,6 +515,23 @@ pub fn parse_certificate(body: &[u8]) -> Result<Vec<Vec<u8>>, CodecError> {
         ));
     }
     Ok(certs)
+}
+
+/// Checks the structure of an extension list's contents (code, data; no code twice).
+pub(crate) fn check_extensions(body: &[u8], what: &'static str) -> Result<(), CodecError> {
+    let mut r = Reader::new(body, what);
+    let mut seen = Vec::new();
+    while !r.is_empty() {
+        let code = r.u16()?;
+        r.vec16()?;
+        if seen.contains(&code) {
+            return Err(CodecError::Invalid(format!(
+                "{what} repeats extension {code}"
+            )));
+        }
+        seen.push(code);
+    }
+    Ok(())
 }
 
 /// Checks a TLS 1.2 CertificateRequest body (RFC 5246 §7.4.4): at least one certificate

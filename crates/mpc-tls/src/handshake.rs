@@ -301,37 +301,27 @@ mod tests {
         let body = [2, 1, 64, 0, 4, 4, 3, 8, 4, 0, 5, 0, 3, 0x30, 1, 0];
         let req = handshake_message(hs::CERTIFICATE_REQUEST, &body);
         let done = handshake_message(hs::SERVER_HELLO_DONE, &[]);
-        let mut m = ServerFlight::new(&[]);
-        for x in [
+        let until_request = [
             server_hello(0xC02B, true),
             certificate(),
             ske(),
             req.clone(),
-        ] {
-            assert!(m.on_message(&x).unwrap().is_none());
+        ];
+        let mut m = ServerFlight::new(&[]);
+        for x in &until_request {
+            assert!(m.on_message(x).unwrap().is_none());
         }
         let f = m.on_message(&done).unwrap().unwrap();
         assert!(f.certificate_requested);
         let mut h = Sha256::new();
-        for x in [
-            server_hello(0xC02B, true),
-            certificate(),
-            ske(),
-            req.clone(),
-            done,
-        ] {
+        for x in until_request.iter().chain([&done]) {
             h.update(x);
         }
         assert_eq!(m.transcript().clone().finalize(), h.finalize());
         // Twice is refused.
         let mut m = ServerFlight::new(&[]);
-        for x in [
-            server_hello(0xC02B, true),
-            certificate(),
-            ske(),
-            req.clone(),
-        ] {
-            m.on_message(&x).unwrap();
+        for x in &until_request {
+            m.on_message(x).unwrap();
         }
         assert!(m.on_message(&req).is_err());
         // Malformed: no types, odd algorithm bytes, an empty authority, trailing bytes.

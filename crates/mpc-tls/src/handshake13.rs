@@ -9,7 +9,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::codec::{hs, CodecError, Reader};
+use crate::codec::{certificate_list, check_extensions, hs, CodecError, Reader};
 use crate::handshake::ServerError;
 
 /// TLS 1.3's version code point.
@@ -236,7 +236,7 @@ impl ServerFlight13 {
                     return Err(unexpected("EncryptedExtensions"));
                 }
                 let mut r = Reader::new(body, "EncryptedExtensions");
-                parse_extensions(r.vec16()?, "EncryptedExtensions")?;
+                check_extensions(r.vec16()?, "EncryptedExtensions")?;
                 r.end()?;
                 State::ExpectCertificate { requested: false }
             }
@@ -244,7 +244,7 @@ impl ServerFlight13 {
                 hs::CERTIFICATE_REQUEST if !requested => {
                     let mut r = Reader::new(body, "CertificateRequest");
                     r.vec8()?;
-                    parse_extensions(r.vec16()?, "CertificateRequest")?;
+                    check_extensions(r.vec16()?, "CertificateRequest")?;
                     r.end()?;
                     State::ExpectCertificate { requested: true }
                 }
@@ -320,23 +320,6 @@ fn split(m: &[u8]) -> Result<(u8, &[u8]), ServerError> {
     Ok((m[0], &m[4..]))
 }
 
-/// Checks the structure of an extension list's contents (code, data; no code twice).
-fn parse_extensions(body: &[u8], what: &'static str) -> Result<(), CodecError> {
-    let mut r = Reader::new(body, what);
-    let mut seen = Vec::new();
-    while !r.is_empty() {
-        let code = r.u16()?;
-        r.vec16()?;
-        if seen.contains(&code) {
-            return Err(CodecError::Invalid(format!(
-                "{what} repeats extension {code}"
-            )));
-        }
-        seen.push(code);
-    }
-    Ok(())
-}
-
 /// Parses a TLS 1.3 Certificate body from the server: an empty request context, then each
 /// certificate with its extensions; returns the DER certificates, end entity first.
 pub fn parse_certificate13(body: &[u8]) -> Result<Vec<Vec<u8>>, CodecError> {
@@ -346,23 +329,9 @@ pub fn parse_certificate13(body: &[u8]) -> Result<Vec<Vec<u8>>, CodecError> {
             "the server's Certificate has a request context".into(),
         ));
     }
-    let mut list = Reader::new(r.vec24()?, "Certificate list");
+    let list = r.vec24()?;
     r.end()?;
-    let mut certs = Vec::new();
-    while !list.is_empty() {
-        let c = list.vec24()?;
-        if c.is_empty() {
-            return Err(CodecError::Invalid("empty certificate in chain".into()));
-        }
-        parse_extensions(list.vec16()?, "CertificateEntry")?;
-        certs.push(c.to_vec());
-    }
-    if certs.is_empty() {
-        return Err(CodecError::Invalid(
-            "server sent an empty certificate chain".into(),
-        ));
-    }
-    Ok(certs)
+    certificate_list(list, true)
 }
 
 /// What a server's CertificateVerify signs (RFC 8446 §4.4.3): 64 spaces, the context string,

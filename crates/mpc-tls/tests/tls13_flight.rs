@@ -175,77 +175,59 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// `verify_server13` on `f`'s chain at the current time, for `name`, `scheme`, `signature`
+/// over `hash`.
+fn check(
+    run: &Run,
+    f: &Flight13,
+    name: &str,
+    scheme: u16,
+    signature: &[u8],
+    hash: &[u8; 32],
+) -> Result<(), CertError> {
+    verify_server13(&run.roots, name, &f.certs, now(), scheme, signature, hash)
+}
+
+/// Whether `f`'s Finished is HMAC(finished key of the server handshake secret, hash through
+/// CertificateVerify).
+fn finished_matches(run: &Run, f: &Flight13) -> bool {
+    let finished_key = expand_label(&run.secret, "finished", 32);
+    hmac(&finished_key, &f.hash_through_certificate_verify) == f.finished
+}
+
 #[test]
 fn a_rustls_tls13_flight_parses_verifies_and_its_finished_matches() {
     let run = handshake();
     let f = flight(&run, |_| {}).unwrap();
     assert_eq!(f.scheme, 0x0403, "the test PKI's leaf is ECDSA P-256");
     assert!(!f.certificate_requested);
-    verify_server13(
-        &run.roots,
-        NAME,
-        &f.certs,
-        now(),
-        f.scheme,
-        &f.signature,
-        &f.hash_through_certificate,
-    )
-    .unwrap();
-    let finished_key = expand_label(&run.secret, "finished", 32);
-    assert_eq!(
-        hmac(&finished_key, &f.hash_through_certificate_verify),
-        f.finished.to_vec()
-    );
+    let (sig, h_cert) = (&f.signature, &f.hash_through_certificate);
+    check(&run, &f, NAME, f.scheme, sig, h_cert).unwrap();
+    assert!(finished_matches(&run, &f));
 
-    // Another name, a flipped signature, a PKCS#1 scheme: refused.
+    // Another name, a flipped signature, a PKCS#1 scheme, another hash: refused.
     assert!(matches!(
-        verify_server13(
-            &run.roots,
-            "other.test",
-            &f.certs,
-            now(),
-            f.scheme,
-            &f.signature,
-            &f.hash_through_certificate
-        ),
+        check(&run, &f, "other.test", f.scheme, sig, h_cert),
         Err(CertError::Name { .. })
     ));
-    let mut sig = f.signature.clone();
-    let last = sig.len() - 1;
-    sig[last] ^= 1;
+    let mut flipped = sig.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
     assert_eq!(
-        verify_server13(
-            &run.roots,
-            NAME,
-            &f.certs,
-            now(),
-            f.scheme,
-            &sig,
-            &f.hash_through_certificate
-        ),
+        check(&run, &f, NAME, f.scheme, &flipped, h_cert),
         Err(CertError::CertificateVerify)
     );
     assert_eq!(
-        verify_server13(
-            &run.roots,
-            NAME,
-            &f.certs,
-            now(),
-            0x0401,
-            &f.signature,
-            &f.hash_through_certificate
-        ),
+        check(&run, &f, NAME, 0x0401, sig, h_cert),
         Err(CertError::Scheme13(0x0401))
     );
-    // The signature covers the transcript: over another hash it fails.
     assert_eq!(
-        verify_server13(
-            &run.roots,
+        check(
+            &run,
+            &f,
             NAME,
-            &f.certs,
-            now(),
             f.scheme,
-            &f.signature,
+            sig,
             &f.hash_through_certificate_verify
         ),
         Err(CertError::CertificateVerify)
@@ -269,20 +251,15 @@ fn a_changed_flight_message_breaks_the_signature_and_the_finished() {
     })
     .unwrap();
     assert_eq!(
-        verify_server13(
-            &run.roots,
+        check(
+            &run,
+            &f,
             NAME,
-            &f.certs,
-            now(),
             f.scheme,
             &f.signature,
             &f.hash_through_certificate
         ),
         Err(CertError::CertificateVerify)
     );
-    let finished_key = expand_label(&run.secret, "finished", 32);
-    assert_ne!(
-        hmac(&finished_key, &f.hash_through_certificate_verify),
-        f.finished.to_vec()
-    );
+    assert!(!finished_matches(&run, &f));
 }
