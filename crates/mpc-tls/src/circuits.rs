@@ -79,7 +79,8 @@ pub(crate) fn differ(b: &mut Builder, x: &[Bit], y: &[Bit]) -> Result<Bit, Circu
         .unwrap_or(Bit::Const(false)))
 }
 
-fn public_groups(width: usize) -> [InputGroup; 2] {
+/// Two copies of a public input, fed by parties 0 and 1.
+pub(crate) fn public_groups(width: usize) -> [InputGroup; 2] {
     [0, 1].map(|p| InputGroup {
         width,
         source: InputSource::Private(p),

@@ -6,7 +6,8 @@
 //! - [`handshake`]: the server's first flight as an explicit state machine (sans-IO).
 //! - [`server_auth`]: certificate chain and ServerKeyExchange checks each node does itself.
 //! - [`prf`]: the TLS 1.2 PRF with the Extended Master Secret as boolean circuits.
-//! - [`hkdf`]: the TLS 1.3 key schedule as boolean circuits, [`record13`]: TLS 1.3 record
+//! - [`hkdf`]: the TLS 1.3 key schedule as boolean circuits, [`circuits13`]: the TLS 1.3
+//!   handshake and application executions built from it, [`record13`]: TLS 1.3 record
 //!   protection in the clear, [`handshake13`]: the server's TLS 1.3 flight as a state
 //!   machine (building blocks of the TLS 1.3 client, not yet wired into a session).
 //! - [`circuits`]: the session's four garbled executions.
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod circuits;
+pub mod circuits13;
 pub mod client;
 pub mod codec;
 pub mod handshake;

@@ -187,3 +187,119 @@ fn widths_are_checked() {
     let k = HmacKey::new(&mut b, &hash).unwrap();
     assert!(mpc_tls::hkdf::expand_label(&mut b, &k, b"key", &[], 33).is_err());
 }
+
+/// SHA-256 state after one block, as the circuits lay states out (words big-endian).
+fn state_after(block: &[u8; 64]) -> Vec<u8> {
+    let mut st = [
+        0x6a09e667u32,
+        0xbb67ae85,
+        0x3c6ef372,
+        0xa54ff53a,
+        0x510e527f,
+        0x9b05688c,
+        0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    sha2::compress256(&mut st, &[(*block).into()]);
+    st.iter().flat_map(|w| w.to_be_bytes()).collect()
+}
+
+/// An HMAC key's inner and outer states, as `HmacKey::state_bits` lays them out.
+fn hmac_states(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for pad in [0x36u8, 0x5c] {
+        let mut block = [pad; 64];
+        for (b, k) in block.iter_mut().zip(key) {
+            *b ^= k;
+        }
+        out.extend(state_after(&block));
+    }
+    out
+}
+
+fn aes_zero(key: &[u8]) -> Vec<u8> {
+    use aes::cipher::{BlockEncrypt, KeyInit};
+    let c = aes::Aes128::new_from_slice(key).unwrap();
+    let mut b = [0u8; 16].into();
+    c.encrypt_block(&mut b);
+    b.to_vec()
+}
+
+/// The two TLS 1.3 executions evaluated in the clear, chained as a session chains them
+/// (the application execution takes the master secret the handshake execution kept),
+/// against the software schedule: the opened handshake secrets, the kept master secret,
+/// the GHASH keys and the kept application keys and IVs; copies of a public input that
+/// differ set the mismatch bit.
+#[test]
+fn the_tls13_executions_match_software() {
+    use mpc::circuit::aes::expand_key;
+    use mpc::field::{Field, Fp};
+    use mpc_tls::circuits13::{application13_spec, handshake13_spec};
+    let hs = handshake13_spec().unwrap();
+    let app = application13_spec(0).unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    for round in 0..2 {
+        let dhe = Fp::random(&mut rng);
+        let (a0, a1) = (Fp::random(&mut rng), Fp::random(&mut rng));
+        let a2 = dhe - a0 - a1;
+        let hello: [u8; 32] = rng.gen();
+        let sf: [u8; 32] = rng.gen();
+        let mut other = hello;
+        other[0] ^= u8::from(round == 1);
+        let mut input = Vec::new();
+        for a in [a0, a1, a2] {
+            input.extend(bytes_to_bits(&a.to_be_bytes()));
+        }
+        input.extend(bytes_to_bits(&hello));
+        input.extend(bytes_to_bits(&other));
+        let out = hs.circuit().evaluate(&input).unwrap();
+        assert_eq!(out[0], round == 1, "the mismatch bit");
+        let out = bits_to_bytes(&out[1..]);
+        let want = reference(&dhe.to_be_bytes(), &hello, &sf);
+        assert_eq!(&out[..32], &want[0][..], "client handshake traffic secret");
+        assert_eq!(
+            &out[32..64],
+            &want[1][..],
+            "server handshake traffic secret"
+        );
+        let master_state = out[64..128].to_vec();
+        assert_eq!(
+            master_state,
+            hmac_states(&want[2]),
+            "the kept master secret"
+        );
+
+        let mut input = bytes_to_bits(&master_state);
+        input.extend(bytes_to_bits(&sf));
+        input.extend(bytes_to_bits(&sf));
+        let out = app.circuit().evaluate(&input).unwrap();
+        assert!(!out[0]);
+        let out = bits_to_bytes(&out[1..]);
+        let (ckey, civ, skey, siv) = (&want[12], &want[13], &want[14], &want[15]);
+        assert_eq!(&out[..16], &aes_zero(ckey)[..], "H_client");
+        assert_eq!(&out[16..32], &aes_zero(skey)[..], "H_server");
+        let kept = &out[32..];
+        let rk = 176;
+        assert_eq!(&kept[..rk], &expand_key(ckey[..].try_into().unwrap())[..]);
+        assert_eq!(&kept[rk..rk + 12], &civ[..]);
+        assert_eq!(
+            &kept[rk + 12..2 * rk + 12],
+            &expand_key(skey[..].try_into().unwrap())[..]
+        );
+        assert_eq!(&kept[2 * rk + 12..], &siv[..]);
+    }
+}
+
+/// What the TLS 1.3 executions cost, next to the TLS 1.2 handshake execution.
+#[test]
+fn the_tls13_executions_cost_about_one_tls12_handshake() {
+    let hs = mpc_tls::circuits13::handshake13_spec().unwrap();
+    let app = mpc_tls::circuits13::application13_spec(0).unwrap();
+    let tls12 = mpc_tls::circuits::handshake_spec().unwrap();
+    let (a, b, c) = (
+        hs.circuit().and_count(),
+        app.circuit().and_count(),
+        tls12.circuit().and_count(),
+    );
+    assert!(a + b < c + c / 10, "{a} + {b} AND gates against {c}");
+}
