@@ -5,14 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use hmac::{Hmac, Mac};
+mod common;
+use common::tls13_schedule;
 use mpc::circuit::{bits_to_bytes, bytes_to_bits, Bit, Builder, Circuit};
 use mpc_tls::hkdf::{
     application_secrets, finished_key, finished_mac, handshake_secrets, traffic_keys,
 };
 use mpc_tls::prf::HmacKey;
 use rand::{Rng, SeedableRng};
-use sha2::{Digest, Sha256};
 
 fn hx(s: &str) -> Vec<u8> {
     hex::decode(s).unwrap()
@@ -115,54 +115,6 @@ fn the_schedule_matches_rfc_8448() {
     }
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
-fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut m = HmacSha256::new_from_slice(key).unwrap();
-    m.update(msg);
-    m.finalize().into_bytes().to_vec()
-}
-
-fn expand_label(secret: &[u8], label: &str, context: &[u8], len: usize) -> Vec<u8> {
-    let full = format!("tls13 {label}");
-    let mut info = (len as u16).to_be_bytes().to_vec();
-    info.push(full.len() as u8);
-    info.extend(full.as_bytes());
-    info.push(context.len() as u8);
-    info.extend(context);
-    info.push(1);
-    let mut t = hmac(secret, &info);
-    t.truncate(len);
-    t
-}
-
-/// The whole schedule in software, outputs as [`run`] gives them.
-fn reference(dhe: &[u8], hello: &[u8], sf: &[u8]) -> Vec<Vec<u8>> {
-    let empty = Sha256::digest(b"").to_vec();
-    let early = hmac(&[0; 32], &[0; 32]);
-    let hs = hmac(&expand_label(&early, "derived", &empty, 32), dhe);
-    let c_hs = expand_label(&hs, "c hs traffic", hello, 32);
-    let s_hs = expand_label(&hs, "s hs traffic", hello, 32);
-    let master = hmac(&expand_label(&hs, "derived", &empty, 32), &[0; 32]);
-    let cf = expand_label(&c_hs, "finished", &[], 32);
-    let sfk = expand_label(&s_hs, "finished", &[], 32);
-    let c_ap = expand_label(&master, "c ap traffic", sf, 32);
-    let s_ap = expand_label(&master, "s ap traffic", sf, 32);
-    let keys = |s: &[u8]| {
-        [
-            expand_label(s, "key", &[], 16),
-            expand_label(s, "iv", &[], 12),
-        ]
-    };
-    let mut out = vec![c_hs.clone(), s_hs.clone(), master];
-    out.extend(keys(&c_hs));
-    out.extend(keys(&s_hs));
-    out.extend([cf.clone(), sfk, hmac(&cf, sf), c_ap.clone(), s_ap.clone()]);
-    out.extend(keys(&c_ap));
-    out.extend(keys(&s_ap));
-    out
-}
-
 #[test]
 fn the_schedule_matches_software_on_random_inputs() {
     let c = schedule();
@@ -171,7 +123,7 @@ fn the_schedule_matches_software_on_random_inputs() {
         let ins: Vec<[u8; 32]> = (0..3).map(|_| rng.gen()).collect();
         assert_eq!(
             run(&c, &ins[0], &ins[1], &ins[2]),
-            reference(&ins[0], &ins[1], &ins[2])
+            tls13_schedule(&ins[0], &ins[1], &ins[2])
         );
     }
 }
@@ -255,7 +207,7 @@ fn the_tls13_executions_match_software() {
         let out = hs.circuit().evaluate(&input).unwrap();
         assert_eq!(out[0], round == 1, "the mismatch bit");
         let out = bits_to_bytes(&out[1..]);
-        let want = reference(&dhe.to_be_bytes(), &hello, &sf);
+        let want = tls13_schedule(&dhe.to_be_bytes(), &hello, &sf);
         assert_eq!(&out[..32], &want[0][..], "client handshake traffic secret");
         assert_eq!(
             &out[32..64],

@@ -129,3 +129,98 @@ async fn ecdh_shares_to_session_key_shares() {
     }
     assert_eq!(keys, want_keys);
 }
+
+/// The TLS 1.3 path among three parties: ECtF gives additive shares of the ECDH secret;
+/// the TLS 1.3 handshake execution opens both handshake traffic secrets to every party and
+/// keeps the master secret on its wires; the application execution takes it from there
+/// and hands out the GHASH keys of both application traffic keys as XOR shares. Checked
+/// against the software schedule over the real ECDH secret (the kept application keys
+/// themselves show only through H = AES(key, 0)).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecdh_shares_to_tls13_secrets() {
+    use aes::cipher::{BlockEncrypt, KeyInit};
+    use mpc_tls::circuits13::{app13_out, application13_spec, handshake13_spec, hs13_out};
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let server = Scalar::random(&mut rng);
+    let server_pub = ProjectivePoint::GENERATOR * server;
+    let s: [Scalar; 3] = [0; 3].map(|_| Scalar::random(&mut rng));
+    let client_pub = ProjectivePoint::GENERATOR * (s[0] + s[1] + s[2]);
+    let dhe: [u8; 32] = (*(client_pub * server)
+        .to_affine()
+        .to_encoded_point(false)
+        .x()
+        .unwrap())
+    .into();
+    let (hello, sf): ([u8; 32], [u8; 32]) = (rng.gen(), rng.gen());
+    let want = common::tls13_schedule(&dhe, &hello, &sf);
+    let h = |key: &[u8]| {
+        let mut b = [0u8; 16].into();
+        aes::Aes128::new_from_slice(key)
+            .unwrap()
+            .encrypt_block(&mut b);
+        b.to_vec()
+    };
+    let want_h = [h(&want[12]), h(&want[14])].concat();
+
+    let tasks: Vec<_> = memory_network()
+        .into_iter()
+        .map(|mut t| {
+            let id = t.id();
+            let point = (server_pub * s[id as usize]).to_affine();
+            tokio::spawn(async move {
+                let mut rng = ChaCha20Rng::seed_from_u64(200 + u64::from(id));
+                let mut m = ectf_machine(id, &point, &mut rng).unwrap();
+                let share = run_arith(&mut t, &mut m, T).await.unwrap().unwrap();
+                let mut sess = Session::new(Party::new(id, &mut rng).unwrap(), t).with_timeout(T);
+                sess.setup().await.unwrap();
+                let e_hs = sess.preprocess(handshake13_spec().unwrap()).unwrap();
+                let e_app = sess.preprocess(application13_spec(e_hs).unwrap()).unwrap();
+                sess.flush().await.unwrap();
+                let mut inputs =
+                    Inputs::none().value(id as usize, fp_to_bits(&share.value()).to_vec());
+                if id < 2 {
+                    inputs = inputs.value(3 + id as usize, bytes_to_bits(&hello));
+                }
+                let hs = sess.execute(e_hs, inputs, &mut rng).await.unwrap();
+                let inputs = if id < 2 {
+                    Inputs::none().value(1 + id as usize, bytes_to_bits(&sf))
+                } else {
+                    Inputs::none()
+                };
+                let app = sess.execute(e_app, inputs, &mut rng).await.unwrap();
+                (hs, app)
+            })
+        })
+        .collect();
+    let mut hs_keys = vec![0u8; 32];
+    for t in tasks {
+        let (hs, app) = t.await.unwrap();
+        let GroupOutput::Value(opened) = &hs[hs13_out::OPENED] else {
+            panic!("{hs:?}")
+        };
+        assert!(!opened[0], "the copies of the hello hash agree");
+        let opened = bits_to_bytes(&opened[1..]);
+        assert_eq!(
+            &opened[..32],
+            &want[0][..],
+            "client handshake traffic secret"
+        );
+        assert_eq!(
+            &opened[32..],
+            &want[1][..],
+            "server handshake traffic secret"
+        );
+        let (GroupOutput::Value(check), GroupOutput::Share(hk)) =
+            (&app[app13_out::CHECK], &app[app13_out::H])
+        else {
+            panic!("{app:?}")
+        };
+        assert!(!check[0]);
+        let hk = bits_to_bytes(hk);
+        assert_ne!(hk, want_h, "no single share is the GHASH keys");
+        for (a, b) in hs_keys.iter_mut().zip(hk) {
+            *a ^= b;
+        }
+    }
+    assert_eq!(hs_keys, want_h);
+}

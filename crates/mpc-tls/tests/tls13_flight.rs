@@ -9,11 +9,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use hmac::{Hmac, Mac};
+mod common;
+use common::{expand_label, hmac};
 use mpc_tls::codec::{HandshakeReader, RecordReader};
 use mpc_tls::handshake13::{Flight13, Hello13, ServerFlight13, SECP256R1};
 use mpc_tls::server_auth::{verify_server13, CertError, Roots};
-use sha2::Sha256;
 use tessera_provider::{pki, server_config, Behaviour};
 
 const NAME: &str = "provider.test";
@@ -31,23 +31,6 @@ impl rustls::KeyLog for Log {
     fn will_log(&self, _label: &str) -> bool {
         true
     }
-}
-
-fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    m.update(msg);
-    m.finalize().into_bytes().to_vec()
-}
-
-fn expand_label(secret: &[u8], label: &str, len: usize) -> Vec<u8> {
-    let full = format!("tls13 {label}");
-    let mut info = (len as u16).to_be_bytes().to_vec();
-    info.push(full.len() as u8);
-    info.extend(full.as_bytes());
-    info.extend([0, 1]);
-    let mut t = hmac(secret, &info);
-    t.truncate(len);
-    t
 }
 
 /// What a handshake left: the ClientHello message and its session id, the server's bytes,
@@ -132,8 +115,10 @@ fn handshake() -> Run {
 /// The server's flight through `ServerFlight13`, its encrypted records opened with the
 /// keys of `secret`; `tamper` may change each decrypted handshake message first.
 fn flight(run: &Run, tamper: impl Fn(&mut Vec<u8>)) -> Result<Flight13, String> {
-    let key: [u8; 16] = expand_label(&run.secret, "key", 16).try_into().unwrap();
-    let iv: [u8; 12] = expand_label(&run.secret, "iv", 12).try_into().unwrap();
+    let key: [u8; 16] = expand_label(&run.secret, "key", &[], 16)
+        .try_into()
+        .unwrap();
+    let iv: [u8; 12] = expand_label(&run.secret, "iv", &[], 12).try_into().unwrap();
     let mut m = ServerFlight13::new(&run.client_hello, &run.session_id);
     let mut records = RecordReader::new();
     records.push(&run.server_bytes);
@@ -191,7 +176,7 @@ fn check(
 /// Whether `f`'s Finished is HMAC(finished key of the server handshake secret, hash through
 /// CertificateVerify).
 fn finished_matches(run: &Run, f: &Flight13) -> bool {
-    let finished_key = expand_label(&run.secret, "finished", 32);
+    let finished_key = expand_label(&run.secret, "finished", &[], 32);
     hmac(&finished_key, &f.hash_through_certificate_verify) == f.finished
 }
 
