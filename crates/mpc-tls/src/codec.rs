@@ -112,6 +112,7 @@ mod ext {
     pub const SIGNATURE_ALGORITHMS: u16 = 13;
     pub const EXTENDED_MASTER_SECRET: u16 = 23;
     pub const SUPPORTED_VERSIONS: u16 = 43;
+    pub const KEY_SHARE: u16 = 51;
     pub const RENEGOTIATION_INFO: u16 = 0xff01;
 }
 
@@ -367,14 +368,51 @@ pub fn valid_sni(name: &str) -> bool {
 /// {secp256r1}, ec_point_formats {uncompressed}, signature_algorithms, extended_master_secret
 /// and an empty renegotiation_info. Deterministic: every node builds the same bytes.
 pub fn client_hello(client_random: &[u8; 32], server_name: &str) -> Vec<u8> {
-    let mut body = Vec::with_capacity(200);
+    client_hello_offering(client_random, server_name, None)
+}
+
+/// What a ClientHello offering TLS 1.3 as well carries: the client's secp256r1 key share (an
+/// uncompressed point), or none (to be asked for one by a HelloRetryRequest).
+#[derive(Debug, Clone, Copy)]
+pub struct Tls13Offer<'a> {
+    /// The key share, or `None` for an empty key_share list.
+    pub key_share: Option<&'a [u8]>,
+}
+
+/// The legacy session id of a ClientHello offering TLS 1.3 (RFC 8446 §4.1.2, middlebox
+/// compatibility: 32 bytes), derived from the client random so every node builds the same.
+pub fn legacy_session_id(client_random: &[u8; 32]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"tessera legacy session id");
+    h.update(client_random);
+    h.finalize().into()
+}
+
+/// The ClientHello of [`client_hello`], and with `tls13` one that offers TLS 1.3 too: the
+/// legacy session id of [`legacy_session_id`], `TLS_AES_128_GCM_SHA256` first among the
+/// suites, supported_versions {TLS 1.3, TLS 1.2} and a key_share. The TLS 1.2 extensions
+/// stay, so a TLS 1.2 server reads it as before.
+pub fn client_hello_offering(
+    client_random: &[u8; 32],
+    server_name: &str,
+    tls13: Option<Tls13Offer<'_>>,
+) -> Vec<u8> {
+    let mut body = Vec::with_capacity(300);
     put_u16(&mut body, TLS12);
     body.extend_from_slice(client_random);
-    body.push(0); // session_id
-    let suites: Vec<u8> = CipherSuite::ALL
-        .iter()
-        .flat_map(|s| s.code().to_be_bytes())
-        .collect();
+    match tls13 {
+        Some(_) => {
+            body.push(32);
+            body.extend_from_slice(&legacy_session_id(client_random));
+        }
+        None => body.push(0),
+    }
+    let mut suites: Vec<u8> = Vec::new();
+    if tls13.is_some() {
+        put_u16(&mut suites, crate::handshake13::TLS_AES_128_GCM_SHA256);
+    }
+    suites.extend(CipherSuite::ALL.iter().flat_map(|s| s.code().to_be_bytes()));
     put_vec16(&mut body, &suites);
     body.extend_from_slice(&[1, 0]); // compression: null
     let mut exts = Vec::new();
@@ -402,6 +440,17 @@ pub fn client_hello(client_random: &[u8; 32], server_name: &str) -> Vec<u8> {
     push_ext(ext::SIGNATURE_ALGORITHMS, &sa);
     push_ext(ext::EXTENDED_MASTER_SECRET, &[]);
     push_ext(ext::RENEGOTIATION_INFO, &[0]);
+    if let Some(offer) = tls13 {
+        push_ext(ext::SUPPORTED_VERSIONS, &[4, 3, 4, 3, 3]);
+        let mut shares = Vec::new();
+        if let Some(key) = offer.key_share {
+            put_u16(&mut shares, SECP256R1);
+            put_vec16(&mut shares, key);
+        }
+        let mut ks = Vec::new();
+        put_vec16(&mut ks, &shares);
+        push_ext(ext::KEY_SHARE, &ks);
+    }
     put_vec16(&mut body, &exts);
     handshake_message(hs::CLIENT_HELLO, &body)
 }

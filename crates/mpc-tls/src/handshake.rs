@@ -55,6 +55,13 @@ pub enum ServerError {
     /// A message out of order, or one we do not support.
     #[error("unexpected from the server: {0}")]
     Unexpected(String),
+    /// We offered TLS 1.3, the server chose TLS 1.2, and its random carries RFC 8446's
+    /// downgrade sentinel: a server that speaks TLS 1.3 says it saw no offer of it.
+    #[error(
+        "the server chose TLS 1.2 although it speaks TLS 1.3 and we offered it (its random \
+         carries the downgrade sentinel): something between us and the server removed TLS 1.3"
+    )]
+    Downgrade,
 }
 
 /// A protocol version's name.
@@ -106,7 +113,14 @@ enum State {
 pub struct ServerFlight {
     state: State,
     transcript: Sha256,
+    /// Whether our ClientHello offered TLS 1.3 (then a TLS 1.2 ServerHello must not carry
+    /// the downgrade sentinel).
+    offered_tls13: bool,
 }
+
+/// The last 8 bytes of the random of a TLS 1.3 server that negotiates TLS 1.2 (RFC 8446
+/// §4.1.3).
+pub const DOWNGRADE_TLS12: [u8; 8] = *b"DOWNGRD\x01";
 
 impl ServerFlight {
     /// A machine that has sent `client_hello` (the handshake message, header included).
@@ -116,7 +130,15 @@ impl ServerFlight {
         ServerFlight {
             state: State::ExpectServerHello,
             transcript,
+            offered_tls13: false,
         }
+    }
+
+    /// The machine for a ClientHello that offered TLS 1.3 as well: a TLS 1.2 ServerHello
+    /// whose random ends with [`DOWNGRADE_TLS12`] is refused ([`ServerError::Downgrade`]).
+    pub fn offering_tls13(mut self) -> Self {
+        self.offered_tls13 = true;
+        self
     }
 
     /// The running transcript hash (over every message fed so far).
@@ -174,6 +196,9 @@ impl ServerFlight {
                     return Err(expected("ServerHello"));
                 }
                 let hello = codec::parse_server_hello(body)?;
+                if self.offered_tls13 && hello.random[24..] == DOWNGRADE_TLS12 {
+                    return Err(ServerError::Downgrade);
+                }
                 if let Some(v) = hello.selected_version.filter(|&v| v != TLS12) {
                     return Err(ServerError::Version {
                         negotiated: version_name(v),
@@ -342,6 +367,21 @@ mod tests {
             codec::empty_certificate(),
             vec![hs::CERTIFICATE, 0, 0, 3, 0, 0, 0]
         );
+    }
+
+    /// RFC 8446 §4.1.3: a TLS 1.2 ServerHello whose random ends with "DOWNGRD\x01" is
+    /// refused when we offered TLS 1.3, and taken when we did not (a TLS 1.3 server talking
+    /// to a TLS 1.2-only client sends it too).
+    #[test]
+    fn the_downgrade_sentinel_counts_only_when_tls13_was_offered() {
+        let mut hello = server_hello(0xC02B, true);
+        hello[4 + 2 + 24..4 + 2 + 32].copy_from_slice(&DOWNGRADE_TLS12);
+        let mut m = ServerFlight::new(&[]).offering_tls13();
+        assert!(matches!(m.on_message(&hello), Err(ServerError::Downgrade)));
+        let mut m = ServerFlight::new(&[]);
+        assert!(m.on_message(&hello).unwrap().is_none());
+        let mut m = ServerFlight::new(&[]).offering_tls13();
+        assert!(m.on_message(&server_hello(0xC02B, true)).unwrap().is_none());
     }
 
     #[test]

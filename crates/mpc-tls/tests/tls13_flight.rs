@@ -248,3 +248,86 @@ fn a_changed_flight_message_breaks_the_signature_and_the_finished() {
     );
     assert!(!finished_matches(&run, &f));
 }
+
+/// The answer of a rustls server (TLS 1.3 and 1.2, `p`'s leaf) to one ClientHello record,
+/// as records.
+fn answer(p: &tessera_provider::Pki, ch: &[u8]) -> Vec<mpc_tls::codec::Record> {
+    let mut s =
+        rustls::ServerConnection::new(server_config(p, Behaviour::default()).unwrap()).unwrap();
+    let rec = mpc_tls::codec::encode_record(mpc_tls::codec::ContentType::Handshake, ch);
+    s.read_tls(&mut &rec[..]).unwrap();
+    s.process_new_packets().unwrap();
+    let mut out = Vec::new();
+    s.write_tls(&mut out).unwrap();
+    let mut r = RecordReader::new();
+    r.push(&out);
+    std::iter::from_fn(|| r.next_record().unwrap()).collect()
+}
+
+/// Our ClientHello offering TLS 1.3 next to TLS 1.2, with a real secp256r1 key share, sent
+/// to a rustls server that speaks both: it answers in TLS 1.3; `ServerFlight13` takes its
+/// ServerHello; the handshake secrets from our ECDH with its share (software schedule)
+/// open its encrypted flight, which parses through to its Finished. With an empty key_share
+/// list the server asks again for secp256r1 (a HelloRetryRequest).
+#[test]
+fn our_tls13_client_hello_is_answered_in_tls13() {
+    use mpc_tls::codec::{client_hello_offering, legacy_session_id, Tls13Offer};
+    use p256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
+    use p256::elliptic_curve::Field;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let scalar = p256::Scalar::random(&mut rng);
+    let public = (p256::ProjectivePoint::GENERATOR * scalar)
+        .to_affine()
+        .to_encoded_point(false);
+    let random = [7u8; 32];
+    let offer = Tls13Offer {
+        key_share: Some(public.as_bytes()),
+    };
+    let ch = client_hello_offering(&random, NAME, Some(offer));
+    let p = pki(&[NAME]).unwrap();
+    let records = answer(&p, &ch);
+    let mut m = ServerFlight13::new(&ch, &legacy_session_id(&random));
+    let Hello13::Hello { key, .. } = m.on_server_hello(&records[0].payload).unwrap() else {
+        panic!("a retry")
+    };
+    let point = p256::EncodedPoint::from_bytes(&key).unwrap();
+    let point = p256::AffinePoint::from_encoded_point(&point).unwrap();
+    let dhe = (p256::ProjectivePoint::from(point) * scalar)
+        .to_affine()
+        .to_encoded_point(false);
+    let schedule = common::tls13_schedule(dhe.x().unwrap(), &m.transcript_hash(), &[0; 32]);
+    let (key, iv): ([u8; 16], [u8; 12]) = (
+        schedule[5].clone().try_into().unwrap(),
+        schedule[6].clone().try_into().unwrap(),
+    );
+    let mut hs = HandshakeReader::new();
+    let mut flight = None;
+    let mut seq = 0;
+    for rec in records.iter().skip(1).filter(|r| r.typ.byte() == 23) {
+        let (typ, plain) = mpc_tls::record13::open(&key, &iv, seq, &rec.payload).unwrap();
+        seq += 1;
+        assert_eq!(typ, 22);
+        hs.push(&plain);
+        while let Some(msg) = hs.next_message().unwrap() {
+            flight = m.on_message(&msg).unwrap().or(flight);
+        }
+    }
+    let f = flight.expect("the whole flight");
+    let roots = Roots::from_pem(&p.ca_pem).unwrap();
+    let (sig, h_cert) = (&f.signature, &f.hash_through_certificate);
+    verify_server13(&roots, NAME, &f.certs, now(), f.scheme, sig, h_cert).unwrap();
+    let server_finished_key = &schedule[8];
+    assert_eq!(
+        common::hmac(server_finished_key, &f.hash_through_certificate_verify),
+        f.finished
+    );
+
+    let retry = client_hello_offering(&random, NAME, Some(Tls13Offer { key_share: None }));
+    let records = answer(&p, &retry);
+    let mut m = ServerFlight13::new(&retry, &legacy_session_id(&random));
+    assert_eq!(
+        m.on_server_hello(&records[0].payload).unwrap(),
+        Hello13::Retry { group: SECP256R1 }
+    );
+}
