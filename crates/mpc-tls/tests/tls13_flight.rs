@@ -303,10 +303,9 @@ fn our_tls13_client_hello_is_answered_in_tls13() {
     );
     let mut hs = HandshakeReader::new();
     let mut flight = None;
-    let mut seq = 0;
-    for rec in records.iter().skip(1).filter(|r| r.typ.byte() == 23) {
+    let encrypted = records.iter().skip(1).filter(|r| r.typ.byte() == 23);
+    for (seq, rec) in (0u64..).zip(encrypted) {
         let (typ, plain) = mpc_tls::record13::open(&key, &iv, seq, &rec.payload).unwrap();
-        seq += 1;
         assert_eq!(typ, 22);
         hs.push(&plain);
         while let Some(msg) = hs.next_message().unwrap() {
