@@ -413,13 +413,44 @@ impl CtrShape {
 /// [`CtrShape::layout`]. The circuit is built once per block count; the spec around it is
 /// cheap (its fingerprint uses the circuit's cached digest), so it is made on each call.
 pub fn ctr_spec(hs_exec: ExecId, key: usize, shape: CtrShape) -> Result<Arc<ExecSpec>, BuildError> {
+    ctr_spec_for(hs_exec, key, shape, NonceKind::Explicit)
+}
+
+/// How a record's nonce is formed, which sets the kept key's width and the counter blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum NonceKind {
+    /// TLS 1.2 (RFC 5288): the 4-byte implicit nonce, then the record's 8-byte explicit
+    /// nonce (the block's public input).
+    Explicit,
+    /// TLS 1.3 (RFC 8446 §5.3): the 12-byte IV with the record's 64-bit sequence number
+    /// (the block's public input) XORed into its last 8 bytes.
+    Sequence,
+}
+
+impl NonceKind {
+    /// Bits of the kept key: round keys, then the IV.
+    pub(crate) fn key_bits(self) -> usize {
+        match self {
+            NonceKind::Explicit => TRAFFIC_KEY_BITS,
+            NonceKind::Sequence => EXPANDED_KEY_BITS + 96,
+        }
+    }
+}
+
+/// [`ctr_spec`] for either kind of nonce.
+pub(crate) fn ctr_spec_for(
+    hs_exec: ExecId,
+    key: usize,
+    shape: CtrShape,
+    kind: NonceKind,
+) -> Result<Arc<ExecSpec>, BuildError> {
     let n = shape.blocks();
     if n == 0 || n > MAX_BLOCKS_PER_EXECUTION {
         return Err(BuildError::Records(format!(
             "a keystream execution of {n} blocks"
         )));
     }
-    let circuit = ctr_circuit(n)?;
+    let circuit = ctr_circuit(n, kind)?;
     let mut outs = vec![OutputGroup {
         width: 1 + shape.public * 128,
         to: OutputTo::All,
@@ -437,7 +468,7 @@ pub fn ctr_spec(hs_exec: ExecId, key: usize, shape: CtrShape) -> Result<Arc<Exec
         });
     }
     let mut groups = vec![InputGroup {
-        width: TRAFFIC_KEY_BITS,
+        width: kind.key_bits(),
         source: InputSource::Kept {
             exec: hs_exec,
             group: key,
@@ -457,27 +488,28 @@ pub const OPENED_KEY_BITS: usize = 128 + 32;
 /// the ciphertext it decrypts is committed and every tag verified (docs/mpc-tls.md says
 /// why that is safe).
 pub fn open_key_spec(hs_exec: ExecId, key: usize) -> Result<Arc<ExecSpec>, BuildError> {
-    static CIRCUIT: std::sync::OnceLock<Arc<mpc::circuit::Circuit>> = std::sync::OnceLock::new();
-    let circuit = match CIRCUIT.get() {
-        Some(c) => c.clone(),
-        None => {
-            let mut b = Builder::new();
-            let tk = b.inputs(TRAFFIC_KEY_BITS);
-            let mut out: Vec<Bit> = tk[..128].to_vec();
-            out.extend_from_slice(&tk[EXPANDED_KEY_BITS..]);
-            let c = Arc::new(b.finish(&out)?);
-            CIRCUIT.get_or_init(|| c).clone()
-        }
-    };
+    open_key_spec_for(hs_exec, key, NonceKind::Explicit)
+}
+
+/// [`open_key_spec`] for either kind of key: the client gets the AES key, then the IV (4
+/// bytes in TLS 1.2, 12 in TLS 1.3).
+pub(crate) fn open_key_spec_for(
+    exec: ExecId,
+    key: usize,
+    kind: NonceKind,
+) -> Result<Arc<ExecSpec>, BuildError> {
+    let width = kind.key_bits();
+    let mut b = Builder::new();
+    let tk = b.inputs(width);
+    let mut out: Vec<Bit> = tk[..128].to_vec();
+    out.extend_from_slice(&tk[EXPANDED_KEY_BITS..]);
+    let circuit = Arc::new(b.finish(&out)?);
     let groups = vec![InputGroup {
-        width: TRAFFIC_KEY_BITS,
-        source: InputSource::Kept {
-            exec: hs_exec,
-            group: key,
-        },
+        width,
+        source: InputSource::Kept { exec, group: key },
     }];
     let outs = vec![OutputGroup {
-        width: OPENED_KEY_BITS,
+        width: 128 + width - EXPANDED_KEY_BITS,
         to: OutputTo::Client,
     }];
     Ok(Arc::new(ExecSpec::new(circuit, groups, outs)?))
@@ -517,16 +549,17 @@ fn cached(
 
 /// The keystream circuit of `n` blocks: inputs traffic key, then two copies of the blocks'
 /// public inputs; outputs the mismatch bit, then the `n` keystream blocks. Built once per
-/// block count and process.
-fn ctr_circuit(n: usize) -> Result<Arc<mpc::circuit::Circuit>, BuildError> {
+/// block count, kind of nonce and process.
+fn ctr_circuit(n: usize, kind: NonceKind) -> Result<Arc<mpc::circuit::Circuit>, BuildError> {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
-    static CACHE: Mutex<BTreeMap<usize, Arc<mpc::circuit::Circuit>>> = Mutex::new(BTreeMap::new());
-    if let Some(c) = CACHE.lock().ok().and_then(|c| c.get(&n).cloned()) {
+    type Cache = BTreeMap<(usize, NonceKind), Arc<mpc::circuit::Circuit>>;
+    static CACHE: Mutex<Cache> = Mutex::new(BTreeMap::new());
+    if let Some(c) = CACHE.lock().ok().and_then(|c| c.get(&(n, kind)).cloned()) {
         return Ok(c);
     }
     let mut b = Builder::new();
-    let tk = b.inputs(TRAFFIC_KEY_BITS);
+    let tk = b.inputs(kind.key_bits());
     let w = n * SUFFIX_BITS;
     let pa = b.inputs(w);
     let pb = b.inputs(w);
@@ -535,8 +568,16 @@ fn ctr_circuit(n: usize) -> Result<Arc<mpc::circuit::Circuit>, BuildError> {
     let mut outputs: Vec<Bit> = Vec::with_capacity(1 + n * 128);
     outputs.push(mismatch);
     for suffix in pa.chunks_exact(SUFFIX_BITS) {
-        let mut block = iv.to_vec();
-        block.extend_from_slice(suffix);
+        let block = match kind {
+            NonceKind::Explicit => [iv, suffix].concat(),
+            NonceKind::Sequence => {
+                let (seq, ctr) = suffix.split_at(64);
+                let mut block = iv[..32].to_vec();
+                block.extend(b.xor_vec(&iv[32..], seq)?);
+                block.extend_from_slice(ctr);
+                block
+            }
+        };
         outputs.extend(mpc::circuit::aes::expanded_block(&mut b, rk, &block)?);
     }
     let circuit = Arc::new(b.finish(&outputs)?);
@@ -548,7 +589,7 @@ fn ctr_circuit(n: usize) -> Result<Arc<mpc::circuit::Circuit>, BuildError> {
             };
             c.remove(&smallest);
         }
-        c.insert(n, circuit.clone());
+        c.insert((n, kind), circuit.clone());
     }
     Ok(circuit)
 }

@@ -15,6 +15,11 @@
 //!   server key opened to the client alone); the GHASH keys H = AES(k, 0) of both directions
 //!   come out as XOR shares.
 //!
+//! - The **keystream executions** ([`ctr13_spec`]) are TLS 1.2's over a kept application key,
+//!   with TLS 1.3's nonces: each block's public input is the record's sequence number and
+//!   the counter, XORed into the kept IV inside the circuit (free). [`open_key13_spec`]
+//!   opens the server application key and IV to the client alone, after the commit.
+//!
 //! As in TLS 1.2, the public input (a transcript hash) is fed twice, by parties 0 and 1, and
 //! the first output bit says whether the copies differ.
 
@@ -25,7 +30,9 @@ use mpc::circuit::{const_bits, Builder};
 use mpc::convert::{additive_fp_inputs, sum_mod_p};
 use mpc::{ExecId, ExecSpec, InputGroup, InputSource, OutputGroup, OutputTo};
 
-use crate::circuits::{differ, public_groups, BuildError};
+use crate::circuits::{
+    ctr_spec_for, differ, open_key_spec_for, public_groups, BuildError, CtrShape, NonceKind,
+};
 use crate::hkdf::{derive_secret, handshake_secrets, traffic_keys, HASH_LEN, IV_LEN};
 use crate::prf::HmacKey;
 
@@ -141,4 +148,22 @@ pub fn application13_spec(hs_exec: ExecId) -> Result<Arc<ExecSpec>, BuildError> 
         keep(),
     ];
     Ok(Arc::new(ExecSpec::new(Arc::new(circuit), groups, outs)?))
+}
+
+/// A keystream execution of `shape` over the application key kept by `app_exec` as
+/// [`app13_out::CLIENT_KEY`] or [`app13_out::SERVER_KEY`]. Inputs: the key (kept), then two
+/// copies (parties 0 and 1) of every block's public input: the record's sequence number
+/// (8 bytes, big-endian) and the counter (4). Outputs as [`CtrShape::layout`].
+pub fn ctr13_spec(
+    app_exec: ExecId,
+    key: usize,
+    shape: CtrShape,
+) -> Result<Arc<ExecSpec>, BuildError> {
+    ctr_spec_for(app_exec, key, shape, NonceKind::Sequence)
+}
+
+/// Opens the application key kept by `app_exec` as `key` to the client alone (masked with
+/// its pads): the AES key, then the 12-byte IV. No AND gates.
+pub fn open_key13_spec(app_exec: ExecId, key: usize) -> Result<Arc<ExecSpec>, BuildError> {
+    open_key_spec_for(app_exec, key, NonceKind::Sequence)
 }

@@ -234,3 +234,79 @@ fn keystream_batches_match_aes_gcm() {
         assert!(masks[i].is_some(), "record {i} has its tag mask");
     }
 }
+
+/// TLS 1.3 keystream executions (`circuits13::ctr13_spec`: the sequence number XORed into
+/// the kept 12-byte IV inside the circuit) against AES under RFC 8446's nonces, and whole
+/// records against `record13::seal` (our keystream XOR the inner plaintext is its
+/// ciphertext); the 1.3 opened key is the AES key and the 12-byte IV.
+#[test]
+fn tls13_keystream_batches_match_aes_gcm() {
+    use mpc_tls::circuits13::{app13_out, ctr13_spec, open_key13_spec};
+    use mpc_tls::record13::{nonce, seal};
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let key: [u8; 16] = rng.gen();
+    let iv: [u8; 12] = rng.gen();
+    // Inner plaintexts (content and content type) of records 0, 1, 2, …
+    let lens = [1usize, 16, 17, 300];
+    let inner: Vec<Vec<u8>> = lens
+        .iter()
+        .map(|&l| (0..l).map(|_| rng.gen_range(1..=255)).collect())
+        .collect();
+    let records: Vec<CtrRecord> = lens
+        .iter()
+        .map(|&len| CtrRecord { len, alert: false })
+        .collect();
+    let mut ks: Vec<Vec<u8>> = vec![Vec::new(); lens.len()];
+    for batch in plan_batches(&records) {
+        let (blocks, shape) = batch_blocks(&records, &batch);
+        let spec = ctr13_spec(0, app13_out::SERVER_KEY, shape).unwrap();
+        let mut input = bytes_to_bits(&[&expand_key(&key)[..], &iv[..]].concat());
+        let suffix = bytes_to_bits(&suffix_bytes(&blocks, |r| (r as u64).to_be_bytes()));
+        input.extend(suffix.clone());
+        input.extend(suffix);
+        let out = spec.circuit().evaluate(&input).unwrap();
+        let lay = shape.layout();
+        assert!(!out[spec.output_range(lay.public)][0]);
+        let mut outs: Vec<Vec<u8>> = Vec::new();
+        for g in [lay.shares, lay.client].into_iter().flatten() {
+            outs.extend(
+                bits_to_bytes(&out[spec.output_range(g)])
+                    .chunks(16)
+                    .map(<[u8]>::to_vec),
+            );
+        }
+        for (b, o) in blocks.iter().zip(outs) {
+            let mut block = [0u8; 16];
+            block[..12].copy_from_slice(&nonce(&iv, b.record as u64));
+            block[12..].copy_from_slice(&b.ctr.to_be_bytes());
+            assert_eq!(
+                o,
+                aes_block(&key, block),
+                "record {} counter {}",
+                b.record,
+                b.ctr
+            );
+            if b.ctr > 1 {
+                ks[b.record].extend(o);
+            }
+        }
+    }
+    for (i, p) in inner.iter().enumerate() {
+        let (content, typ) = p.split_at(p.len() - 1);
+        let typ = match typ[0] % 2 {
+            0 => ContentType::ApplicationData,
+            _ => ContentType::Handshake,
+        };
+        let mut with_type = content.to_vec();
+        with_type.push(typ.byte());
+        let rec = seal(&key, &iv, i as u64, typ, content).unwrap();
+        let ours: Vec<u8> = with_type.iter().zip(&ks[i]).map(|(a, b)| a ^ b).collect();
+        assert_eq!(ours, rec[5..5 + with_type.len()], "record {i}");
+    }
+    // The opened key: AES key then the 12-byte IV, taken from the kept key.
+    let open = open_key13_spec(0, app13_out::SERVER_KEY).unwrap();
+    let input = bytes_to_bits(&[&expand_key(&key)[..], &iv[..]].concat());
+    let out = bits_to_bytes(&open.circuit().evaluate(&input).unwrap());
+    assert_eq!(out, [&key[..], &iv[..]].concat());
+    assert_eq!(open.circuit().and_count(), 0);
+}
