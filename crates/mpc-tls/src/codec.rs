@@ -112,6 +112,7 @@ mod ext {
     pub const SIGNATURE_ALGORITHMS: u16 = 13;
     pub const EXTENDED_MASTER_SECRET: u16 = 23;
     pub const SUPPORTED_VERSIONS: u16 = 43;
+    pub const COOKIE: u16 = 44;
     pub const KEY_SHARE: u16 = 51;
     pub const RENEGOTIATION_INFO: u16 = 0xff01;
 }
@@ -377,6 +378,8 @@ pub fn client_hello(client_random: &[u8; 32], server_name: &str) -> Vec<u8> {
 pub struct Tls13Offer<'a> {
     /// The key share, or `None` for an empty key_share list.
     pub key_share: Option<&'a [u8]>,
+    /// The cookie of a HelloRetryRequest, echoed in the second ClientHello.
+    pub cookie: Option<&'a [u8]>,
 }
 
 /// The legacy session id of a ClientHello offering TLS 1.3 (RFC 8446 §4.1.2, middlebox
@@ -450,6 +453,11 @@ pub fn client_hello_offering(
         let mut ks = Vec::new();
         put_vec16(&mut ks, &shares);
         push_ext(ext::KEY_SHARE, &ks);
+        if let Some(c) = offer.cookie {
+            let mut cookie = Vec::new();
+            put_vec16(&mut cookie, c);
+            push_ext(ext::COOKIE, &cookie);
+        }
     }
     put_vec16(&mut body, &exts);
     handshake_message(hs::CLIENT_HELLO, &body)

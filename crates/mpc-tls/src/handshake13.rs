@@ -25,6 +25,8 @@ pub const HELLO_RETRY_RANDOM: [u8; 32] = [
     0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 ];
 
+/// message_hash (254): stands for the first ClientHello after a HelloRetryRequest.
+const MESSAGE_HASH: u8 = 254;
 /// encrypted_extensions (8).
 const ENCRYPTED_EXTENSIONS: u8 = 8;
 /// certificate_verify (15).
@@ -33,6 +35,7 @@ const CERTIFICATE_VERIFY: u8 = 15;
 const FINISHED: u8 = 20;
 
 const EXT_SUPPORTED_VERSIONS: u16 = 43;
+const EXT_COOKIE: u16 = 44;
 const EXT_KEY_SHARE: u16 = 51;
 
 /// What a TLS 1.3 ServerHello says.
@@ -47,17 +50,19 @@ pub enum Hello13 {
         /// The server's public key share (for secp256r1, an uncompressed point).
         key: Vec<u8>,
     },
-    /// A HelloRetryRequest: the server wants a key share for `group`.
+    /// A HelloRetryRequest: the server wants a key share for `group` (and its cookie back).
     Retry {
         /// The group it selected.
         group: u16,
+        /// The cookie the second ClientHello must carry, if the server sent one.
+        cookie: Option<Vec<u8>>,
     },
 }
 
 /// Parses a ServerHello body that selected TLS 1.3: legacy version 0x0303, the legacy session
 /// id echoing ours, `TLS_AES_128_GCM_SHA256`, null compression, supported_versions = 1.3, and
-/// a key_share (in a HelloRetryRequest, only the selected group). Other extensions are
-/// refused: a ServerHello carries nothing else (RFC 8446 §4.1.3, §4.2).
+/// a key_share (in a HelloRetryRequest, only the selected group, and perhaps a cookie). Other
+/// extensions are refused: a ServerHello carries nothing else (RFC 8446 §4.1.3, §4.2).
 pub fn parse_server_hello13(body: &[u8], session_id: &[u8]) -> Result<Hello13, ServerError> {
     let mut r = Reader::new(body, "ServerHello");
     if r.u16()? != 0x0303 {
@@ -81,7 +86,7 @@ pub fn parse_server_hello13(body: &[u8], session_id: &[u8]) -> Result<Hello13, S
     let mut e = Reader::new(r.vec16()?, "ServerHello extensions");
     r.end()?;
     let retry = random == HELLO_RETRY_RANDOM;
-    let (mut version, mut share) = (None, None);
+    let (mut version, mut share, mut cookie) = (None, None, None);
     while !e.is_empty() {
         let code = e.u16()?;
         let mut d = Reader::new(e.vec16()?, "ServerHello extension");
@@ -97,6 +102,13 @@ pub fn parse_server_hello13(body: &[u8], session_id: &[u8]) -> Result<Hello13, S
                         d.vec16()?.to_vec()
                     },
                 ));
+            }
+            EXT_COOKIE if retry && cookie.is_none() => {
+                let c = d.vec16()?;
+                if c.is_empty() {
+                    return Err(bad("an empty HelloRetryRequest cookie"));
+                }
+                cookie = Some(c.to_vec());
             }
             c => return Err(bad(&format!("ServerHello extension {c} (or a duplicate)"))),
         }
@@ -114,7 +126,7 @@ pub fn parse_server_hello13(body: &[u8], session_id: &[u8]) -> Result<Hello13, S
         )));
     }
     Ok(if retry {
-        Hello13::Retry { group }
+        Hello13::Retry { group, cookie }
     } else {
         Hello13::Hello { random, group, key }
     })
@@ -169,6 +181,8 @@ pub struct ServerFlight13 {
     state: State,
     transcript: Sha256,
     session_id: Vec<u8>,
+    /// Whether this follows a HelloRetryRequest (a second one is refused).
+    retried: bool,
 }
 
 impl ServerFlight13 {
@@ -181,6 +195,25 @@ impl ServerFlight13 {
             state: State::ExpectServerHello,
             transcript,
             session_id: session_id.to_vec(),
+            retried: false,
+        }
+    }
+
+    /// The machine for the second ClientHello `ch2`, sent after `ch1` drew the
+    /// HelloRetryRequest `hrr` (whole handshake messages): the transcript starts with
+    /// `ch1`'s hash in a message_hash message, then `hrr` and `ch2` (RFC 8446 §4.4.1). A
+    /// second HelloRetryRequest is refused.
+    pub fn after_retry(ch1: &[u8], hrr: &[u8], ch2: &[u8], session_id: &[u8]) -> Self {
+        let mut transcript = Sha256::new();
+        transcript.update([MESSAGE_HASH, 0, 0, 32]);
+        transcript.update(Sha256::digest(ch1));
+        transcript.update(hrr);
+        transcript.update(ch2);
+        ServerFlight13 {
+            state: State::ExpectServerHello,
+            transcript,
+            session_id: session_id.to_vec(),
+            retried: true,
         }
     }
 
@@ -211,6 +244,9 @@ impl ServerFlight13 {
             )));
         }
         let h = parse_server_hello13(body, &self.session_id)?;
+        if self.retried && matches!(h, Hello13::Retry { .. }) {
+            return Err(bad("a second HelloRetryRequest"));
+        }
         self.transcript.update(m);
         self.state = State::ExpectEncryptedExtensions;
         Ok(h)
@@ -409,8 +445,38 @@ mod tests {
         );
         assert_eq!(
             parse_server_hello13(&hrr, &sid).unwrap(),
-            Hello13::Retry { group: SECP256R1 }
+            Hello13::Retry {
+                group: SECP256R1,
+                cookie: None
+            }
         );
+        let with_cookie = hello_body(
+            HELLO_RETRY_RANDOM,
+            &sid,
+            &[
+                versions(),
+                (EXT_KEY_SHARE, SECP256R1.to_be_bytes().to_vec()),
+                (EXT_COOKIE, vec![0, 2, 0xc0, 0x0c]),
+            ],
+        );
+        assert_eq!(
+            parse_server_hello13(&with_cookie, &sid).unwrap(),
+            Hello13::Retry {
+                group: SECP256R1,
+                cookie: Some(vec![0xc0, 0x0c])
+            }
+        );
+        // A cookie only in a retry.
+        let b = hello_body(
+            [1; 32],
+            &sid,
+            &[
+                versions(),
+                (EXT_KEY_SHARE, share(&[4; 65])),
+                (EXT_COOKIE, vec![0, 2, 0xc0, 0x0c]),
+            ],
+        );
+        assert!(parse_server_hello13(&b, &sid).is_err());
         for exts in [
             vec![(EXT_KEY_SHARE, share(&[4; 65]))],
             vec![versions()],

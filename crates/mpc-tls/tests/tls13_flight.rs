@@ -249,11 +249,13 @@ fn a_changed_flight_message_breaks_the_signature_and_the_finished() {
     assert!(!finished_matches(&run, &f));
 }
 
-/// The answer of a rustls server (TLS 1.3 and 1.2, `p`'s leaf) to one ClientHello record,
-/// as records.
-fn answer(p: &tessera_provider::Pki, ch: &[u8]) -> Vec<mpc_tls::codec::Record> {
-    let mut s =
-        rustls::ServerConnection::new(server_config(p, Behaviour::default()).unwrap()).unwrap();
+/// A rustls server (TLS 1.3 and 1.2, `p`'s leaf) in memory.
+fn server(p: &tessera_provider::Pki) -> rustls::ServerConnection {
+    rustls::ServerConnection::new(server_config(p, Behaviour::default()).unwrap()).unwrap()
+}
+
+/// What `s` answers to one ClientHello record, as records.
+fn answer(s: &mut rustls::ServerConnection, ch: &[u8]) -> Vec<mpc_tls::codec::Record> {
     let rec = mpc_tls::codec::encode_record(mpc_tls::codec::ContentType::Handshake, ch);
     s.read_tls(&mut &rec[..]).unwrap();
     s.process_new_packets().unwrap();
@@ -264,36 +266,34 @@ fn answer(p: &tessera_provider::Pki, ch: &[u8]) -> Vec<mpc_tls::codec::Record> {
     std::iter::from_fn(|| r.next_record().unwrap()).collect()
 }
 
-/// Our ClientHello offering TLS 1.3 next to TLS 1.2, with a real secp256r1 key share, sent
-/// to a rustls server that speaks both: it answers in TLS 1.3; `ServerFlight13` takes its
-/// ServerHello; the handshake secrets from our ECDH with its share (software schedule)
-/// open its encrypted flight, which parses through to its Finished. With an empty key_share
-/// list the server asks again for secp256r1 (a HelloRetryRequest).
-#[test]
-fn our_tls13_client_hello_is_answered_in_tls13() {
-    use mpc_tls::codec::{client_hello_offering, legacy_session_id, Tls13Offer};
-    use p256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
+/// A client key share: the scalar and the uncompressed point.
+fn key_share(seed: u64) -> (p256::Scalar, Vec<u8>) {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
     use p256::elliptic_curve::Field;
     use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
-    let scalar = p256::Scalar::random(&mut rng);
+    let scalar = p256::Scalar::random(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed));
     let public = (p256::ProjectivePoint::GENERATOR * scalar)
         .to_affine()
         .to_encoded_point(false);
-    let random = [7u8; 32];
-    let offer = Tls13Offer {
-        key_share: Some(public.as_bytes()),
-    };
-    let ch = client_hello_offering(&random, NAME, Some(offer));
-    let p = pki(&[NAME]).unwrap();
-    let records = answer(&p, &ch);
-    let mut m = ServerFlight13::new(&ch, &legacy_session_id(&random));
+    (scalar, public.as_bytes().to_vec())
+}
+
+/// Takes the server's ServerHello and encrypted flight (`records`) through `m`, opening the
+/// flight with the handshake keys of our ECDH (`scalar`) with its share and the software
+/// schedule, then checks the chain and CertificateVerify against `p`'s CA and the Finished.
+fn check_answer(
+    p: &tessera_provider::Pki,
+    m: &mut ServerFlight13,
+    records: &[mpc_tls::codec::Record],
+    scalar: &p256::Scalar,
+) {
+    use p256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
     let Hello13::Hello { key, .. } = m.on_server_hello(&records[0].payload).unwrap() else {
         panic!("a retry")
     };
     let point = p256::EncodedPoint::from_bytes(&key).unwrap();
     let point = p256::AffinePoint::from_encoded_point(&point).unwrap();
-    let dhe = (p256::ProjectivePoint::from(point) * scalar)
+    let dhe = (p256::ProjectivePoint::from(point) * *scalar)
         .to_affine()
         .to_encoded_point(false);
     let schedule = common::tls13_schedule(dhe.x().unwrap(), &m.transcript_hash(), &[0; 32]);
@@ -321,12 +321,69 @@ fn our_tls13_client_hello_is_answered_in_tls13() {
         common::hmac(server_finished_key, &f.hash_through_certificate_verify),
         f.finished
     );
+}
 
-    let retry = client_hello_offering(&random, NAME, Some(Tls13Offer { key_share: None }));
-    let records = answer(&p, &retry);
-    let mut m = ServerFlight13::new(&retry, &legacy_session_id(&random));
-    assert_eq!(
-        m.on_server_hello(&records[0].payload).unwrap(),
-        Hello13::Retry { group: SECP256R1 }
+/// Our ClientHello offering TLS 1.3 next to TLS 1.2, with a real secp256r1 key share, sent
+/// to a rustls server that speaks both: it answers in TLS 1.3; `ServerFlight13` takes its
+/// ServerHello; the handshake secrets from our ECDH with its share (software schedule)
+/// open its encrypted flight, which parses and verifies through to its Finished.
+#[test]
+fn our_tls13_client_hello_is_answered_in_tls13() {
+    use mpc_tls::codec::{client_hello_offering, legacy_session_id, Tls13Offer};
+    let (scalar, public) = key_share(5);
+    let random = [7u8; 32];
+    let offer = Tls13Offer {
+        key_share: Some(&public),
+        cookie: None,
+    };
+    let ch = client_hello_offering(&random, NAME, Some(offer));
+    let p = pki(&[NAME]).unwrap();
+    let records = answer(&mut server(&p), &ch);
+    let mut m = ServerFlight13::new(&ch, &legacy_session_id(&random));
+    check_answer(&p, &mut m, &records, &scalar);
+}
+
+/// A first ClientHello without a key share draws a HelloRetryRequest for secp256r1; the
+/// second, with one (and the cookie, if any), gets the ServerHello and flight, checked with
+/// the transcript that starts with the first ClientHello's message_hash (RFC 8446 §4.4.1):
+/// its Finished verifies only with that transcript. A second retry is refused.
+#[test]
+fn a_hello_retry_request_and_the_second_client_hello() {
+    use mpc_tls::codec::{client_hello_offering, legacy_session_id, Tls13Offer};
+    let p = pki(&[NAME]).unwrap();
+    let mut s = server(&p);
+    let random = [8u8; 32];
+    let sid = legacy_session_id(&random);
+    let ch1 = client_hello_offering(
+        &random,
+        NAME,
+        Some(Tls13Offer {
+            key_share: None,
+            cookie: None,
+        }),
     );
+    let records = answer(&mut s, &ch1);
+    let hrr = records[0].payload.clone();
+    let Hello13::Retry { group, cookie } = ServerFlight13::new(&ch1, &sid)
+        .on_server_hello(&hrr)
+        .unwrap()
+    else {
+        panic!("no retry")
+    };
+    assert_eq!(group, SECP256R1);
+    let (scalar, public) = key_share(6);
+    let ch2 = client_hello_offering(
+        &random,
+        NAME,
+        Some(Tls13Offer {
+            key_share: Some(&public),
+            cookie: cookie.as_deref(),
+        }),
+    );
+    let records = answer(&mut s, &ch2);
+    let records: Vec<_> = records.into_iter().filter(|r| r.typ.byte() != 20).collect();
+    let mut m = ServerFlight13::after_retry(&ch1, &hrr, &ch2, &sid);
+    check_answer(&p, &mut m, &records, &scalar);
+    let mut twice = ServerFlight13::after_retry(&ch1, &hrr, &ch2, &sid);
+    assert!(twice.on_server_hello(&hrr).is_err(), "a second retry");
 }
