@@ -8,7 +8,7 @@
 mod common;
 use aes::cipher::{BlockEncrypt, KeyInit};
 use aes_gcm::aead::AeadInPlace;
-use common::prf;
+use common::{prf, state_after};
 use ghash::universal_hash::UniversalHash;
 use mpc::circuit::aes::expand_key;
 use mpc::circuit::{bits_to_bytes, bytes_to_bits};
@@ -34,22 +34,6 @@ fn counter(iv: &[u8], explicit: &[u8; 8], ctr: u32) -> [u8; 16] {
     b[4..12].copy_from_slice(explicit);
     b[12..].copy_from_slice(&ctr.to_be_bytes());
     b
-}
-
-/// SHA-256 state after one block, as the circuits lay states out (words big-endian).
-fn state_after(block: &[u8; 64]) -> Vec<u8> {
-    let mut st = [
-        0x6a09e667u32,
-        0xbb67ae85,
-        0x3c6ef372,
-        0xa54ff53a,
-        0x510e527f,
-        0x9b05688c,
-        0x1f83d9ab,
-        0x5be0cd19,
-    ];
-    sha2::compress256(&mut st, &[(*block).into()]);
-    st.iter().flat_map(|w| w.to_be_bytes()).collect()
 }
 
 #[test]

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::tls13_schedule;
+use common::{state_after, tls13_schedule};
 use mpc::circuit::{bits_to_bytes, bytes_to_bits, Bit, Builder, Circuit};
 use mpc_tls::hkdf::{
     application_secrets, finished_key, finished_mac, handshake_secrets, traffic_keys,
@@ -138,22 +138,6 @@ fn widths_are_checked() {
     assert!(finished_mac(&mut b, &short, &hash).is_err());
     let k = HmacKey::new(&mut b, &hash).unwrap();
     assert!(mpc_tls::hkdf::expand_label(&mut b, &k, b"key", &[], 33).is_err());
-}
-
-/// SHA-256 state after one block, as the circuits lay states out (words big-endian).
-fn state_after(block: &[u8; 64]) -> Vec<u8> {
-    let mut st = [
-        0x6a09e667u32,
-        0xbb67ae85,
-        0x3c6ef372,
-        0xa54ff53a,
-        0x510e527f,
-        0x9b05688c,
-        0x1f83d9ab,
-        0x5be0cd19,
-    ];
-    sha2::compress256(&mut st, &[(*block).into()]);
-    st.iter().flat_map(|w| w.to_be_bytes()).collect()
 }
 
 /// An HMAC key's inner and outer states, as `HmacKey::state_bits` lays them out.

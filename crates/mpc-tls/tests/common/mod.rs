@@ -70,3 +70,19 @@ pub fn tls13_schedule(dhe: &[u8], hello: &[u8], sf: &[u8]) -> Vec<Vec<u8>> {
     out.extend(keys(&s_ap));
     out
 }
+
+/// SHA-256 state after one block, as the circuits lay states out (words big-endian).
+pub fn state_after(block: &[u8; 64]) -> Vec<u8> {
+    let mut st = [
+        0x6a09e667u32,
+        0xbb67ae85,
+        0x3c6ef372,
+        0xa54ff53a,
+        0x510e527f,
+        0x9b05688c,
+        0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    sha2::compress256(&mut st, &[(*block).into()]);
+    st.iter().flat_map(|w| w.to_be_bytes()).collect()
+}
