@@ -206,15 +206,9 @@ fn a_rustls_tls13_flight_parses_verifies_and_its_finished_matches() {
         check(&run, &f, NAME, 0x0401, sig, h_cert),
         Err(CertError::Scheme13(0x0401))
     );
+    let h_cv = &f.hash_through_certificate_verify;
     assert_eq!(
-        check(
-            &run,
-            &f,
-            NAME,
-            f.scheme,
-            sig,
-            &f.hash_through_certificate_verify
-        ),
+        check(&run, &f, NAME, f.scheme, sig, h_cv),
         Err(CertError::CertificateVerify)
     );
 }
@@ -235,15 +229,9 @@ fn a_changed_flight_message_breaks_the_signature_and_the_finished() {
         }
     })
     .unwrap();
+    let (sig, h_cert) = (&f.signature, &f.hash_through_certificate);
     assert_eq!(
-        check(
-            &run,
-            &f,
-            NAME,
-            f.scheme,
-            &f.signature,
-            &f.hash_through_certificate
-        ),
+        check(&run, &f, NAME, f.scheme, sig, h_cert),
         Err(CertError::CertificateVerify)
     );
     assert!(!finished_matches(&run, &f));
