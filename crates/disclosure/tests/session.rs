@@ -208,21 +208,31 @@ fn nodes_never_see_a_disclosed_value_or_a_key() {
 
 /// What became of a session over a long response whose client may change its record
 /// copies: the client's result and revealed value, and per node which response records it
-/// held whole before the disclosure.
+/// held whole before the disclosure and how its disclosure ended.
 struct Long {
     result: Result<(), String>,
     revealed: Vec<u8>,
     held: Vec<Vec<bool>>,
+    nodes: Vec<Result<(), String>>,
     lens: Vec<usize>,
 }
 
-/// A session against `addr` and a disclosure of `sel`; `edit` changes the client's record
-/// copies before they go out (an honest client leaves them).
+/// How the client of [`long_session`] sends its record copies.
+enum Copies {
+    /// Through `disclosure::client::disclose`, after `edit` changed them (an honest client
+    /// leaves them).
+    Edited(fn(&mut mpc_tls::proto::ResponseRecords)),
+    /// By hand: the right copies to nodes 0 and 1, node 2's last copy altered.
+    Split,
+}
+
+/// A session against `addr` and a disclosure of `sel`, the client sending its record copies
+/// as `copies` says.
 async fn long_session(
     cfg: &LocalConfig,
     addr: std::net::SocketAddr,
     sel: &Selection,
-    edit: fn(&mut mpc_tls::proto::ResponseRecords),
+    copies: Copies,
 ) -> Long {
     use mpc_tls::local::{join_nodes, LocalNet};
     let req = tessera_provider::http_request(NAME, "/big", 64);
@@ -243,13 +253,17 @@ async fn long_session(
                     .map(|r| r.ciphertext().is_some())
                     .collect();
                 let dc = DiscloseConfig::default();
-                match disclosure::node::disclose(&mut c, &dc, &mut rng).await {
+                let ended = match disclosure::node::disclose(&mut c, &dc, &mut rng).await {
                     Ok(_) => {
                         c.finish().await;
+                        Ok(())
                     }
-                    Err(e) => c.fail(&e.failure(), e.peer_stopped()).await,
-                }
-                Ok::<_, ()>(held)
+                    Err(e) => {
+                        c.fail(&e.failure(), e.peer_stopped()).await;
+                        Err(e.to_string())
+                    }
+                };
+                Ok::<_, ()>((held, ended))
             })
         })
         .collect();
@@ -266,25 +280,74 @@ async fn long_session(
     .await
     .unwrap();
     let plan = disclosure::client::plan(sel, &req, &out.response, &mut rand::rngs::OsRng).unwrap();
-    let mut records = out.records.clone();
-    edit(&mut records);
-    let result = disclosure::client::disclose(
-        &mut links,
-        &plan,
-        &records,
-        cfg.timeout,
-        &mut rand::rngs::OsRng,
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| e.to_string());
+    let result = match copies {
+        Copies::Edited(edit) => {
+            let mut records = out.records.clone();
+            edit(&mut records);
+            disclosure::client::disclose(
+                &mut links,
+                &plan,
+                &records,
+                cfg.timeout,
+                &mut rand::rngs::OsRng,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        }
+        Copies::Split => split_copies(&mut links, &plan, &out.records).await,
+    };
     drop(links);
-    let held = join_nodes(tasks).await.unwrap();
+    let (held, nodes) = join_nodes(tasks).await.unwrap().into_iter().unzip();
     Long {
         result,
         revealed: plan.values.first().cloned().unwrap_or_default(),
         held,
+        nodes,
         lens: out.records.lens.clone(),
+    }
+}
+
+/// A client that sends nodes 0 and 1 the right record copies and node 2 an altered last
+/// copy (its salt shares do not matter: nothing may be computed). Returns the first error a
+/// node reports to it.
+async fn split_copies(
+    links: &mut mpc_tls::net::ClientLinks,
+    plan: &disclosure::client::ClientPlan,
+    records: &mpc_tls::proto::ResponseRecords,
+) -> Result<(), String> {
+    use disclosure::node::ClientMsg;
+    use disclosure::request::InputShares;
+    use mpc_tls::proto::{ToClient, ToNode};
+    let checked = plan.request.check(records.lens.iter().sum()).unwrap();
+    let needed =
+        disclosure::pipeline::response_records_needed(&plan.request, &checked, &records.lens);
+    let copies = records.copies(&needed);
+    assert!(
+        !copies.is_empty(),
+        "the reveal needs records past the kept prefix"
+    );
+    for node in 0..3u8 {
+        let mut mine = copies.clone();
+        if node == 2 {
+            mine.last_mut().unwrap().ciphertext[0] ^= 1;
+        }
+        let msg = ClientMsg::Disclose {
+            request: plan.request.clone(),
+            shares: InputShares {
+                salts: plan.salts.clone(),
+            },
+            records: mine,
+        };
+        let bytes = postcard::to_stdvec(&msg).unwrap();
+        links.send(node, &ToNode::After(bytes)).unwrap();
+    }
+    loop {
+        match links.recv::<ToClient>().await {
+            Ok((node, ToClient::Error(why))) => return Err(format!("node {node}: {why}")),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
     }
 }
 
@@ -303,11 +366,11 @@ fn a_long_response_is_kept_as_digests_and_its_records_sent_again() {
     };
     let p = pki(&[NAME]).unwrap();
     let response = tessera_provider::ok_response("text/plain", &body);
-    let (addr, _h) = serve_responses(&p, vec![response; 3]).unwrap();
+    let (addr, _h) = serve_responses(&p, vec![response; 4]).unwrap();
     let cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem).unwrap());
     let rt = rt();
 
-    let honest = rt.block_on(long_session(&cfg, addr, &sel, |_| {}));
+    let honest = rt.block_on(long_session(&cfg, addr, &sel, Copies::Edited(|_| {})));
     assert_eq!(honest.result, Ok(()));
     assert_eq!(honest.revealed, &body[start as usize..end as usize]);
     let kept = kept_records(honest.lens.iter().copied());
@@ -316,20 +379,47 @@ fn a_long_response_is_kept_as_digests_and_its_records_sent_again() {
         "the response fits what a node keeps"
     );
     assert!(honest.lens[..kept].iter().sum::<usize>() <= KEPT_RESPONSE_BYTES);
+    assert!(honest.nodes.iter().all(Result::is_ok));
     for held in &honest.held {
         assert_eq!(held.len(), honest.lens.len());
         let whole: Vec<usize> = (0..held.len()).filter(|&i| held[i]).collect();
         assert_eq!(whole, (0..kept).collect::<Vec<_>>(), "records held whole");
     }
 
-    let altered = rt.block_on(long_session(&cfg, addr, &sel, |r| {
-        let c = r.unkept.last_mut().unwrap();
-        c.ciphertext[3] ^= 1;
-    }));
+    let altered = rt.block_on(long_session(
+        &cfg,
+        addr,
+        &sel,
+        Copies::Edited(|r| {
+            let c = r.unkept.last_mut().unwrap();
+            c.ciphertext[3] ^= 1;
+        }),
+    ));
     let e = altered.result.unwrap_err();
     assert!(e.contains("is not the committed record"), "{e}");
+    assert!(altered.nodes.iter().all(Result::is_err));
 
-    let missing = rt.block_on(long_session(&cfg, addr, &sel, |r| r.unkept.clear()));
+    let missing = rt.block_on(long_session(
+        &cfg,
+        addr,
+        &sel,
+        Copies::Edited(|r| r.unkept.clear()),
+    ));
     let e = missing.result.unwrap_err();
     assert!(e.contains("the client did not send it"), "{e}");
+    assert!(missing.nodes.iter().all(Result::is_err));
+
+    // Different copies to different nodes: the node with the altered one refuses, the
+    // request is not agreed, and every node stops.
+    let split = rt.block_on(long_session(&cfg, addr, &sel, Copies::Split));
+    let e = split.result.unwrap_err();
+    assert!(e.contains("node"), "{e}");
+    for (i, n) in split.nodes.iter().enumerate() {
+        let e = n
+            .as_ref()
+            .expect_err("a node went on with different copies");
+        if i == 2 {
+            assert!(e.contains("is not the committed record"), "node 2: {e}");
+        }
+    }
 }
