@@ -33,7 +33,7 @@ use mpc::{ExecId, ExecSpec, InputGroup, InputSource, OutputGroup, OutputTo};
 use crate::circuits::{
     ctr_spec_for, differ, open_key_spec_for, public_groups, BuildError, CtrShape, NonceKind,
 };
-use crate::hkdf::{derive_secret, handshake_secrets, traffic_keys, HASH_LEN, IV_LEN};
+use crate::hkdf::{application_secrets, handshake_secrets, traffic_keys, HASH_LEN, IV_LEN};
 use crate::prf::HmacKey;
 
 /// Bits of one copy of a transcript hash fed as public input.
@@ -107,8 +107,8 @@ pub fn application13_spec(hs_exec: ExecId) -> Result<Arc<ExecSpec>, BuildError> 
     let zero = const_bits(&[0u8; 16]);
     let mut hs = Vec::new();
     let mut kept = Vec::new();
-    for label in [b"c ap traffic".as_slice(), b"s ap traffic"] {
-        let secret = derive_secret(&mut b, &ms, label, &pa)?;
+    let (c, s) = application_secrets(&mut b, &ms, &pa)?;
+    for secret in [c, s] {
         let key = HmacKey::new(&mut b, &secret)?;
         let keys = traffic_keys(&mut b, &key)?;
         let rk = key_schedule(&mut b, &keys.key)?;

@@ -117,17 +117,16 @@ pub fn handshake_secrets(
     })
 }
 
-/// The application traffic secrets (client, server) from the master secret and the
-/// transcript hash through the server's Finished.
+/// The application traffic secrets (client, server) from the master secret (absorbed as an
+/// HMAC key, as a later execution takes it) and the transcript hash through the server's
+/// Finished.
 pub fn application_secrets(
     b: &mut Builder,
-    master: &[Bit],
+    master: &HmacKey,
     hash_through_server_finished: &[Bit],
 ) -> Result<(Vec<Bit>, Vec<Bit>), CircuitError> {
-    check_len(master, HASH_LEN)?;
-    let ms = HmacKey::new(b, master)?;
-    let c = derive_secret(b, &ms, b"c ap traffic", hash_through_server_finished)?;
-    let s = derive_secret(b, &ms, b"s ap traffic", hash_through_server_finished)?;
+    let c = derive_secret(b, master, b"c ap traffic", hash_through_server_finished)?;
+    let s = derive_secret(b, master, b"s ap traffic", hash_through_server_finished)?;
     Ok((c, s))
 }
 

@@ -46,7 +46,8 @@ fn schedule() -> Circuit {
     out.extend(&cf);
     out.extend(&sfk);
     out.extend(finished_mac(&mut b, &cf, &sf).unwrap());
-    let (ca, sa) = application_secrets(&mut b, &hs.master, &sf).unwrap();
+    let ms = HmacKey::new(&mut b, &hs.master).unwrap();
+    let (ca, sa) = application_secrets(&mut b, &ms, &sf).unwrap();
     out.extend(&ca);
     out.extend(&sa);
     for s in [&ca, &sa] {

@@ -188,8 +188,7 @@ fn response_records(records: Vec<Vec<u8>>) -> Result<ResponseRecords, ClientErro
     }
     let kept = kept_records(lens.iter().copied());
     let mut unkept = Vec::with_capacity(records.len() - kept);
-    for (i, mut p) in records.into_iter().enumerate().skip(kept) {
-        let len = split_gcm(&p)?.ciphertext.len();
+    for ((i, mut p), &len) in records.into_iter().enumerate().zip(&lens).skip(kept) {
         p.drain(..crate::codec::EXPLICIT_NONCE);
         p.truncate(len);
         unkept.push(RecordCopy {

@@ -281,13 +281,14 @@ struct Batches {
     sent_hash: Sha256,
     request: Vec<Vec<u8>>,
     records: Vec<Relayed>,
-    layout: Vec<CtrRecord>,
     close_notify: bool,
     /// This node's share of the client's pad for the opened key.
     response_pad: Vec<bool>,
     tags: TagRun,
     received_hash: Sha256,
-    received_bytes: u64,
+    /// Application-data records and their ciphertext bytes.
+    received_records: usize,
+    received_bytes: usize,
 }
 
 /// The response's tag checks, batch by batch. Each batch is one execution computing the tag
@@ -2031,19 +2032,6 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             && r.records
                 .last()
                 .is_some_and(|x| x.typ == ContentType::Alert);
-        let layout: Vec<CtrRecord> = r
-            .records
-            .iter()
-            .map(|x| CtrRecord {
-                len: x.record.ciphertext_len(),
-                alert: x.typ == ContentType::Alert,
-            })
-            .collect();
-        let received_bytes = layout
-            .iter()
-            .filter(|l| !l.alert)
-            .map(|l| l.len as u64)
-            .sum();
         let response_pad = unpack_bits(&response_pad, OPENED_KEY_BITS)
             .ok_or_else(|| NodeError::Client("response pad has the wrong width".into()))?;
         let mut tags = r.tags;
@@ -2052,12 +2040,12 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             sent_hash: r.sent_hash,
             request: r.request,
             records: r.records,
-            layout,
             close_notify,
             response_pad,
             tags,
             received_hash: r.received_hash,
-            received_bytes,
+            received_records: r.app_records,
+            received_bytes: r.app_bytes,
         };
         Ok(State::ResponseBatches(app, Box::new(b)))
     }
@@ -2222,8 +2210,8 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             received_hash: b.received_hash.finalize().into(),
             sent_records: s.request_lens.len() as u32,
             sent_bytes: s.request_lens.iter().sum::<usize>() as u64,
-            received_records: b.layout.iter().filter(|r| !r.alert).count() as u32,
-            received_bytes: b.received_bytes,
+            received_records: b.received_records as u32,
+            received_bytes: b.received_bytes as u64,
             close_notify: b.close_notify,
         };
         self.send_client(&ToClient::Response {
