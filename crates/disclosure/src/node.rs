@@ -238,12 +238,9 @@ where
         }
         Ok(plan)
     });
-    // A copy that is not the committed record is the client's deviation, reported as such
-    // (after the agreement, so every node stops).
-    let checked = match copied {
-        Err(e) => Err(e),
-        Ok(()) => checked.map_err(DiscloseError::from),
-    };
+    // A copy that is not the committed record is the client's deviation; it counts in the
+    // agreement below like an invalid request, so every node stops.
+    let checked = copied.and_then(|()| checked.map_err(DiscloseError::from));
     let digest = match (&checked, request.digest()) {
         (Ok(_), Ok(d)) => Some(d),
         _ => None,

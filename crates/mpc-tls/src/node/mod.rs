@@ -250,17 +250,22 @@ fn cert_chain_hash(certs: &[Vec<u8>]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// One record of the committed traffic, as the nodes hold it: its explicit nonce, its
-/// ciphertext's length and digest ([`record_digest`]), and the ciphertext itself (no tag)
-/// unless the node kept only the digest (response records past
-/// [`KEPT_RESPONSE_BYTES`](crate::proto::KEPT_RESPONSE_BYTES)).
+/// One record of the committed traffic, as the nodes hold it: its explicit nonce and its
+/// ciphertext (no tag), or, for response records past
+/// [`KEPT_RESPONSE_BYTES`](crate::proto::KEPT_RESPONSE_BYTES), only the ciphertext's
+/// length and digest ([`record_digest`]) until the client sends it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedRecord {
     /// The record's explicit nonce (the counter block's middle 8 bytes).
     pub explicit: [u8; 8],
-    len: usize,
-    digest: [u8; 32],
-    ciphertext: Option<Vec<u8>>,
+    held: Held,
+}
+
+/// What a node holds of a committed record's ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Held {
+    Whole(Vec<u8>),
+    Digest { len: usize, digest: [u8; 32] },
 }
 
 /// A client's copy of a committed record that is not the record the nodes committed to.
@@ -276,9 +281,7 @@ impl CommittedRecord {
     pub fn new(explicit: [u8; 8], ciphertext: Vec<u8>) -> Self {
         CommittedRecord {
             explicit,
-            len: ciphertext.len(),
-            digest: record_digest(&explicit, &ciphertext),
-            ciphertext: Some(ciphertext),
+            held: Held::Whole(ciphertext),
         }
     }
 
@@ -286,30 +289,44 @@ impl CommittedRecord {
     pub fn digest_only(explicit: [u8; 8], ciphertext: &[u8]) -> Self {
         CommittedRecord {
             explicit,
-            len: ciphertext.len(),
-            digest: record_digest(&explicit, ciphertext),
-            ciphertext: None,
+            held: Held::Digest {
+                len: ciphertext.len(),
+                digest: record_digest(&explicit, ciphertext),
+            },
         }
     }
 
     /// The ciphertext's length.
     pub fn ciphertext_len(&self) -> usize {
-        self.len
+        match &self.held {
+            Held::Whole(c) => c.len(),
+            Held::Digest { len, .. } => *len,
+        }
     }
 
     /// The ciphertext, if held.
     pub fn ciphertext(&self) -> Option<&[u8]> {
-        self.ciphertext.as_deref()
+        match &self.held {
+            Held::Whole(c) => Some(c),
+            Held::Digest { .. } => None,
+        }
     }
 
     /// Takes a copy of the ciphertext (record `index`) from the client, if it is the one
-    /// committed to: its digest is checked in constant time.
+    /// committed to (compared in constant time with the digest, or with the ciphertext if
+    /// it is held).
     pub fn supply(&mut self, index: usize, ciphertext: Vec<u8>) -> Result<(), RecordMismatch> {
-        let d = record_digest(&self.explicit, &ciphertext);
-        if ciphertext.len() != self.len || !bool::from(d.ct_eq(&self.digest)) {
+        let same = match &self.held {
+            Held::Whole(c) => c.len() == ciphertext.len() && bool::from(c.ct_eq(&ciphertext)),
+            Held::Digest { len, digest } => {
+                *len == ciphertext.len()
+                    && bool::from(record_digest(&self.explicit, &ciphertext).ct_eq(digest))
+            }
+        };
+        if !same {
             return Err(RecordMismatch { index });
         }
-        self.ciphertext = Some(ciphertext);
+        self.held = Held::Whole(ciphertext);
         Ok(())
     }
 }
@@ -773,6 +790,15 @@ mod record_tests {
         assert_eq!(r.ciphertext(), None);
         r.supply(4, ct.clone()).unwrap();
         assert_eq!(r.ciphertext(), Some(&ct[..]));
-        assert_eq!(r, CommittedRecord::new([0, 0, 0, 0, 0, 0, 0, 9], ct));
+        assert_eq!(
+            r,
+            CommittedRecord::new([0, 0, 0, 0, 0, 0, 0, 9], ct.clone())
+        );
+        // A record held whole takes only a copy equal to it.
+        let mut other = ct.clone();
+        other[0] ^= 1;
+        assert_eq!(r.supply(4, other), Err(RecordMismatch { index: 4 }));
+        r.supply(4, ct.clone()).unwrap();
+        assert_eq!(r.ciphertext(), Some(&ct[..]));
     }
 }
