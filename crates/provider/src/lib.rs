@@ -461,7 +461,11 @@ pub fn spawn_external(
     let mut server = External { child, addr, dir };
     let start = std::time::Instant::now();
     while start.elapsed() < std::time::Duration::from_secs(10) {
-        if std::net::TcpStream::connect(addr).is_ok() {
+        // A connection to a port nobody listens on yet can succeed as a TCP self-connect
+        // (the kernel picking that very port as the source): that is not the server.
+        if std::net::TcpStream::connect(addr)
+            .is_ok_and(|c| c.local_addr().ok() != c.peer_addr().ok())
+        {
             return Ok(server);
         }
         if let Ok(Some(status)) = server.child.try_wait() {
