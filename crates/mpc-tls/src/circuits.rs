@@ -293,10 +293,11 @@ pub fn plan_batches(records: &[CtrRecord]) -> Vec<Vec<Segment>> {
 }
 
 /// The shape of a keystream execution: how many AES blocks of each kind, in this order:
-/// public keystream (alerts, revealed to the nodes), tag masks (to XOR shares), client
-/// keystream (to the client, masked). The circuit depends only on the number of blocks (its
-/// outputs are the blocks in order; the shape only groups them), so executions of any shape
-/// with the same block count share one circuit.
+/// public keystream (alerts, revealed to the nodes), typed blocks (TLS 1.3: one byte of each
+/// revealed, the byte holding a record's content type), tag masks (to XOR shares), client
+/// keystream (to the client, masked). The circuit depends only on the number of blocks and
+/// of typed blocks (its outputs are the blocks in order; the shape only groups them), so
+/// executions of any shape with the same counts share one circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CtrShape {
     /// Tag-mask blocks (counter 1).
@@ -305,12 +306,20 @@ pub struct CtrShape {
     pub client: usize,
     /// Keystream blocks revealed to the nodes.
     pub public: usize,
+    /// Blocks of which one byte is revealed to the nodes (its position a public input).
+    pub typed: usize,
 }
 
 impl CtrShape {
     /// All blocks.
     pub fn blocks(&self) -> usize {
-        self.masks + self.client + self.public
+        self.masks + self.client + self.public + self.typed
+    }
+
+    /// Bits of one copy of the execution's public input: every block's
+    /// [`SUFFIX_BITS`], then a 16-bit one-hot byte position per typed block.
+    pub fn public_input_bits(&self) -> usize {
+        self.blocks() * SUFFIX_BITS + self.typed * 16
     }
 }
 
@@ -356,6 +365,7 @@ pub fn batch_blocks(records: &[CtrRecord], segments: &[Segment]) -> (Vec<CtrBloc
         masks: masks.len(),
         client: client.len(),
         public: public.len(),
+        typed: 0,
     };
     public.extend(masks);
     public.extend(client);
@@ -364,6 +374,11 @@ pub fn batch_blocks(records: &[CtrRecord], segments: &[Segment]) -> (Vec<CtrBloc
 
 /// Bits of one block's public input: explicit nonce (8 bytes) then counter (4 bytes).
 pub const SUFFIX_BITS: usize = 96;
+
+/// The one-hot public input that reveals byte `pos` (0..16) of a typed block.
+pub fn byte_position(pos: usize) -> [bool; 16] {
+    std::array::from_fn(|i| i == pos)
+}
 
 /// The public input of a batch: each block's explicit nonce and counter, in order.
 pub fn suffix_bytes(blocks: &[CtrBlock], explicit: impl Fn(usize) -> [u8; 8]) -> Vec<u8> {
@@ -376,10 +391,10 @@ pub fn suffix_bytes(blocks: &[CtrBlock], explicit: impl Fn(usize) -> [u8; 8]) ->
 }
 
 /// Output groups of a keystream execution of some shape; the circuit's outputs are the
-/// mismatch bit, then every block in the canonical order.
+/// mismatch bit, then every block in the canonical order (a typed block as its one byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CtrLayout {
-    /// The All group: [mismatch bit, public keystream blocks].
+    /// The All group: [mismatch bit, public keystream blocks, typed blocks' bytes].
     pub public: usize,
     /// The Shares group (tag masks), if the shape has masks.
     pub shares: Option<usize>,
@@ -450,9 +465,9 @@ pub(crate) fn ctr_spec_for(
             "a keystream execution of {n} blocks"
         )));
     }
-    let circuit = ctr_circuit(n, kind)?;
+    let circuit = ctr_circuit(n, shape.public, shape.typed, kind)?;
     let mut outs = vec![OutputGroup {
-        width: 1 + shape.public * 128,
+        width: 1 + shape.public * 128 + shape.typed * 8,
         to: OutputTo::All,
     }];
     if shape.masks > 0 {
@@ -474,7 +489,7 @@ pub(crate) fn ctr_spec_for(
             group: key,
         },
     }];
-    groups.extend(public_groups(n * SUFFIX_BITS));
+    groups.extend(public_groups(shape.public_input_bits()));
     Ok(Arc::new(ExecSpec::new(circuit, groups, outs)?))
 }
 
@@ -547,27 +562,38 @@ fn cached(
     Ok(spec)
 }
 
-/// The keystream circuit of `n` blocks: inputs traffic key, then two copies of the blocks'
-/// public inputs; outputs the mismatch bit, then the `n` keystream blocks. Built once per
-/// block count, kind of nonce and process.
-fn ctr_circuit(n: usize, kind: NonceKind) -> Result<Arc<mpc::circuit::Circuit>, BuildError> {
+/// The keystream circuit of `n` blocks, of which blocks `public..public + typed` are typed:
+/// inputs traffic key, then two copies of the blocks' public inputs (each block's suffix,
+/// then each typed block's one-hot byte position); outputs the mismatch bit, then the
+/// blocks in order, a typed block as the one byte its position selects (128 AND gates).
+/// Built once per block count, typed count, kind of nonce and process.
+fn ctr_circuit(
+    n: usize,
+    public: usize,
+    typed: usize,
+    kind: NonceKind,
+) -> Result<Arc<mpc::circuit::Circuit>, BuildError> {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
-    type Cache = BTreeMap<(usize, NonceKind), Arc<mpc::circuit::Circuit>>;
+    type Key = (usize, usize, usize, NonceKind);
+    type Cache = BTreeMap<Key, Arc<mpc::circuit::Circuit>>;
     static CACHE: Mutex<Cache> = Mutex::new(BTreeMap::new());
-    if let Some(c) = CACHE.lock().ok().and_then(|c| c.get(&(n, kind)).cloned()) {
+    // Without typed blocks the circuit does not depend on where the public blocks end.
+    let key = (n, typed, if typed > 0 { public } else { 0 }, kind);
+    if let Some(c) = CACHE.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(c);
     }
     let mut b = Builder::new();
     let tk = b.inputs(kind.key_bits());
-    let w = n * SUFFIX_BITS;
+    let w = n * SUFFIX_BITS + typed * 16;
     let pa = b.inputs(w);
     let pb = b.inputs(w);
     let mismatch = differ(&mut b, &pa, &pb)?;
     let (rk, iv) = tk.split_at(EXPANDED_KEY_BITS);
+    let (suffixes, positions) = pa.split_at(n * SUFFIX_BITS);
     let mut outputs: Vec<Bit> = Vec::with_capacity(1 + n * 128);
     outputs.push(mismatch);
-    for suffix in pa.chunks_exact(SUFFIX_BITS) {
+    for (i, suffix) in suffixes.chunks_exact(SUFFIX_BITS).enumerate() {
         let block = match kind {
             NonceKind::Explicit => [iv, suffix].concat(),
             NonceKind::Sequence => {
@@ -578,7 +604,21 @@ fn ctr_circuit(n: usize, kind: NonceKind) -> Result<Arc<mpc::circuit::Circuit>, 
                 block
             }
         };
-        outputs.extend(mpc::circuit::aes::expanded_block(&mut b, rk, &block)?);
+        let ks = mpc::circuit::aes::expanded_block(&mut b, rk, &block)?;
+        match i.checked_sub(public).filter(|t| *t < typed) {
+            Some(t) => {
+                let onehot = &positions[t * 16..t * 16 + 16];
+                let mut byte = vec![Bit::Const(false); 8];
+                for (j, &sel) in onehot.iter().enumerate() {
+                    for (k, out) in byte.iter_mut().enumerate() {
+                        let v = b.and(ks[8 * j + k], sel);
+                        *out = b.xor(*out, v);
+                    }
+                }
+                outputs.extend(byte);
+            }
+            None => outputs.extend(ks),
+        }
     }
     let circuit = Arc::new(b.finish(&outputs)?);
     if let Ok(mut c) = CACHE.lock() {
@@ -589,7 +629,7 @@ fn ctr_circuit(n: usize, kind: NonceKind) -> Result<Arc<mpc::circuit::Circuit>, 
             };
             c.remove(&smallest);
         }
-        c.insert((n, kind), circuit.clone());
+        c.insert(key, circuit.clone());
     }
     Ok(circuit)
 }

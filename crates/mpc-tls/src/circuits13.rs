@@ -162,6 +162,10 @@ pub fn ctr13_spec(
     ctr_spec_for(app_exec, key, shape, NonceKind::Sequence)
 }
 
+/// Bits the client gets when a TLS 1.3 application key is opened to it
+/// ([`open_key13_spec`]): the AES key, then the 12-byte IV.
+pub const OPENED_KEY13_BITS: usize = 128 + IV_LEN * 8;
+
 /// Opens the application key kept by `app_exec` as `key` to the client alone (masked with
 /// its pads): the AES key, then the 12-byte IV. No AND gates.
 pub fn open_key13_spec(app_exec: ExecId, key: usize) -> Result<Arc<ExecSpec>, BuildError> {

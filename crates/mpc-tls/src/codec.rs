@@ -61,6 +61,8 @@ pub enum CipherSuite {
     EcdheEcdsaAes128GcmSha256,
     /// TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 (0xC02F).
     EcdheRsaAes128GcmSha256,
+    /// TLS_AES_128_GCM_SHA256 (0x1301), TLS 1.3's (offered separately: not in [`Self::ALL`]).
+    Aes128GcmSha256,
 }
 
 impl CipherSuite {
@@ -74,9 +76,10 @@ impl CipherSuite {
         match self {
             CipherSuite::EcdheEcdsaAes128GcmSha256 => 0xC02B,
             CipherSuite::EcdheRsaAes128GcmSha256 => 0xC02F,
+            CipherSuite::Aes128GcmSha256 => 0x1301,
         }
     }
-    /// The suite with this code point, if we offer it.
+    /// The TLS 1.2 suite with this code point, if we offer it.
     pub fn from_code(c: u16) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.code() == c)
     }
@@ -91,6 +94,7 @@ impl fmt::Display for CipherSuite {
         f.write_str(match self {
             CipherSuite::EcdheEcdsaAes128GcmSha256 => "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
             CipherSuite::EcdheRsaAes128GcmSha256 => "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            CipherSuite::Aes128GcmSha256 => "TLS_AES_128_GCM_SHA256",
         })
     }
 }

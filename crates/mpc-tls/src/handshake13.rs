@@ -132,6 +132,32 @@ pub fn parse_server_hello13(body: &[u8], session_id: &[u8]) -> Result<Hello13, S
     })
 }
 
+/// Whether a ServerHello (a whole handshake message, header included) selects TLS 1.3: its
+/// extensions carry supported_versions = 0x0304 (RFC 8446 §4.2.1). A message this cannot
+/// read is reported as not selecting it, for the TLS 1.2 parser to refuse in its own words.
+pub fn selects_tls13(server_hello: &[u8]) -> bool {
+    let read = || -> Result<bool, CodecError> {
+        let body = server_hello.get(4..).ok_or(CodecError::Truncated("ServerHello"))?;
+        let mut r = Reader::new(body, "ServerHello");
+        r.take(2 + 32)?;
+        r.vec8()?;
+        r.take(3)?;
+        if r.is_empty() {
+            return Ok(false);
+        }
+        let mut e = Reader::new(r.vec16()?, "ServerHello extensions");
+        while !e.is_empty() {
+            let code = e.u16()?;
+            let data = e.vec16()?;
+            if code == EXT_SUPPORTED_VERSIONS {
+                return Ok(data == TLS13.to_be_bytes());
+            }
+        }
+        Ok(false)
+    };
+    server_hello.first() == Some(&hs::SERVER_HELLO) && read().unwrap_or(false)
+}
+
 fn bad(m: &str) -> ServerError {
     ServerError::Unexpected(m.into())
 }
@@ -147,8 +173,9 @@ pub struct Flight13 {
     pub signature: Vec<u8>,
     /// The server Finished verify_data.
     pub finished: [u8; 32],
-    /// Whether the server asked for a client certificate.
-    pub certificate_requested: bool,
+    /// The CertificateRequest's context if the server asked for a client certificate (the
+    /// client's Certificate echoes it).
+    pub certificate_request: Option<Vec<u8>>,
     /// The transcript hash through Certificate (what CertificateVerify signs).
     pub hash_through_certificate: [u8; 32],
     /// The transcript hash through CertificateVerify (what the server Finished MACs).
@@ -163,10 +190,10 @@ enum State {
     ExpectServerHello,
     ExpectEncryptedExtensions,
     ExpectCertificate {
-        requested: bool,
+        requested: Option<Vec<u8>>,
     },
     ExpectCertificateVerify {
-        requested: bool,
+        requested: Option<Vec<u8>>,
         certs: Vec<Vec<u8>>,
         hash: [u8; 32],
     },
@@ -223,6 +250,14 @@ impl ServerFlight13 {
         self.transcript.clone().finalize().into()
     }
 
+    /// The transcript hash through what was fed and then `more` (whole handshake messages
+    /// of our own, e.g. the client's Certificate before its Finished).
+    pub fn transcript_hash_with(&self, more: &[u8]) -> [u8; 32] {
+        let mut t = self.transcript.clone();
+        t.update(more);
+        t.finalize().into()
+    }
+
     /// Feeds the ServerHello (a whole handshake message). A HelloRetryRequest is returned as
     /// such and leaves the machine failed: answering it takes a new ClientHello and machine.
     pub fn on_server_hello(&mut self, m: &[u8]) -> Result<Hello13, ServerError> {
@@ -274,15 +309,17 @@ impl ServerFlight13 {
                 let mut r = Reader::new(body, "EncryptedExtensions");
                 check_extensions(r.vec16()?, "EncryptedExtensions")?;
                 r.end()?;
-                State::ExpectCertificate { requested: false }
+                State::ExpectCertificate { requested: None }
             }
             State::ExpectCertificate { requested } => match typ {
-                hs::CERTIFICATE_REQUEST if !requested => {
+                hs::CERTIFICATE_REQUEST if requested.is_none() => {
                     let mut r = Reader::new(body, "CertificateRequest");
-                    r.vec8()?;
+                    let context = r.vec8()?.to_vec();
                     check_extensions(r.vec16()?, "CertificateRequest")?;
                     r.end()?;
-                    State::ExpectCertificate { requested: true }
+                    State::ExpectCertificate {
+                        requested: Some(context),
+                    }
                 }
                 hs::CERTIFICATE => {
                     let certs = parse_certificate13(body)?;
@@ -314,7 +351,7 @@ impl ServerFlight13 {
                     scheme,
                     signature,
                     finished: [0; 32],
-                    certificate_requested: requested,
+                    certificate_request: requested,
                     hash_through_certificate: hash,
                     hash_through_certificate_verify: self.transcript_hash(),
                     hash_through_finished: [0; 32],
@@ -541,7 +578,7 @@ mod tests {
         let f = m.on_message(&fin).unwrap().unwrap();
         assert_eq!(f.certs, vec![vec![9, 9, 9], vec![8]]);
         assert_eq!((f.scheme, &f.signature[..]), (0x0403, &[0xaa, 0xbb][..]));
-        assert!(f.certificate_requested);
+        assert!(f.certificate_request.is_some());
         assert_eq!(f.finished, [5; 32]);
         assert_eq!(f.hash_through_certificate, h(&[&ch, &sh, &ee, &cr, &cert]));
         assert_eq!(

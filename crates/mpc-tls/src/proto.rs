@@ -187,8 +187,16 @@ pub enum ToClient {
         /// This node's XOR share of the tag.
         tag_share: [u8; 16],
     },
+    /// TLS 1.3: the client's encrypted flight, computed in the clear by every node from
+    /// the client handshake traffic secret, and how many of the provider's encrypted
+    /// records its flight took (the client cannot tell them from what follows).
+    ClientFinished13(OneCopy<Finished13>),
     /// The request keystream masked with the client's pads, packed.
     RequestKeystream(OneCopy<Vec<u8>>),
+    /// TLS 1.3: the provider sent an alert (a record's content type, hidden inside it, was
+    /// revealed to the nodes): nothing more comes, the client stops reading and reports the
+    /// close once every node said so.
+    ServerClosing,
     /// This node's XOR shares of the request records' tags.
     RequestTags(Vec<[u8; 16]>),
     /// Every record committed and its tag verified: the server write key and implicit
@@ -208,6 +216,17 @@ pub enum ToClient {
 }
 
 pub use tessera_common::failure::{Failure, FailureCode};
+
+/// The client's TLS 1.3 flight as the nodes send it ([`ToClient::ClientFinished13`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finished13 {
+    /// How many encrypted records the provider's flight took (EncryptedExtensions to
+    /// Finished): the records after them are the response.
+    pub server_records: u32,
+    /// The protected record(s) to send: an empty Certificate if the server asked for one,
+    /// then the Finished, as handshake record 0 under the client handshake traffic key.
+    pub records: Vec<u8>,
+}
 
 /// A value every honest node computes identically (a ClientHello, a masked output, the
 /// transcript), sent whole by [`RELAY_NODE`] and as a digest by the other two, so the client
@@ -274,6 +293,8 @@ pub struct Transcript {
     pub server_name: String,
     /// The session's time (unix seconds) at which the certificate was checked.
     pub time: u64,
+    /// The negotiated TLS version (0x0303 for TLS 1.2, 0x0304 for TLS 1.3).
+    pub tls_version: u16,
     /// The negotiated suite.
     pub suite: CipherSuite,
     /// SHA-256 over the certificate chain (each DER certificate with a 3-byte length, end
@@ -283,7 +304,10 @@ pub struct Transcript {
     pub handshake_hash: [u8; 32],
     /// SHA-256 over the request records (8-byte explicit nonce, 2-byte length, ciphertext).
     pub sent_hash: [u8; 32],
-    /// SHA-256 over the response application-data records, the same way.
+    /// SHA-256 over the response records, the same way: in TLS 1.2 its application-data
+    /// records; in TLS 1.3 every record after the handshake (whose content type is inside
+    /// the ciphertext), post-handshake messages and the closing alert included, with the
+    /// sequence number where TLS 1.2 has the explicit nonce.
     pub received_hash: [u8; 32],
     /// Request records and bytes.
     pub sent_records: u32,
@@ -291,7 +315,7 @@ pub struct Transcript {
     pub sent_bytes: u64,
     /// Response application-data records.
     pub received_records: u32,
-    /// Response plaintext bytes.
+    /// Response plaintext bytes (application data only).
     pub received_bytes: u64,
     /// Whether the provider ended with close_notify (else the response may be truncated).
     pub close_notify: bool,

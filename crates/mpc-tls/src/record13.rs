@@ -7,8 +7,68 @@
 
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, KeyInit};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::{Zeroize, Zeroizing};
 
-use crate::codec::{CodecError, ContentType};
+use crate::codec::{CodecError, ContentType, GcmFragment};
+
+/// HKDF-Expand-Label(secret, label, context, len) for `len` ≤ 32 (RFC 8446 §7.1), in the
+/// clear: for the handshake traffic secrets, which the nodes hold once the handshake
+/// execution opened them.
+pub fn expand_label(
+    secret: &[u8; 32],
+    label: &[u8],
+    context: &[u8],
+    len: usize,
+) -> Zeroizing<Vec<u8>> {
+    let mut info = Vec::with_capacity(4 + 6 + label.len() + context.len());
+    info.extend_from_slice(&(len as u16).to_be_bytes());
+    info.push((6 + label.len()) as u8);
+    info.extend_from_slice(b"tls13 ");
+    info.extend_from_slice(label);
+    info.push(context.len() as u8);
+    info.extend_from_slice(context);
+    info.push(1);
+    let mut out = Zeroizing::new(hmac(secret, &info).to_vec());
+    out.truncate(len.min(32));
+    out
+}
+
+fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    // HMAC takes keys of any length.
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    m.update(msg);
+    m.finalize().into_bytes().into()
+}
+
+/// A direction's traffic key and IV (RFC 8446 §7.3), erased when dropped.
+pub struct TrafficKey {
+    /// The AES-128 key.
+    pub key: Zeroizing<[u8; 16]>,
+    /// The IV.
+    pub iv: Zeroizing<[u8; 12]>,
+}
+
+impl TrafficKey {
+    /// The key and IV of traffic secret `secret`.
+    pub fn from_secret(secret: &[u8; 32]) -> Self {
+        let mut key = Zeroizing::new([0u8; 16]);
+        let mut iv = Zeroizing::new([0u8; 12]);
+        key.copy_from_slice(&expand_label(secret, b"key", &[], 16));
+        iv.copy_from_slice(&expand_label(secret, b"iv", &[], 12));
+        TrafficKey { key, iv }
+    }
+}
+
+/// A Finished message's verify_data (RFC 8446 §4.4.4): HMAC over `transcript_hash` with the
+/// Finished key of handshake traffic secret `secret`.
+pub fn finished_verify_data(secret: &[u8; 32], transcript_hash: &[u8; 32]) -> [u8; 32] {
+    let mut fk = expand_label(secret, b"finished", &[], 32);
+    let out = hmac(&fk, transcript_hash);
+    fk.zeroize();
+    out
+}
 
 /// Most plaintext bytes in one record (2^14).
 pub const MAX_PLAINTEXT: usize = 1 << 14;
@@ -52,6 +112,28 @@ pub enum RecordError {
         /// Its sequence number.
         seq: u64,
     },
+}
+
+/// Splits the payload of protected record `seq` into its parts as a TLS 1.2 fragment's
+/// ([`GcmFragment`]): the sequence number stands where TLS 1.2 has the explicit nonce (it is
+/// what the nonce takes from the record), then the ciphertext (the inner plaintext: content,
+/// content type, padding), then the tag. The ciphertext is at least one byte (the content
+/// type) and at most [`MAX_CIPHERTEXT`] − [`TAG`].
+pub fn split(payload: &[u8], seq: u64) -> Result<GcmFragment<'_>, CodecError> {
+    if payload.len() > MAX_CIPHERTEXT {
+        return Err(CodecError::RecordTooLong(payload.len()));
+    }
+    let (ciphertext, tag) = payload
+        .split_at_checked(payload.len().saturating_sub(TAG))
+        .filter(|(c, t)| !c.is_empty() && t.len() == TAG)
+        .ok_or(CodecError::Truncated("TLS 1.3 record"))?;
+    let mut t = [0u8; TAG];
+    t.copy_from_slice(tag);
+    Ok(GcmFragment {
+        explicit: seq.to_be_bytes(),
+        ciphertext,
+        tag: t,
+    })
 }
 
 /// Removes the protection of record `seq` (its payload, after the 5-byte header): returns the
@@ -135,6 +217,31 @@ mod tests {
 
     fn key_iv() -> ([u8; 16], [u8; 12]) {
         (hx(KEY).try_into().unwrap(), hx(IV).try_into().unwrap())
+    }
+
+    // RFC 8448 §3: handshake traffic secrets → keys and IVs; the client Finished
+    // verify_data over the transcript hash through the server's Finished.
+    #[test]
+    fn the_clear_schedule_of_rfc_8448() {
+        let c: [u8; 32] = hx("b3eddb126e067f35a780b3abf45e2d8f3b1a950738f52e9600746a0e27a55a21")
+            .try_into()
+            .unwrap();
+        let s: [u8; 32] = hx("b67b7d690cc16c4e75e54213cb2d37b4e9c912bcded9105d42befd59d391ad38")
+            .try_into()
+            .unwrap();
+        let ck = TrafficKey::from_secret(&c);
+        assert_eq!(hex::encode(*ck.key), KEY);
+        assert_eq!(hex::encode(*ck.iv), IV);
+        let sk = TrafficKey::from_secret(&s);
+        assert_eq!(hex::encode(*sk.key), "3fce516009c21727d0f2e4e86ee403bc");
+        assert_eq!(hex::encode(*sk.iv), "5d313eb2671276ee13000b30");
+        let h: [u8; 32] = hx("9608102a0f1ccc6db6250b7b7e417b1a000eaada3daae4777a7686c9ff83df13")
+            .try_into()
+            .unwrap();
+        assert_eq!(
+            hex::encode(finished_verify_data(&c, &h)),
+            "a8ec436d677634ae525ac1fcebe11a039ec17694fac6e98527b642f2edd5ce61"
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The server's byte stream as events, for the nodes and the client alike: plaintext
-//! handshake messages and alerts before ChangeCipherSpec, encrypted records after it.
+//! handshake messages and alerts before ChangeCipherSpec, encrypted records after it; in
+//! TLS 1.3 ([`ServerStream::expect_tls13`]), every application-data record after the
+//! ServerHello is encrypted and a ChangeCipherSpec is only the middlebox-compatibility one.
 //! Sans-IO: push bytes in whatever pieces TCP delivered them, pull events out.
 
 use crate::codec::{Alert, CodecError, ContentType, HandshakeReader, RecordReader};
@@ -49,6 +51,7 @@ pub struct ServerStream {
     records: RecordReader,
     handshake: HandshakeReader,
     encrypted: bool,
+    tls13: bool,
 }
 
 impl ServerStream {
@@ -60,6 +63,21 @@ impl ServerStream {
     /// Appends bytes read from the server.
     pub fn push(&mut self, bytes: &[u8]) {
         self.records.push(bytes);
+    }
+
+    /// The server chose TLS 1.3 (its ServerHello was the last event): from now on,
+    /// application-data records are [`ServerEvent::Encrypted`] (their content type is inside),
+    /// a ChangeCipherSpec is reported and changes nothing (RFC 8446 §5: middlebox
+    /// compatibility), and a plaintext handshake message is refused. Fails if bytes of a
+    /// plaintext handshake message are still buffered.
+    pub fn expect_tls13(&mut self) -> Result<(), CodecError> {
+        if self.handshake.has_partial() {
+            return Err(CodecError::Invalid(
+                "handshake bytes after the TLS 1.3 ServerHello in its record".into(),
+            ));
+        }
+        self.tls13 = true;
+        Ok(())
     }
 
     /// Whether bytes are buffered that do not yet form a whole record or message.
@@ -78,6 +96,24 @@ impl ServerStream {
             let Some(rec) = self.records.next_record()? else {
                 return Ok(None);
             };
+            if self.tls13 {
+                return match rec.typ {
+                    ContentType::ApplicationData => Ok(Some(ServerEvent::Encrypted {
+                        typ: rec.typ,
+                        payload: rec.payload,
+                    })),
+                    ContentType::ChangeCipherSpec if rec.payload == [1] => {
+                        Ok(Some(ServerEvent::ChangeCipherSpec))
+                    }
+                    ContentType::ChangeCipherSpec => {
+                        Err(CodecError::Invalid("malformed ChangeCipherSpec".into()))
+                    }
+                    ContentType::Alert => Ok(Some(ServerEvent::Alert(Alert::parse(&rec.payload)?))),
+                    ContentType::Handshake => Err(CodecError::Invalid(
+                        "a plaintext handshake record after the TLS 1.3 ServerHello".into(),
+                    )),
+                };
+            }
             if self.encrypted {
                 return Ok(Some(ServerEvent::Encrypted {
                     typ: rec.typ,
@@ -154,6 +190,32 @@ mod tests {
             );
             assert!(!s.has_partial());
         }
+    }
+
+    #[test]
+    fn tls13_records_after_the_server_hello() {
+        let sh = handshake_message(2, &[1; 10]);
+        let stream = [
+            encode_record(ContentType::Handshake, &sh),
+            encode_record(ContentType::ChangeCipherSpec, &[1]),
+            encode_record(ContentType::ApplicationData, &[9; 40]),
+            encode_record(ContentType::ApplicationData, &[8; 30]),
+        ]
+        .concat();
+        let mut s = ServerStream::new();
+        s.push(&stream);
+        assert_eq!(s.next_event().unwrap(), Some(ServerEvent::Handshake(sh)));
+        s.expect_tls13().unwrap();
+        assert_eq!(s.next_event().unwrap(), Some(ServerEvent::ChangeCipherSpec));
+        for len in [40, 30] {
+            assert!(matches!(
+                s.next_event().unwrap(),
+                Some(ServerEvent::Encrypted { typ: ContentType::ApplicationData, payload }) if payload.len() == len
+            ));
+        }
+        assert_eq!(s.next_event().unwrap(), None);
+        s.push(&encode_record(ContentType::Handshake, &[1; 8]));
+        assert!(s.next_event().is_err(), "no plaintext handshake in TLS 1.3");
     }
 
     #[test]

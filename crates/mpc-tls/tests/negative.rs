@@ -1,7 +1,9 @@
 //! Failures a user must see clearly, and tampering that must end in an abort, never in a
 //! wrong answer: a man in the middle (between the client and the provider) flips, drops,
 //! duplicates or reorders the provider's records; the certificate names another host or
-//! comes from an untrusted root; the provider speaks only TLS 1.3 or only suites we lack.
+//! comes from an untrusted root; the provider offers only suites we lack. Each in TLS 1.2
+//! and in TLS 1.3 (where the server's whole encrypted flight is one record from rustls, and
+//! every record after the handshake hides its content type).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -115,71 +117,94 @@ async fn session_error(
     }
 }
 
-fn several_records() -> Behaviour {
+/// A response in several records, from a server speaking TLS 1.2 only or 1.3 only.
+fn several_records(tls13: bool) -> Behaviour {
     Behaviour {
         body: 3000,
         write_size: 600,
+        tls12_only: !tls13,
+        tls13_only: tls13,
         ..Behaviour::default()
     }
 }
 
+/// The encrypted record `Tamper` indexes where the response starts: TLS 1.2 has the
+/// server's Finished first; rustls sends its TLS 1.3 flight as one record.
+const FIRST_RESPONSE_RECORD: usize = 1;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flipped_response_bit_aborts() {
-    let e = session_error(several_records(), Some(Tamper::Flip(2)), None, &[NAME]).await;
-    assert!(e.contains("tag of response record 2"), "{e}");
+    for tls13 in [false, true] {
+        let k = FIRST_RESPONSE_RECORD + 1;
+        let e = session_error(several_records(tls13), Some(Tamper::Flip(k)), None, &[NAME]).await;
+        assert!(e.contains("tag of response record 2"), "{e}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flipped_server_finished_aborts() {
-    let e = session_error(several_records(), Some(Tamper::Flip(0)), None, &[NAME]).await;
+    let e = session_error(several_records(false), Some(Tamper::Flip(0)), None, &[NAME]).await;
     assert!(e.contains("server's Finished"), "{e}");
+    // TLS 1.3: the record holding EncryptedExtensions … Finished does not open under the
+    // server handshake traffic key at any node.
+    let e = session_error(several_records(true), Some(Tamper::Flip(0)), None, &[NAME]).await;
+    assert!(
+        e.contains("the tag of the server's encrypted flight (record 1) does not verify"),
+        "{e}"
+    );
+}
+
+/// TLS 1.3: the closing alert is a record like any other; flipping it is caught by its tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_tls13_closing_alert_aborts() {
+    let e = session_error(several_records(true), Some(Tamper::Flip(7)), None, &[NAME]).await;
+    assert!(e.contains("tag of response record 7"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_record_aborts() {
-    let e = session_error(several_records(), Some(Tamper::Drop(2)), None, &[NAME]).await;
-    assert!(e.contains("does not verify"), "{e}");
+    for tls13 in [false, true] {
+        let t = Tamper::Drop(FIRST_RESPONSE_RECORD + 1);
+        let e = session_error(several_records(tls13), Some(t), None, &[NAME]).await;
+        assert!(e.contains("does not verify"), "{e}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicated_record_aborts() {
-    let e = session_error(several_records(), Some(Tamper::Duplicate(1)), None, &[NAME]).await;
-    assert!(e.contains("does not verify"), "{e}");
+    for tls13 in [false, true] {
+        let t = Tamper::Duplicate(FIRST_RESPONSE_RECORD);
+        let e = session_error(several_records(tls13), Some(t), None, &[NAME]).await;
+        assert!(e.contains("does not verify"), "{e}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reordered_records_abort() {
-    let e = session_error(several_records(), Some(Tamper::Swap(1)), None, &[NAME]).await;
-    assert!(e.contains("does not verify"), "{e}");
+    for tls13 in [false, true] {
+        let t = Tamper::Swap(FIRST_RESPONSE_RECORD);
+        let e = session_error(several_records(tls13), Some(t), None, &[NAME]).await;
+        assert!(e.contains("does not verify"), "{e}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_for_another_name_is_refused() {
-    let e = session_error(Behaviour::default(), None, None, &["other.test"]).await;
-    assert!(e.contains("not valid for provider.test"), "{e}");
+    for tls13 in [false, true] {
+        let e = session_error(several_records(tls13), None, None, &["other.test"]).await;
+        assert!(e.contains("not valid for provider.test"), "{e}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_root_is_refused() {
-    let stranger = pki(&[NAME]).unwrap();
-    let e = session_error(Behaviour::default(), None, Some(stranger.ca_pem), &[NAME]).await;
-    // Same CA name, different key: webpki finds the issuer by name and the signature fails.
-    assert!(e.contains("chain rejected"), "{e}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls13_only_provider_gets_a_clear_error() {
-    let e = session_error(
-        Behaviour {
-            tls13_only: true,
-            ..Behaviour::default()
-        },
-        None,
-        None,
-        &[NAME],
-    )
-    .await;
-    assert!(e.contains("TLS 1.2 only") && e.contains("TLS 1.3"), "{e}");
+    for tls13 in [false, true] {
+        let stranger = pki(&[NAME]).unwrap();
+        let e = session_error(several_records(tls13), None, Some(stranger.ca_pem), &[NAME]).await;
+        // Same CA name, different key: webpki finds the issuer by name and the signature
+        // fails.
+        assert!(e.contains("chain rejected"), "{e}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,3 +225,4 @@ async fn provider_without_our_suites_gets_a_clear_error() {
         "{e}"
     );
 }
+

@@ -10,7 +10,18 @@ use tessera_provider::{http_request, http_response, pki, rustls_server, Behaviou
 
 const NAME: &str = "provider.test";
 
+/// The session over TLS 1.2 (the server offers it only), then over TLS 1.3 (the server
+/// offers both and picks 1.3).
 async fn roundtrip(b: Behaviour, request_len: usize) {
+    for tls12_only in [true, false] {
+        let b = Behaviour { tls12_only, ..b };
+        let version = session(b, request_len).await;
+        assert_eq!(version, if tls12_only { 0x0303 } else { 0x0304 });
+    }
+}
+
+/// One session; returns the TLS version the transcript states.
+async fn session(b: Behaviour, request_len: usize) -> u16 {
     let p = pki(&[NAME]).unwrap();
     let (addr, server) = rustls_server(&p, b, 1).unwrap();
     let cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem).unwrap());
@@ -30,6 +41,7 @@ async fn roundtrip(b: Behaviour, request_len: usize) {
     for n in &out.nodes {
         assert_eq!(&n.transcript, t);
     }
+    t.tls_version
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,4 +123,14 @@ async fn a_server_asking_for_an_optional_client_certificate() {
         300,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls13_only_server() {
+    let b = Behaviour {
+        body: 4096,
+        tls13_only: true,
+        ..Behaviour::default()
+    };
+    assert_eq!(session(b, 1024).await, 0x0304);
 }

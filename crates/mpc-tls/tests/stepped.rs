@@ -16,11 +16,23 @@ use mpc_tls::node::Ctl;
 use mpc_tls::proto::{OneCopy, ToClient, ToNode};
 use tessera_provider::{http_request, http_response, Behaviour};
 
+/// A response in several records over TLS 1.2 (most tests here were written for its
+/// message flow; the TLS 1.3 ones use [`several_records13`]).
 fn several_records() -> Behaviour {
     Behaviour {
         body: 3000,
         write_size: 1000,
+        tls12_only: true,
         ..Behaviour::default()
+    }
+}
+
+/// [`several_records`] over TLS 1.3.
+fn several_records13() -> Behaviour {
+    Behaviour {
+        tls12_only: false,
+        tls13_only: true,
+        ..several_records()
     }
 }
 
@@ -46,7 +58,12 @@ fn on_ctl(from: u8, mut f: impl FnMut(&mut Ctl) + 'static) -> Hook {
 
 #[test]
 fn an_honest_session_without_sockets() {
-    let b = several_records();
+    for b in [several_records(), several_records13()] {
+        honest_session(b);
+    }
+}
+
+fn honest_session(b: Behaviour) {
     let out = run(b, honest());
     let client = out.client.as_ref().expect("the session succeeds");
     let want = http_response(b);
@@ -78,6 +95,21 @@ fn node_with_a_bad_tag_share_aborts_the_session() {
     let e = out.client_error();
     assert!(
         e.contains("the tag of the server's Finished does not verify"),
+        "{e}"
+    );
+    assert_eq!(out.node_errors().len(), 3);
+    // TLS 1.3: the first tags the nodes open are the response's.
+    let out = run(
+        several_records13(),
+        on_ctl(0, |m| {
+            if let Ctl::Tags(t) = m {
+                t.iter_mut().for_each(|t| t[0] ^= 1);
+            }
+        }),
+    );
+    let e = out.client_error();
+    assert!(
+        e.contains("the tag of response record 1 does not verify"),
         "{e}"
     );
     assert_eq!(out.node_errors().len(), 3);
@@ -416,6 +448,7 @@ fn a_flipped_record_is_caught_before_the_response_ends() {
     let b = Behaviour {
         body: 6000,
         write_size: 100,
+        tls12_only: true,
         ..Behaviour::default()
     };
     let mut writes = 0;

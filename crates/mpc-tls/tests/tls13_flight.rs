@@ -185,7 +185,7 @@ fn a_rustls_tls13_flight_parses_verifies_and_its_finished_matches() {
     let run = handshake();
     let f = flight(&run, |_| {}).unwrap();
     assert_eq!(f.scheme, 0x0403, "the test PKI's leaf is ECDSA P-256");
-    assert!(!f.certificate_requested);
+    assert!(f.certificate_request.is_none());
     let (sig, h_cert) = (&f.signature, &f.hash_through_certificate);
     check(&run, &f, NAME, f.scheme, sig, h_cert).unwrap();
     assert!(finished_matches(&run, &f));

@@ -9,9 +9,10 @@ use crate::field::{Field, Gf128};
 use crate::rss::{ArithAbort, Auth, Flow, Handle, Machine, Program, Results, Rss, Share};
 use crate::spec::PartyId;
 
-/// Most powers a program may compute: a 16 KiB TLS record is 1,024 blocks, plus the
+/// Most powers a program may compute: a 16 KiB TLS record is 1,024 blocks (1,025 in TLS
+/// 1.3, whose records carry their content type after the 2^14 bytes), plus the
 /// additional-data block and the length block.
-pub const MAX_POWERS: usize = 1026;
+pub const MAX_POWERS: usize = 1027;
 
 /// A GHASH request the shares cannot serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

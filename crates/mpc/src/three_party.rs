@@ -362,6 +362,8 @@ struct Exec {
     spec: Arc<ExecSpec>,
     plan: Plan,
     started: bool,
+    /// Given up before it started ([`Party::skip`]): never evaluated, never waited for.
+    skipped: bool,
     /// This party's copy of the public wires' values (from start until it has been sent or
     /// checked).
     public: Option<Vec<bool>>,
@@ -537,7 +539,7 @@ impl Party {
     /// evaluator has received and checked them. What remains is online work only.
     pub fn preprocessed(&self) -> bool {
         if self.id == EVALUATOR {
-            self.execs.iter().all(|x| x.e.verified)
+            self.execs.iter().all(|x| x.e.verified || x.skipped)
         } else {
             self.is_ready() && self.next_work >= self.execs.len()
         }
@@ -631,6 +633,9 @@ impl Party {
                 if og.to != OutputTo::Keep {
                     return Err(bad("that output group is not kept"));
                 }
+                if src.skipped {
+                    return Err(bad("that execution was skipped"));
+                }
                 if whole && og.width != g.width {
                     return Err(bad("widths differ"));
                 }
@@ -648,6 +653,7 @@ impl Party {
             spec,
             plan,
             started: false,
+            skipped: false,
             public: None,
             g: GState::default(),
             e: EState::default(),
@@ -660,6 +666,32 @@ impl Party {
             }
         }
         Ok(id)
+    }
+
+    /// Gives up execution `exec`, registered but never to be started (for example the
+    /// executions of a protocol branch the session did not take). Every party must skip the
+    /// same executions: the evaluator then no longer waits for it before evaluating later
+    /// ones, garblers drop (or never garble) its tables, and tables that arrive for it are
+    /// dropped. A skipped execution cannot be started, nor its kept outputs used; an
+    /// execution that takes kept outputs from it must be skipped too.
+    pub fn skip(&mut self, exec: ExecId) -> Result<(), Error> {
+        self.check_live()?;
+        let x = self
+            .execs
+            .get_mut(exec as usize)
+            .ok_or_else(|| Error::Usage(format!("execution {exec} was not preprocessed")))?;
+        if x.started {
+            return Err(Error::Usage(format!(
+                "execution {exec} started: it cannot be skipped"
+            )));
+        }
+        x.skipped = true;
+        x.g.tables = None;
+        x.e.garbled = None;
+        x.release();
+        x.g.out_zero = Default::default();
+        x.e.out = Default::default();
+        Ok(())
     }
 
     /// Supplies this party's inputs to execution `exec` and starts its online phase.
@@ -677,6 +709,9 @@ impl Party {
             .ok_or_else(|| Error::Usage(format!("execution {exec} was not preprocessed")))?;
         if x.started {
             return Err(Error::Usage(format!("execution {exec} already started")));
+        }
+        if x.skipped {
+            return Err(Error::Usage(format!("execution {exec} was skipped")));
         }
         // Map the caller's groups onto this party's slots, checking they match exactly.
         // Slot ranges index evaluator wires (evaluator) or virtual wires (garbler).
@@ -870,6 +905,12 @@ impl Party {
                 self.seed = ready_seed(&opened, mine);
                 Ok(())
             }
+            (EVALUATOR, g, Msg::Garbled { exec, .. } | Msg::GarbledDigest { exec, .. })
+                if self.execs[exec as usize].skipped && g < 2 =>
+            {
+                // Sent before the garbler skipped it too.
+                Ok(())
+            }
             (EVALUATOR, g, m @ Msg::Garbled { exec, .. }) if g == table_sender(exec) => {
                 let x = &mut self.execs[exec as usize];
                 if x.e.garbled.is_some() || x.e.verified {
@@ -987,6 +1028,9 @@ impl Party {
         let Seed::Ready { seed, delta } = &self.seed else {
             return Ok(None);
         };
+        while self.execs.get(self.next_work).is_some_and(|x| x.skipped) {
+            self.next_work += 1;
+        }
         let k = self.next_work;
         if k >= self.execs.len() {
             return Ok(None);
@@ -1277,7 +1321,7 @@ impl Party {
         for k in self.next_work..self.execs.len() {
             let x = &mut self.execs[k];
             let exec = k as ExecId;
-            if x.e.verified {
+            if x.e.verified || x.skipped {
                 continue;
             }
             if let (Some((tables, roots, decode)), Some(digest)) = (&x.e.garbled, &x.e.digest) {
@@ -1308,6 +1352,9 @@ impl Party {
             }
         }
         // Evaluate the next execution in order once everything it needs is here.
+        while self.execs.get(self.next_work).is_some_and(|x| x.skipped) {
+            self.next_work += 1;
+        }
         let k = self.next_work;
         let Some(x) = self.execs.get(k) else {
             return Ok(None);

@@ -89,7 +89,7 @@ pub fn build_notarization(
         version: VERSION,
         server_name: t.server_name.clone(),
         time: t.time,
-        tls_version: mpc_tls::codec::TLS12,
+        tls_version: t.tls_version,
         cipher_suite: t.suite.code(),
         cert_chain_hash: t.cert_chain_hash,
         handshake_hash: t.handshake_hash,

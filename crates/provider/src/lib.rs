@@ -82,6 +82,8 @@ pub struct Behaviour {
     pub write_size: usize,
     /// Offer TLS 1.3 only.
     pub tls13_only: bool,
+    /// Offer TLS 1.2 only.
+    pub tls12_only: bool,
     /// Offer only TLS 1.2 suites Tessera does not support (AES-256-GCM).
     pub aes256_only: bool,
     /// Extract the traffic keys at the end (for tests that check nobody else has them).
@@ -97,6 +99,7 @@ impl Default for Behaviour {
             chunked: false,
             write_size: 16 * 1024,
             tls13_only: false,
+            tls12_only: false,
             aes256_only: false,
             extract_keys: false,
             ask_client_certificate: false,
@@ -188,6 +191,8 @@ pub fn server_config(pki: &Pki, b: Behaviour) -> Result<Arc<rustls::ServerConfig
     let provider = Arc::new(provider);
     let versions: &[&rustls::SupportedProtocolVersion] = if b.tls13_only {
         &[&rustls::version::TLS13]
+    } else if b.tls12_only || b.aes256_only {
+        &[&rustls::version::TLS12]
     } else {
         &[&rustls::version::TLS13, &rustls::version::TLS12]
     };
@@ -483,12 +488,24 @@ pub fn spawn_external(
 }
 
 /// nginx on 127.0.0.1 with `pki`'s leaf for `name`, serving `files` (path under the root,
-/// contents), with `server_extra` added to its `server` block (e.g. gzip settings).
+/// contents), with `server_extra` added to its `server` block (e.g. gzip settings), speaking
+/// TLS 1.2 and 1.3.
 pub fn nginx(
     pki: &Pki,
     name: &str,
     files: &[(&str, Vec<u8>)],
     server_extra: &str,
+) -> Result<External, ProviderError> {
+    nginx_with_protocols(pki, name, files, server_extra, "TLSv1.2 TLSv1.3")
+}
+
+/// [`nginx`] with its `ssl_protocols` set to `protocols` (e.g. `TLSv1.3`).
+pub fn nginx_with_protocols(
+    pki: &Pki,
+    name: &str,
+    files: &[(&str, Vec<u8>)],
+    server_extra: &str,
+    protocols: &str,
 ) -> Result<External, ProviderError> {
     let bin = system_binary("nginx")?;
     let dir = scratch_dir("nginx")?;
@@ -509,7 +526,7 @@ pub fn nginx(
          http {{\n access_log off;\n client_body_temp_path {d}/t1;\n proxy_temp_path {d}/t2;\n fastcgi_temp_path {d}/t3;\n uwsgi_temp_path {d}/t4;\n scgi_temp_path {d}/t5;\n\
           types {{ application/json json; text/html html; }}\n\
           server {{\n  listen 127.0.0.1:{port} ssl;\n  server_name {name};\n  ssl_certificate {d}/leaf.pem;\n  ssl_certificate_key {d}/leaf.key;\n\
-           ssl_protocols TLSv1.2 TLSv1.3;\n  keepalive_timeout 0;\n  default_type text/plain;\n  root {d}/www;\n{server_extra}\n }}\n}}\n"
+           ssl_protocols {protocols};\n  keepalive_timeout 0;\n  default_type text/plain;\n  root {d}/www;\n{server_extra}\n }}\n}}\n"
     );
     std::fs::write(dir.join("nginx.conf"), conf)?;
     let log = dir.join("error.log");
@@ -573,6 +590,14 @@ pub fn gnutls_serv(
 /// `dir/leaf.pem` and key `dir/leaf.key` (it answers HTTP/1.0, its body delimited by the
 /// close).
 pub fn s_server_www(dir: std::path::PathBuf) -> Result<External, ProviderError> {
+    s_server_www_with(dir, &[])
+}
+
+/// [`s_server_www`] with `extra` arguments (e.g. `-tls1_3`, `-groups P-256`).
+pub fn s_server_www_with(
+    dir: std::path::PathBuf,
+    extra: &[&str],
+) -> Result<External, ProviderError> {
     let port = free_port()?;
     let log = dir.join("s_server.log");
     let mut cmd = std::process::Command::new(system_binary("openssl")?);
@@ -587,6 +612,7 @@ pub fn s_server_www(dir: std::path::PathBuf) -> Result<External, ProviderError> 
         "-WWW",
         "-quiet",
     ]);
+    cmd.args(extra);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     spawn_external(cmd, dir, addr, &log)
 }

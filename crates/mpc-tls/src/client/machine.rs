@@ -21,12 +21,16 @@ use super::{
     apply_keystream, block_bits, unmask, xor_tags, ClientError, ClientOutput, ClientStats, Gather,
 };
 use crate::circuits::OPENED_KEY_BITS;
+use crate::circuits13::OPENED_KEY13_BITS;
 use crate::codec::{encode_record, gcm_aad, join_gcm, split_gcm, ContentType, MAX_FRAGMENT};
+use crate::handshake13::selects_tls13;
 use crate::net::LinkError;
 use crate::proto::{
-    kept_records, pack_bits, relay_hash, OneCopy, RecordCopy, RelayKind, ResponseRecords, ToClient,
-    ToNode, Transcript, MAX_REQUEST_RECORDS, RELAY_NODE,
+    kept_records, pack_bits, relay_hash, Finished13, OneCopy, RecordCopy, RelayKind,
+    ResponseRecords, ToClient, ToNode, Transcript, KEPT_RESPONSE_BYTES, MAX_REQUEST_RECORDS,
+    RELAY_NODE,
 };
+use crate::record13;
 use crate::stream::{ServerEvent, ServerStream};
 
 /// Something the client session asks its driver to send.
@@ -99,19 +103,27 @@ pub struct ClientSession<R> {
     deadline: Instant,
     phase: Phase,
     request: Vec<Zeroizing<Vec<u8>>>,
-    req_bits: usize,
-    req_pads: ClientPads,
+    /// The seeds of the nodes' pads for the request keystream (its width depends on the
+    /// TLS version the server picks).
+    seeds: Zeroizing<[[u8; 32]; 3]>,
+    /// The server picked TLS 1.3.
+    tls13: bool,
+    /// TLS 1.3: how many encrypted records the server's flight took (the nodes say).
+    flight13: Option<usize>,
     stream: ServerStream,
     /// The running hash of the provider's bytes sent to the relay node.
     relay_chain: [u8; 32],
     server_records: usize,
     /// The response's application-data records as relayed (explicit nonce, ciphertext,
-    /// tag), sequence numbers 1, 2, …
+    /// tag), sequence numbers 1, 2, …; TLS 1.3: every encrypted record (ciphertext, tag),
+    /// the server's flight first.
     response: Vec<Vec<u8>>,
     server_hello_done_at: Option<Instant>,
     stats: ClientStats,
     hello: Gather<OneCopy<Vec<u8>>>,
     fin: Gather<(FlightCopy, [u8; 16])>,
+    fin13: Gather<OneCopy<Finished13>>,
+    closing: Gather<()>,
     req_ks: Gather<OneCopy<Vec<u8>>>,
     req_tags: Gather<Vec<[u8; 16]>>,
     response_from: Gather<(OneCopy<Vec<u8>>, OneCopy<Transcript>)>,
@@ -199,6 +211,56 @@ fn response_records(records: Vec<Vec<u8>>) -> Result<ResponseRecords, ClientErro
     Ok(ResponseRecords { lens, unkept })
 }
 
+/// TLS 1.3: decrypts the records after the server's flight with the server application key
+/// and IV the nodes opened (`key`: key then IV, sequence numbers from 0), keeps the
+/// application data (post-handshake messages are left out, a closing alert must be last), and
+/// takes over the records a node keeps only the digest of, as the nodes decide it: a record
+/// stays whole at a node while the records' running total of ciphertext is within
+/// [`KEPT_RESPONSE_BYTES`], or if it has at most 3 bytes (it could be an alert).
+fn decrypt_response13(
+    key: &[u8],
+    records: Vec<Vec<u8>>,
+) -> Result<(Zeroizing<Vec<u8>>, ResponseRecords), ClientError> {
+    let (k, iv) = key
+        .split_at_checked(16)
+        .filter(|(_, iv)| iv.len() == 12)
+        .ok_or(ClientError::Disagree("the opened key's width"))?;
+    let mut kk = Zeroizing::new([0u8; 16]);
+    kk.copy_from_slice(k);
+    let mut ivv = Zeroizing::new([0u8; 12]);
+    ivv.copy_from_slice(iv);
+    let mut plain = Zeroizing::new(Vec::new());
+    let mut out = ResponseRecords::default();
+    let mut total = 0usize;
+    let n = records.len();
+    for (i, mut payload) in records.into_iter().enumerate() {
+        let (typ, content) = record13::open(&kk, &ivv, i as u64, &payload).map_err(|_| {
+            ClientError::Disagree("the response: the opened key does not decrypt it")
+        })?;
+        let content = Zeroizing::new(content);
+        let len = payload.len() - record13::TAG;
+        total = total.saturating_add(len);
+        match typ {
+            0x17 => {
+                plain.extend_from_slice(&content);
+                let index = out.lens.len() as u32;
+                out.lens.push(len);
+                if total > KEPT_RESPONSE_BYTES && len > 3 {
+                    payload.truncate(len);
+                    out.unkept.push(RecordCopy {
+                        index,
+                        ciphertext: payload,
+                    });
+                }
+            }
+            0x16 => {}
+            0x15 if i + 1 == n => {}
+            _ => return Err(ClientError::Disagree("the response records' content types")),
+        }
+    }
+    Ok((plain, out))
+}
+
 /// The value of a message every node sends the same, or [`ClientError::Disagree`].
 fn agree<T: serde::Serialize + PartialEq>(
     copies: [OneCopy<T>; 3],
@@ -227,14 +289,12 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
             .chunks(MAX_FRAGMENT)
             .map(|c| Zeroizing::new(c.to_vec()))
             .collect();
-        // Keystream comes in whole AES blocks per record; each record uses its first bytes.
-        let req_bits = block_bits(request.iter().map(|c| c.len()));
         // One seed per node: each node gets 32 bytes instead of its whole pad.
         let mut seeds = Zeroizing::new([[0u8; 32]; 3]);
         for s in seeds.iter_mut() {
             rng.fill_bytes(s);
         }
-        let req_pads = ClientPads::from_seeds(&seeds, req_bits);
+        let node_seeds = *seeds;
         let mut s = ClientSession {
             rng,
             timeout,
@@ -242,8 +302,9 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
             deadline: now + timeout,
             phase: Phase::Hello,
             request,
-            req_bits,
-            req_pads,
+            seeds,
+            tls13: false,
+            flight13: None,
             stream: ServerStream::new(),
             relay_chain: [0; 32],
             server_records: 0,
@@ -252,6 +313,8 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
             stats: ClientStats::default(),
             hello: Gather::new(),
             fin: Gather::new(),
+            fin13: Gather::new(),
+            closing: Gather::new(),
             req_ks: Gather::new(),
             req_tags: Gather::new(),
             response_from: Gather::new(),
@@ -265,7 +328,7 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
             let m = ToNode::Start {
                 server_name: server_name.to_string(),
                 request_records: s.request.iter().map(|c| c.len() as u32).collect(),
-                request_pad_seed: seeds[node as usize],
+                request_pad_seed: node_seeds[node as usize],
                 disclose: keep_open,
             };
             s.send(node, &m)?;
@@ -429,9 +492,21 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                         if m.first() == Some(&crate::codec::hs::SERVER_HELLO_DONE) {
                             self.server_hello_done_at = Some(now);
                         }
+                        if selects_tls13(&m) {
+                            // The nodes check the ServerHello; the client only follows it.
+                            self.tls13 = true;
+                            self.server_hello_done_at = Some(now);
+                            self.stream.expect_tls13()?;
+                        }
                     }
                     ServerEvent::Alert(_) => closed_by = Some(false),
                     ServerEvent::ChangeCipherSpec => {}
+                    ServerEvent::Encrypted { payload, .. } if self.tls13 => {
+                        // Its content type is inside: every record is kept until the
+                        // nodes have opened the key.
+                        record13::split(&payload, 0)?;
+                        self.response.push(payload);
+                    }
                     ServerEvent::Encrypted { typ, payload } => {
                         self.server_records += 1;
                         // The first encrypted record is the server's Finished.
@@ -453,19 +528,30 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
             }
         }
         if let Some(eof) = closed_by {
-            // Tell the nodes; they judge whether this was a proper close.
-            let width = OPENED_KEY_BITS;
-            let pads = ClientPads::random(width, &mut self.rng);
-            for node in 0..3u8 {
-                let m = ToNode::Closed {
-                    eof,
-                    response_pad: pack_bits(&pads.for_node(node)),
-                };
-                self.send(node, &m)?;
-            }
-            self.resp_pads = Some((pads, width));
-            self.phase = Phase::Closed;
+            self.report_closed(eof)?;
         }
+        Ok(())
+    }
+
+    /// The provider closed (`eof`: its stream ended; else it sent an alert): tells the
+    /// nodes, which judge whether this was a proper close, with the pads for the key they
+    /// open next.
+    fn report_closed(&mut self, eof: bool) -> Result<(), ClientError> {
+        let width = if self.tls13 {
+            OPENED_KEY13_BITS
+        } else {
+            OPENED_KEY_BITS
+        };
+        let pads = ClientPads::random(width, &mut self.rng);
+        for node in 0..3u8 {
+            let m = ToNode::Closed {
+                eof,
+                response_pad: pack_bits(&pads.for_node(node)),
+            };
+            self.send(node, &m)?;
+        }
+        self.resp_pads = Some((pads, width));
+        self.phase = Phase::Closed;
         Ok(())
     }
 
@@ -510,13 +596,58 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                 }
                 Ok(())
             }
+            ToClient::ClientFinished13(f) => {
+                self.fin13.put(node, f, "Finished")?;
+                if let Some(all) = self.fin13.take() {
+                    let f = agree(all, "the client Finished")?;
+                    if !self.tls13 {
+                        return Err(ClientError::Protocol {
+                            node,
+                            what: "a TLS 1.3 Finished in a TLS 1.2 session".into(),
+                        });
+                    }
+                    // The middlebox-compatibility ChangeCipherSpec goes first (RFC 8446
+                    // §D.4: the ClientHello had a legacy session id).
+                    let mut flight = encode_record(ContentType::ChangeCipherSpec, &[1]);
+                    flight.extend(f.records);
+                    self.out.push_back(ClientTransmit::Provider(flight));
+                    self.flight13 = Some(f.server_records as usize);
+                    if let Some(t) = self.server_hello_done_at {
+                        self.stats.server_visible_gap = now - t;
+                    }
+                    self.phase = Phase::AwaitFinished;
+                }
+                Ok(())
+            }
+            ToClient::ServerClosing => {
+                self.closing.put(node, (), "the provider's close")?;
+                if self.closing.take().is_some() && self.phase == Phase::Data {
+                    self.report_closed(false)?;
+                }
+                Ok(())
+            }
             ToClient::RequestKeystream(b) => {
                 self.req_ks.put(node, b, "the request keystream")?;
                 if let Some(all) = self.req_ks.take() {
                     self.stats.handshake = now - self.start;
                     let masked = agree(all, "the masked keystream")?;
-                    let ks = unmask(&self.req_pads, masked, self.req_bits)?;
-                    let records: Vec<&[u8]> = self.request.iter().map(|r| r.as_slice()).collect();
+                    // TLS 1.3: each record's plaintext ends with its content type.
+                    let records: Vec<Zeroizing<Vec<u8>>> = self
+                        .request
+                        .iter()
+                        .map(|r| {
+                            let mut p = Zeroizing::new(Vec::with_capacity(r.len() + 1));
+                            p.extend_from_slice(r);
+                            if self.tls13 {
+                                p.push(ContentType::ApplicationData.byte());
+                            }
+                            p
+                        })
+                        .collect();
+                    let bits = block_bits(records.iter().map(|r| r.len()));
+                    let pads = ClientPads::from_seeds(&self.seeds, bits);
+                    let ks = unmask(&pads, masked, bits)?;
+                    let records: Vec<&[u8]> = records.iter().map(|r| r.as_slice()).collect();
                     self.request_cts = apply_keystream(&records, &ks)
                         .ok_or(ClientError::Disagree("the request keystream's length"))?;
                     // The relay node forwards the encoding it receives.
@@ -540,11 +671,12 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                     let mut out = Vec::new();
                     for (i, ct) in self.request_cts.iter().enumerate() {
                         let tag = xor_tags(&all.each_ref().map(|t| t[i]));
-                        let seq = 1 + i as u64;
-                        out.extend(encode_record(
-                            ContentType::ApplicationData,
-                            &join_gcm(&seq.to_be_bytes(), ct, &tag),
-                        ));
+                        let payload = if self.tls13 {
+                            [ct.as_slice(), &tag].concat()
+                        } else {
+                            join_gcm(&(1 + i as u64).to_be_bytes(), ct, &tag)
+                        };
+                        out.extend(encode_record(ContentType::ApplicationData, &payload));
                     }
                     self.out.push_back(ClientTransmit::Provider(out));
                 }
@@ -567,8 +699,21 @@ impl<R: RngCore + CryptoRng> ClientSession<R> {
                         });
                     };
                     let key = unmask(pads, masked, *width)?;
-                    let plain = decrypt_response(&key, &self.response)?;
-                    let records = response_records(std::mem::take(&mut self.response))?;
+                    let (plain, records) = if self.tls13 {
+                        let flight = self.flight13.ok_or(ClientError::Protocol {
+                            node,
+                            what: "a response before the client Finished".into(),
+                        })?;
+                        let mut all = std::mem::take(&mut self.response);
+                        if all.len() < flight {
+                            return Err(ClientError::Disagree("the server's flight records"));
+                        }
+                        all.drain(..flight);
+                        decrypt_response13(&key, all)?
+                    } else {
+                        let plain = decrypt_response(&key, &self.response)?;
+                        (plain, response_records(std::mem::take(&mut self.response))?)
+                    };
                     self.stats.total = now - self.start;
                     self.out.push_back(ClientTransmit::ProviderShutdown);
                     self.phase = Phase::Over;

@@ -39,13 +39,22 @@ use super::{
     cert_chain_hash, commitment, peers, unexpected, CommittedRecord, Ctl, NodeConfig, NodeError,
     NodeReport, NodeTimings,
 };
+use std::sync::Arc;
+
+use mpc::ExecSpec;
+
 use crate::circuits::{
-    batch_blocks, ctr_spec, handshake_spec, hs_out, open_key_spec, plan_batches,
-    server_finished_spec, suffix_bytes, CtrBlock, CtrRecord, CtrShape, Segment,
-    MAX_BLOCKS_PER_EXECUTION, OPENED_KEY_BITS,
+    batch_blocks, byte_position, ctr_spec_for, handshake_spec, hs_out, open_key_spec_for,
+    plan_batches, server_finished_spec, suffix_bytes, CtrBlock, CtrRecord, CtrShape, NonceKind,
+    Segment, MAX_BLOCKS_PER_EXECUTION, OPENED_KEY_BITS,
 };
-use crate::codec::{self, blocks_for, gcm_aad, split_gcm, Alert, ContentType, MAX_FRAGMENT};
+use crate::circuits13::{application13_spec, handshake13_spec, app13_out, OPENED_KEY13_BITS};
+use crate::codec::{
+    self, blocks_for, gcm_aad, split_gcm, Alert, CipherSuite, ContentType, MAX_FRAGMENT,
+};
 use crate::handshake::{Flight, ServerError, ServerFlight};
+use crate::handshake13::TLS13;
+use crate::record13;
 use crate::net::ch;
 use crate::proto::{
     hash_record, pack_bits, relay_hash, unpack_bits, Failure, FailureCode, OneCopy, RelayKind,
@@ -54,6 +63,8 @@ use crate::proto::{
 };
 use crate::server_auth::verify_server;
 use crate::stream::{ServerEvent, ServerStream};
+
+mod tls13;
 
 /// Messages a peer may send on a channel this node is not yet (or no longer) running, kept
 /// until it is: a peer can be one step ahead, never far.
@@ -99,8 +110,12 @@ pub enum NodeEvent {
 pub struct CommittedParts {
     /// The garbled-circuit party, both traffic keys still on its wires.
     pub party: Party,
-    /// The handshake execution (where the keys are kept).
-    pub e_hs: ExecId,
+    /// The TLS version (0x0303 or 0x0304).
+    pub tls_version: u16,
+    /// Where the client application traffic key is kept: (execution, output group).
+    pub client_key: (ExecId, usize),
+    /// Where the server application traffic key is kept.
+    pub server_key: (ExecId, usize),
     /// The request's records.
     pub request: Vec<CommittedRecord>,
     /// The response's application-data records.
@@ -160,21 +175,110 @@ impl Arith {
     }
 }
 
+/// The executions registered ahead of the server's answer, for the TLS version the session
+/// prepared for ([`NodeConfig::prepare_tls13`]); if the server picks the other, that
+/// version's are registered when its ServerHello comes.
+#[derive(Debug, Clone, Copy)]
+enum Pre {
+    /// TLS 1.2: the handshake and server Finished executions.
+    V12 { e_hs: ExecId, e_sf: ExecId },
+    /// TLS 1.3: the handshake and application executions.
+    V13 { e_hs: ExecId, e_app: ExecId },
+}
+
+/// Which TLS the session speaks, and where its application traffic keys are kept.
+#[derive(Debug, Clone, Copy)]
+enum Tls {
+    /// TLS 1.2: both keys kept by the handshake execution.
+    V12 { e_hs: ExecId },
+    /// TLS 1.3: both keys kept by the application execution.
+    V13 { e_app: ExecId },
+}
+
+impl Tls {
+    fn is13(self) -> bool {
+        matches!(self, Tls::V13 { .. })
+    }
+    /// Where a direction's key is kept and how its nonces are formed.
+    fn key(self, client: bool) -> (ExecId, usize, NonceKind) {
+        match (self, client) {
+            (Tls::V12 { e_hs }, true) => (e_hs, hs_out::CLIENT_KEY, NonceKind::Explicit),
+            (Tls::V12 { e_hs }, false) => (e_hs, hs_out::SERVER_KEY, NonceKind::Explicit),
+            (Tls::V13 { e_app }, true) => (e_app, app13_out::CLIENT_KEY, NonceKind::Sequence),
+            (Tls::V13 { e_app }, false) => (e_app, app13_out::SERVER_KEY, NonceKind::Sequence),
+        }
+    }
+    /// A keystream execution of `shape` under a direction's key.
+    fn ctr_spec(self, client: bool, shape: CtrShape) -> Result<Arc<ExecSpec>, NodeError> {
+        let (exec, group, kind) = self.key(client);
+        Ok(ctr_spec_for(exec, group, shape, kind)?)
+    }
+    /// The sequence number of the first application-data record.
+    fn first_seq(self) -> u64 {
+        match self {
+            Tls::V12 { .. } => 1,
+            Tls::V13 { .. } => 0,
+        }
+    }
+    /// A record's additional data.
+    fn aad(self, seq: u64, typ: ContentType, ct_len: usize) -> Vec<u8> {
+        match self {
+            Tls::V12 { .. } => gcm_aad(seq, typ, ct_len).to_vec(),
+            Tls::V13 { .. } => record13::header(ct_len + codec::TAG).to_vec(),
+        }
+    }
+    /// A relayed record's parts.
+    fn split(self, payload: &[u8], seq: u64) -> Result<codec::GcmFragment<'_>, NodeError> {
+        Ok(match self {
+            Tls::V12 { .. } => split_gcm(payload)?,
+            Tls::V13 { .. } => record13::split(payload, seq)?,
+        })
+    }
+}
+
 /// What is valid from the client's Start to the end.
 struct Setup {
     server_name: String,
+    /// The request records' content lengths.
     request_lens: Vec<usize>,
+    /// The seed of this node's share of the client's pads for the request keystream.
+    request_pad_seed: Zeroizing<[u8; 32]>,
     disclose: bool,
-    e_hs: ExecId,
-    e_sf: ExecId,
+    pre: Pre,
+    /// The request's keystream executions, under the client key of `pre`'s version.
     req_execs: Vec<(ExecId, Vec<CtrBlock>, CtrShape)>,
+}
+
+impl Setup {
+    /// The request records' lengths as protected: in TLS 1.3 each has its content type.
+    fn record_lens(&self, tls13: bool) -> Vec<usize> {
+        self.request_lens
+            .iter()
+            .map(|&l| l + usize::from(tls13))
+            .collect()
+    }
+    /// This node's share of the client's pads for the request keystream (whole AES blocks
+    /// per record).
+    fn request_pad(&self, tls13: bool) -> Vec<bool> {
+        let bits = self
+            .record_lens(tls13)
+            .iter()
+            .map(|&l| blocks_for(l) * 128)
+            .sum();
+        mpc::client::pad_from_seed(&self.request_pad_seed, bits)
+    }
+    /// The TLS 1.2 handshake and server Finished executions.
+    fn hs12(&self) -> Result<(ExecId, ExecId), NodeError> {
+        match self.pre {
+            Pre::V12 { e_hs, e_sf } => Ok((e_hs, e_sf)),
+            Pre::V13 { .. } => Err(usage("the TLS 1.2 executions are not registered")),
+        }
+    }
 }
 
 /// Commit-then-reveal of this node's client-random contribution and ECDH share.
 struct Keying {
     s: Setup,
-    /// The client's pads for the request keystream, this node's share.
-    request_pad: Vec<bool>,
     random: [u8; 32],
     scalar: Zeroizing<Scalar>,
     point: Vec<u8>,
@@ -183,16 +287,16 @@ struct Keying {
 /// The ClientHello is out.
 struct Hello {
     s: Setup,
-    request_pad: Vec<bool>,
     scalar: Zeroizing<Scalar>,
     client_random: [u8; 32],
     client_pub: Vec<u8>,
+    /// The ClientHello (the handshake message), for the transcript.
+    client_hello: Vec<u8>,
 }
 
 /// The server's first flight is agreed and checked.
 struct Agreed {
     s: Setup,
-    request_pad: Vec<bool>,
     client_random: [u8; 32],
     client_pub: Vec<u8>,
     flight: Flight,
@@ -211,7 +315,6 @@ struct Keys {
 /// The client Finished is out; the server's is awaited.
 struct Finishing {
     s: Setup,
-    request_pad: Vec<bool>,
     client_random: [u8; 32],
     flight: Flight,
     transcript: Sha256,
@@ -232,8 +335,10 @@ struct FinishedRecord {
 /// The handshake is done: application data.
 struct App {
     s: Setup,
+    tls: Tls,
     client_random: [u8; 32],
-    flight: Flight,
+    suite: CipherSuite,
+    cert_chain_hash: [u8; 32],
     handshake_hash: [u8; 32],
     cpow: GhashPowers,
     spow: GhashPowers,
@@ -246,6 +351,8 @@ struct RequestRun {
     pad_at: usize,
     masked: Vec<bool>,
     masks: Vec<[u8; 16]>,
+    /// TLS 1.3: the keystream byte over each request record's content type.
+    types: Vec<u8>,
 }
 
 /// A response record as a node holds it once relayed: what its tag check needs, and the
@@ -253,7 +360,13 @@ struct RequestRun {
 /// else its digest. Its GHASH share is computed as it arrives, so nothing of the record
 /// needs to wait for the tag executions.
 struct Relayed {
+    /// Its content type: in TLS 1.2 from its header; in TLS 1.3 application data until its
+    /// inner content type is revealed ([`Relayed::revealed`]).
     typ: ContentType,
+    /// TLS 1.3: whether `typ` is the revealed inner content type.
+    revealed: bool,
+    /// The ciphertext's last byte (in TLS 1.3, the inner content type under keystream).
+    last: u8,
     /// The tag the server sent.
     tag: [u8; 16],
     /// This node's XOR share of the record's GHASH (its tag share without the mask).
@@ -266,8 +379,9 @@ struct Reading {
     sent_hash: Sha256,
     request: Vec<Vec<u8>>,
     records: Vec<Relayed>,
+    /// Application-data records so far (TLS 1.3: every record, its type unknown yet).
     app_records: usize,
-    /// Application-data ciphertext bytes so far.
+    /// Their ciphertext bytes.
     app_bytes: usize,
     relay_hash: Sha256,
     received_hash: Sha256,
@@ -281,14 +395,12 @@ struct Batches {
     sent_hash: Sha256,
     request: Vec<Vec<u8>>,
     records: Vec<Relayed>,
-    close_notify: bool,
+    /// The client reported the end of the connection without an alert record (TLS 1.2).
+    eof: bool,
     /// This node's share of the client's pad for the opened key.
     response_pad: Vec<bool>,
     tags: TagRun,
     received_hash: Sha256,
-    /// Application-data records and their ciphertext bytes.
-    received_records: usize,
-    received_bytes: usize,
 }
 
 /// The response's tag checks, batch by batch. Each batch is one execution computing the tag
@@ -301,6 +413,9 @@ struct Batches {
 /// the same tags in the same order.
 #[derive(Default)]
 struct TagRun {
+    /// TLS 1.3: each batch also reveals its records' content types (so it holds half the
+    /// records), and an alert's bytes take a batch of their own.
+    tls13: bool,
     /// The first record not yet in a batch.
     next: usize,
     /// Batches planned, not started.
@@ -309,18 +424,28 @@ struct TagRun {
     current: Option<(ExecId, Vec<CtrBlock>, CtrShape, Instant)>,
     /// The batch's outputs while its tags are opened.
     opening: Option<(Opening, Instant)>,
-    /// The closing alert, once its keystream is out.
-    alert: Option<Alert>,
+    /// The closing alert and its record, once its keystream is out.
+    alert: Option<(usize, Alert)>,
 }
 
 impl TagRun {
+    /// Records in a whole batch.
+    fn per_batch(&self) -> usize {
+        if self.tls13 {
+            MAX_BLOCKS_PER_EXECUTION / 2
+        } else {
+            MAX_BLOCKS_PER_EXECUTION
+        }
+    }
+
     /// Queues every whole batch of application-data records that has arrived.
     fn queue_full(&mut self, records: &[Relayed]) {
-        while let Some(chunk) = records.get(self.next..self.next + MAX_BLOCKS_PER_EXECUTION) {
+        let n = self.per_batch();
+        while let Some(chunk) = records.get(self.next..self.next + n) {
             if chunk.iter().any(|r| r.typ != ContentType::ApplicationData) {
                 return;
             }
-            let batch = (self.next..self.next + MAX_BLOCKS_PER_EXECUTION)
+            let batch = (self.next..self.next + n)
                 .map(|record| Segment {
                     record,
                     mask: true,
@@ -329,13 +454,30 @@ impl TagRun {
                 })
                 .collect();
             self.plan.push_back(batch);
-            self.next += MAX_BLOCKS_PER_EXECUTION;
+            self.next += n;
         }
     }
 
     /// Queues everything left (the provider has closed: no record will come).
     fn queue_rest(&mut self, records: &[Relayed]) {
         self.queue_full(records);
+        if self.tls13 {
+            for start in (self.next..records.len()).step_by(self.per_batch()) {
+                let end = (start + self.per_batch()).min(records.len());
+                self.plan.push_back(
+                    (start..end)
+                        .map(|record| Segment {
+                            record,
+                            mask: true,
+                            start: 0,
+                            end: 0,
+                        })
+                        .collect(),
+                );
+            }
+            self.next = records.len();
+            return;
+        }
         let rest = planned(records.get(self.next..).unwrap_or_default());
         for mut batch in plan_batches(&rest) {
             for seg in &mut batch {
@@ -368,6 +510,46 @@ fn planned(records: &[Relayed]) -> Vec<CtrRecord> {
         .collect()
 }
 
+/// TLS 1.3: the blocks of a response batch in canonical order, its shape and its typed
+/// blocks' byte positions. A segment with `mask` stands for a record's tag mask and the
+/// block holding its last byte (the inner content type, revealed alone); one without, for
+/// an alert record's first keystream block, revealed to the nodes (an alert carries no user
+/// data).
+fn batch_blocks13(
+    records: &[Relayed],
+    batch: &[Segment],
+) -> Result<(Vec<CtrBlock>, CtrShape, Vec<usize>), NodeError> {
+    let (mut public, mut typed, mut masks, mut positions) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for seg in batch {
+        let len = records
+            .get(seg.record)
+            .map(|r| r.record.ciphertext_len())
+            .filter(|&l| l > 0)
+            .ok_or_else(|| usage("no such record"))?;
+        let record = seg.record;
+        if seg.mask {
+            masks.push(CtrBlock { record, ctr: 1 });
+            typed.push(CtrBlock {
+                record,
+                ctr: 2 + ((len - 1) / 16) as u32,
+            });
+            positions.push((len - 1) % 16);
+        } else {
+            public.push(CtrBlock { record, ctr: 2 });
+        }
+    }
+    let shape = CtrShape {
+        masks: masks.len(),
+        client: 0,
+        public: public.len(),
+        typed: typed.len(),
+    };
+    public.extend(typed);
+    public.extend(masks);
+    Ok((public, shape, positions))
+}
+
 /// A response batch's outputs while its tags are opened with the peers.
 struct Opening {
     /// The records whose tags the batch masks.
@@ -389,7 +571,9 @@ enum State {
     Commit(Box<Keying>),
     /// Openings sent; waiting for the peers'.
     Reveal(Box<Keying>, BTreeMap<PartyId, [u8; 32]>),
-    /// ClientHello out; reading the server's first flight.
+    /// ClientHello out (offering TLS 1.3 and 1.2); waiting for the ServerHello.
+    ServerHello(Box<Hello>),
+    /// TLS 1.2: reading the server's first flight.
     Flight(Box<Hello>, Box<ServerFlight>),
     /// Flight judged; waiting for the peers' hashes and verdicts.
     FlightCheck(
@@ -416,10 +600,26 @@ enum State {
     FinishedExec(Box<Finishing>, Box<FinishedRecord>),
     /// Tag shares of the server Finished sent; waiting for the peers'.
     FinishedTag(Box<Finishing>, Box<FinishedRecord>),
+    /// TLS 1.3: ECtF running on the server's key share.
+    Ectf13(Box<tls13::Hs13>),
+    /// TLS 1.3: the handshake execution running.
+    Handshake13(Box<tls13::Hs13>),
+    /// TLS 1.3: reading the server's encrypted flight.
+    Flight13(Box<tls13::Read13>),
+    /// TLS 1.3: flight judged; waiting for the peers' hashes and verdicts.
+    FlightCheck13(
+        Box<tls13::Read13>,
+        Box<Result<crate::handshake13::Flight13, NodeError>>,
+        [u8; 32],
+    ),
+    /// TLS 1.3: the application execution running.
+    Application13(Box<tls13::Keys13>),
+    /// TLS 1.3: both directions' GHASH powers being computed.
+    Powers13(Box<tls13::Keys13>),
     /// The request executions running.
     Request(Box<App>, Box<RequestRun>),
     /// The masked request keystream out; waiting for the request ciphertext.
-    RequestCiphertext(Box<App>, Vec<[u8; 16]>),
+    RequestCiphertext(Box<App>, Vec<[u8; 16]>, Vec<u8>),
     /// Reading the response until the server closes.
     Response(Box<App>, Box<Reading>),
     /// The closing alert came; waiting for the client to report the close.
@@ -438,7 +638,7 @@ enum State {
 
 /// What a committed session keeps.
 struct Done {
-    e_hs: ExecId,
+    tls: Tls,
     request: Vec<CommittedRecord>,
     response: Vec<CommittedRecord>,
     disclose: bool,
@@ -451,7 +651,14 @@ impl State {
             State::Start => "Start",
             State::Commit(..) => "Commit",
             State::Reveal(..) => "Reveal",
+            State::ServerHello(..) => "ServerHello",
             State::Flight(..) => "Flight",
+            State::Ectf13(..) => "Ectf13",
+            State::Handshake13(..) => "Handshake13",
+            State::Flight13(..) => "Flight13",
+            State::FlightCheck13(..) => "FlightCheck13",
+            State::Application13(..) => "Application13",
+            State::Powers13(..) => "Powers13",
             State::FlightCheck(..) => "FlightCheck",
             State::Ectf(..) => "Ectf",
             State::Handshake(..) => "Handshake",
@@ -478,6 +685,8 @@ impl State {
     fn waiting_for(&self) -> &'static str {
         match self {
             State::Start
+            | State::ServerHello(..)
+            | State::Flight13(..)
             | State::Flight(..)
             | State::ServerCcs(..)
             | State::ServerFinished(..)
@@ -500,7 +709,7 @@ pub struct NodeSession<R> {
     party: Option<Party>,
     /// The handshake's and the server Finished's executions, registered at creation and
     /// taken by the Start step.
-    pre_execs: Option<(ExecId, ExecId)>,
+    pre_execs: Option<Pre>,
     /// This node's client-random contribution, ECDH scalar and public share, committed to
     /// at creation and taken by the Start step.
     share: Option<([u8; 32], Zeroizing<Scalar>, Vec<u8>)>,
@@ -604,29 +813,34 @@ fn ghash_tag(
 }
 
 /// A relayed response record (sequence number `seq`) as this node holds it: its GHASH
-/// share computed now; the record whole if it is an alert or within what a node keeps
-/// (taken over in place: explicit nonce and tag cut off), else only its digest. An
-/// application-data record is hashed into the transcript here, in order.
+/// share computed now; the record whole if it is an alert (TLS 1.3: if it could be one, at
+/// most 3 bytes) or within what a node keeps (taken over in place: explicit nonce and tag
+/// cut off), else only its digest. An application-data record (TLS 1.3: every record) is
+/// hashed into the transcript here, in order.
 fn relayed(
     spow: &GhashPowers,
+    tls: Tls,
     seq: u64,
     typ: ContentType,
     mut payload: Vec<u8>,
     r: &mut Reading,
 ) -> Result<Relayed, NodeError> {
-    let f = split_gcm(&payload)?;
+    let f = tls.split(&payload, seq)?;
     let (explicit, tag, len) = (f.explicit, f.tag, f.ciphertext.len());
+    let last = f.ciphertext.last().copied().unwrap_or(0);
     let ghash = spow
-        .ghash_share(&gcm_blocks(&gcm_aad(seq, typ, len), f.ciphertext))
+        .ghash_share(&gcm_blocks(&tls.aad(seq, typ, len), f.ciphertext))
         .map_err(usage)?;
     let app = typ == ContentType::ApplicationData;
     if app {
         hash_record(&mut r.received_hash, &explicit, f.ciphertext);
         r.app_bytes = r.app_bytes.saturating_add(len);
     }
-    let record = if !app || r.app_bytes <= KEPT_RESPONSE_BYTES {
+    let record = if !app || r.app_bytes <= KEPT_RESPONSE_BYTES || (tls.is13() && len <= 3) {
         payload.truncate(payload.len() - codec::TAG);
-        payload.drain(..codec::EXPLICIT_NONCE);
+        if !tls.is13() {
+            payload.drain(..codec::EXPLICIT_NONCE);
+        }
         payload.shrink_to_fit();
         CommittedRecord::new(explicit, payload)
     } else {
@@ -634,10 +848,74 @@ fn relayed(
     };
     Ok(Relayed {
         typ,
+        revealed: !tls.is13(),
+        last,
         tag,
         ghash,
         record,
     })
+}
+
+/// Registers the input-independent executions of a TLS version.
+fn register_pre(party: &mut Party, tls13: bool) -> Result<Pre, NodeError> {
+    Ok(if tls13 {
+        let e_hs = party.preprocess(handshake13_spec()?).map_err(mpc_err)?;
+        let e_app = party
+            .preprocess(application13_spec(e_hs)?)
+            .map_err(mpc_err)?;
+        Pre::V13 { e_hs, e_app }
+    } else {
+        let e_hs = party.preprocess(handshake_spec()?).map_err(mpc_err)?;
+        let e_sf = party
+            .preprocess(server_finished_spec(e_hs)?)
+            .map_err(mpc_err)?;
+        Pre::V12 { e_hs, e_sf }
+    })
+}
+
+/// Registers the request's keystream executions under the client key of `s.pre`'s version.
+fn register_requests(
+    party: &mut Party,
+    s: &Setup,
+) -> Result<Vec<(ExecId, Vec<CtrBlock>, CtrShape)>, NodeError> {
+    let (tls, tls13) = match s.pre {
+        Pre::V12 { e_hs, .. } => (Tls::V12 { e_hs }, false),
+        Pre::V13 { e_app, .. } => (Tls::V13 { e_app }, true),
+    };
+    let records: Vec<CtrRecord> = s
+        .record_lens(tls13)
+        .into_iter()
+        .map(|len| CtrRecord { len, alert: false })
+        .collect();
+    let mut execs = Vec::new();
+    for batch in plan_batches(&records) {
+        let (blocks, shape) = batch_blocks(&records, &batch);
+        let spec = tls.ctr_spec(true, shape)?;
+        execs.push((party.preprocess(spec).map_err(mpc_err)?, blocks, shape));
+    }
+    if tls13 {
+        // The keystream byte over each record's content type, revealed to the nodes (it
+        // encrypts a public value) to check the ciphertext against.
+        let typed: Vec<CtrBlock> = records
+            .iter()
+            .enumerate()
+            .map(|(record, r)| CtrBlock {
+                record,
+                ctr: 2 + ((r.len - 1) / 16) as u32,
+            })
+            .collect();
+        for chunk in typed.chunks(MAX_BLOCKS_PER_EXECUTION) {
+            let shape = CtrShape {
+                masks: 0,
+                client: 0,
+                public: 0,
+                typed: chunk.len(),
+            };
+            let spec = tls.ctr_spec(true, shape)?;
+            execs.push((party.preprocess(spec).map_err(mpc_err)?, chunk.to_vec(), shape));
+        }
+    }
+    Ok(execs)
 }
 
 /// Checks the peers' [`Ctl::Check`] answers: every node must have seen `hash` and be
@@ -783,18 +1061,16 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         s
     }
 
-    /// Creates the garbled session and registers the executions that depend on no input
-    /// (the handshake's key derivation and Finished messages, the server Finished check): the
-    /// garblers garble them, and ship their tables, as soon as the nodes are connected,
-    /// whether or not the client has arrived.
+    /// Creates the garbled session and registers the executions that depend on no input, for
+    /// the TLS version the node prepares for (TLS 1.2: the handshake's key derivation and
+    /// Finished messages, the server Finished check; TLS 1.3: the handshake and application
+    /// key schedules): the garblers garble them, and ship their tables, as soon as the nodes
+    /// are connected, whether or not the client has arrived.
     fn begin(&mut self) -> Result<(), NodeError> {
         let mut party = Party::new(self.id, &mut self.rng).map_err(mpc_err)?;
-        let e_hs = party.preprocess(handshake_spec()?).map_err(mpc_err)?;
-        let e_sf = party
-            .preprocess(server_finished_spec(e_hs)?)
-            .map_err(mpc_err)?;
+        let pre = register_pre(&mut party, self.cfg.prepare_tls13)?;
         self.party = Some(party);
-        self.pre_execs = Some((e_hs, e_sf));
+        self.pre_execs = Some(pre);
         self.collect();
         // 1. Client random and ECDH share, committed now (neither depends on the client, so
         // the commitments cross while the client arrives) and revealed after its Start.
@@ -1005,9 +1281,13 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             return None;
         };
         let party = self.party.take()?;
+        let (ce, cg, _) = d.tls.key(true);
+        let (se, sg, _) = d.tls.key(false);
         Some(CommittedParts {
             party,
-            e_hs: d.e_hs,
+            tls_version: if d.tls.is13() { TLS13 } else { codec::TLS12 },
+            client_key: (ce, cg),
+            server_key: (se, sg),
             request: d.request,
             response: d.response,
             disclose: d.disclose,
@@ -1250,6 +1530,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 return Ok(());
             }
             let st = std::mem::replace(&mut self.state, State::Failed);
+            tracing::trace!(node = self.id, state = st.name(), "step");
             match self.step(st)? {
                 Step::Moved(s) => self.state = s,
                 Step::Wait(s) => {
@@ -1288,6 +1569,13 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 None => Wait(State::Reveal(k, commits)),
                 Some(got) => Moved(self.on_reveal(*k, &commits, got)?),
             },
+            State::ServerHello(h) => self.step_server_hello(h)?,
+            State::Ectf13(x) => self.step_ectf13(x)?,
+            State::Handshake13(x) => self.step_handshake13(x)?,
+            State::Flight13(r) => self.step_flight13(r)?,
+            State::FlightCheck13(r, v, h) => self.step_flight_check13(r, v, h)?,
+            State::Application13(k) => self.step_application13(k)?,
+            State::Powers13(k) => self.step_powers13(k)?,
             State::Flight(h, mut machine) => {
                 let verdict = loop {
                     let ev = match self.next_event() {
@@ -1350,7 +1638,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 None => Wait(State::Ectf(a)),
                 Some(m) => Moved(self.on_ectf(*a, m)?),
             },
-            State::Handshake(a, cke) => match self.exec_output(a.s.e_hs)? {
+            State::Handshake(a, cke) => match self.exec_output(a.s.hs12()?.0)? {
                 None => Wait(State::Handshake(a, cke)),
                 Some(out) => Moved(self.on_handshake(*a, cke, &out)?),
             },
@@ -1438,11 +1726,11 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                         inputs = inputs.value(2 + self.id as usize, bytes_to_bits(&public));
                     }
                     self.since = self.now;
-                    self.start_exec(f.s.e_sf, inputs)?;
+                    self.start_exec(f.s.hs12()?.1, inputs)?;
                     Moved(State::FinishedExec(f, rec))
                 }
             },
-            State::FinishedExec(f, mut rec) => match self.exec_output(f.s.e_sf)? {
+            State::FinishedExec(f, mut rec) => match self.exec_output(f.s.hs12()?.1)? {
                 None => Wait(State::FinishedExec(f, rec)),
                 Some(out) => {
                     self.timings.server_finished_exec = self.now - self.since;
@@ -1474,10 +1762,16 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 Some(got) => Moved(self.on_finished_tag(*f, *rec, got)?),
             },
             State::Request(app, run) => self.step_request(app, run)?,
-            State::RequestCiphertext(app, masks) => match self.pull_client()? {
-                None => Wait(State::RequestCiphertext(app, masks)),
+            State::RequestCiphertext(app, masks, types) => match self.pull_client()? {
+                None => Wait(State::RequestCiphertext(app, masks, types)),
                 Some(ToNode::RequestCiphertext(cts)) => {
-                    Moved(self.on_request_ciphertext(app, &masks, cts)?)
+                    Moved(self.on_request_ciphertext(app, &masks, &types, cts)?)
+                }
+                // TLS 1.3: the provider's post-handshake messages (session tickets) may come
+                // before the request; they are read with the response.
+                Some(ToNode::ServerBytes(b)) if app.tls.is13() => {
+                    self.stream.push(&b);
+                    Moved(State::RequestCiphertext(app, masks, types))
                 }
                 Some(other) => {
                     return Err(NodeError::Client(format!(
@@ -1489,7 +1783,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             State::Response(app, mut r) => loop {
                 let ev = match self.next_event()? {
                     None => {
-                        let moved = self.step_tags(&app, &r.records, &mut r.tags)?;
+                        let moved = self.step_tags(&app, &mut r.records, &mut r.tags)?;
                         return Ok(if moved {
                             Moved(State::Response(app, r))
                         } else {
@@ -1506,7 +1800,8 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                                 "a {t:?} record after the handshake (renegotiation is not supported)"
                             ))),
                         }
-                        let f = split_gcm(&payload)?;
+                        let seq = app.tls.first_seq() + r.records.len() as u64;
+                        let f = app.tls.split(&payload, seq)?;
                         if typ == ContentType::Alert && f.ciphertext.len() != 2 {
                             return Err(unexpected("an alert record that is not 2 bytes"));
                         }
@@ -1520,10 +1815,18 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                                 "more than {MAX_RESPONSE_RECORDS} response records"
                             )));
                         }
-                        let seq = 1 + r.records.len() as u64;
-                        let rec = relayed(&app.spow, seq, typ, payload, &mut r)?;
+                        let rec = relayed(&app.spow, app.tls, seq, typ, payload, &mut r)?;
+                        let maybe_alert = app.tls.is13() && rec.record.ciphertext_len() == 3;
                         r.records.push(rec);
-                        r.tags.queue_full(&r.records);
+                        if maybe_alert {
+                            // TLS 1.3: a record of three bytes may be the closing alert
+                            // (level, description, content type), and a provider may wait
+                            // for ours before it closes the connection: its type is
+                            // revealed now, with every record before it.
+                            r.tags.queue_rest(&r.records);
+                        } else {
+                            r.tags.queue_full(&r.records);
+                        }
                         if is_alert {
                             // The client says when the server closed; wait for that.
                             let closed = self.closed.take();
@@ -1543,7 +1846,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 while closed.is_none() {
                     match self.pull_client()? {
                         None => {
-                            let moved = self.step_tags(&app, &r.records, &mut r.tags)?;
+                            let moved = self.step_tags(&app, &mut r.records, &mut r.tags)?;
                             return Ok(if moved {
                                 Moved(State::AwaitClosed(app, r, closed))
                             } else {
@@ -1571,7 +1874,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 // every node opens the same tags before the same check.
                 r.tags.queue_full(&r.records);
                 if !r.tags.idle() {
-                    let moved = self.step_tags(&app, &r.records, &mut r.tags)?;
+                    let moved = self.step_tags(&app, &mut r.records, &mut r.tags)?;
                     return Ok(if moved {
                         Moved(State::AwaitClosed(app, r, closed))
                     } else {
@@ -1627,28 +1930,22 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 "request records must be 1 to {MAX_REQUEST_RECORDS} records of 1 to {MAX_FRAGMENT} bytes"
             )));
         }
-        // Keystream travels in whole blocks; the client uses each record's first bytes.
-        let request_bits: usize = request_lens.iter().map(|&l| blocks_for(l) * 128).sum();
-        let request_pad = mpc::client::pad_from_seed(&request_pad_seed, request_bits);
-
         // The garbled session: everything that does not depend on the server is garbled
         // while the server is contacted (the handshake's part since the session began).
         self.since = self.now;
-        let (e_hs, e_sf) = self
+        let pre = self
             .pre_execs
             .take()
             .ok_or_else(|| usage("the garbled session has not started"))?;
-        let party = self.party()?;
-        let req_records: Vec<CtrRecord> = request_lens
-            .iter()
-            .map(|&len| CtrRecord { len, alert: false })
-            .collect();
-        let mut req_execs = Vec::new();
-        for batch in plan_batches(&req_records) {
-            let (blocks, shape) = batch_blocks(&req_records, &batch);
-            let spec = ctr_spec(e_hs, hs_out::CLIENT_KEY, shape)?;
-            req_execs.push((party.preprocess(spec).map_err(mpc_err)?, blocks, shape));
-        }
+        let mut s = Setup {
+            server_name,
+            request_lens,
+            request_pad_seed: Zeroizing::new(request_pad_seed),
+            disclose,
+            pre,
+            req_execs: Vec::new(),
+        };
+        s.req_execs = register_requests(self.party()?, &s)?;
 
         // 1. The client random and ECDH shares committed at creation are revealed next.
         let (random, scalar, point) = self
@@ -1656,19 +1953,33 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             .take()
             .ok_or_else(|| usage("the ECDH share was not committed"))?;
         Ok(State::Commit(Box::new(Keying {
-            s: Setup {
-                server_name,
-                request_lens,
-                disclose,
-                e_hs,
-                e_sf,
-                req_execs,
-            },
-            request_pad,
+            s,
             random,
             scalar,
             point,
         })))
+    }
+
+    /// Makes sure the executions of the version the server chose are registered (they are
+    /// if the session prepared for it; else they are registered now, and the ones that were
+    /// are skipped).
+    fn choose_version(&mut self, s: &mut Setup, tls13: bool) -> Result<(), NodeError> {
+        if matches!(s.pre, Pre::V13 { .. }) == tls13 {
+            return Ok(());
+        }
+        let party = self.party()?;
+        // The other version's executions are given up (every node does the same: they all
+        // read the same ServerHello), so the evaluator does not wait for them.
+        let skipped = match s.pre {
+            Pre::V12 { e_hs, e_sf } => [e_hs, e_sf],
+            Pre::V13 { e_hs, e_app } => [e_hs, e_app],
+        };
+        for e in skipped.into_iter().chain(s.req_execs.iter().map(|r| r.0)) {
+            party.skip(e).map_err(mpc_err)?;
+        }
+        s.pre = register_pre(party, tls13)?;
+        s.req_execs = register_requests(party, s)?;
+        Ok(())
     }
 
     fn on_reveal(
@@ -1720,21 +2031,28 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             .to_encoded_point(false)
             .as_bytes()
             .to_vec();
-        // 2. The ClientHello; the server's flight comes back through the client.
-        let hello = codec::client_hello(&client_random, &k.s.server_name);
-        let machine = ServerFlight::new(&hello);
-        self.send_client(&ToClient::ClientHello(OneCopy::from_node(self.id, hello)));
-        self.timings.prepare = self.now - self.since;
-        Ok(State::Flight(
-            Box::new(Hello {
-                s: k.s,
-                request_pad: k.request_pad,
-                scalar: k.scalar,
-                client_random,
-                client_pub,
+        // 2. The ClientHello, offering TLS 1.3 (with the committee's key share) and 1.2;
+        // the server's answer comes back through the client.
+        let hello = codec::client_hello_offering(
+            &client_random,
+            &k.s.server_name,
+            Some(codec::Tls13Offer {
+                key_share: Some(&client_pub),
+                cookie: None,
             }),
-            Box::new(machine),
-        ))
+        );
+        self.send_client(&ToClient::ClientHello(OneCopy::from_node(
+            self.id,
+            hello.clone(),
+        )));
+        self.timings.prepare = self.now - self.since;
+        Ok(State::ServerHello(Box::new(Hello {
+            s: k.s,
+            scalar: k.scalar,
+            client_random,
+            client_pub,
+            client_hello: hello,
+        })))
     }
 
     fn on_flight(
@@ -1755,7 +2073,6 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         self.start_arith(ch::ECTF, Arith::Ectf(Box::new(m)))?;
         Ok(State::Ectf(Box::new(Agreed {
             s: h.s,
-            request_pad: h.request_pad,
             client_random: h.client_random,
             client_pub: h.client_pub,
             flight,
@@ -1793,7 +2110,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         }
         drop(pms);
         self.since = self.now;
-        self.start_exec(a.s.e_hs, inputs)?;
+        self.start_exec(a.s.hs12()?.0, inputs)?;
         Ok(State::Handshake(Box::new(a), cke))
     }
 
@@ -1861,7 +2178,6 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         });
         let Agreed {
             s,
-            request_pad,
             client_random,
             flight,
             mut transcript,
@@ -1872,7 +2188,6 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         // 4. The server's ChangeCipherSpec and Finished.
         Ok(State::ServerPowers(Box::new(Finishing {
             s,
-            request_pad,
             client_random,
             flight,
             transcript,
@@ -1904,20 +2219,31 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         let handshake_hash: [u8; 32] = f.transcript.finalize().into();
         // 5. The request.
         self.since = self.now;
+        let tls = Tls::V12 {
+            e_hs: f.s.hs12()?.0,
+        };
         let app = App {
             s: f.s,
+            tls,
             client_random: f.client_random,
-            flight: f.flight,
+            suite: f.flight.suite,
+            cert_chain_hash: cert_chain_hash(&f.flight.certs),
             handshake_hash,
             cpow: f.cpow,
             spow: rec.spow,
         };
+        self.start_request(app)
+    }
+
+    /// The handshake is done: the request executions start.
+    fn start_request(&mut self, app: App) -> Result<State, NodeError> {
         let run = RequestRun {
-            request_pad: f.request_pad,
+            request_pad: app.s.request_pad(app.tls.is13()),
             next: 0,
             pad_at: 0,
             masked: Vec::new(),
             masks: Vec::new(),
+            types: Vec::new(),
         };
         self.start_request_exec(Box::new(app), Box::new(run))
     }
@@ -1934,9 +2260,18 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         let (exec, lay) = (*exec, shape.layout());
         let mut inputs = Inputs::none();
         if self.id < 2 {
-            // Our records' explicit nonces are their sequence numbers (record i has i + 1).
-            let suffix = suffix_bytes(blocks, |r| (1 + r as u64).to_be_bytes());
-            inputs = inputs.value(1 + self.id as usize, bytes_to_bits(&suffix));
+            // Our records' explicit nonces are their sequence numbers (TLS 1.2: record i has
+            // i + 1; TLS 1.3: i, and the nonce takes it in place of the explicit nonce).
+            let first = app.tls.first_seq();
+            let suffix = suffix_bytes(blocks, |r| (first + r as u64).to_be_bytes());
+            let mut bits = bytes_to_bits(&suffix);
+            // TLS 1.3: each typed block reveals the byte over its record's content type.
+            let lens = app.s.record_lens(true);
+            for blk in &blocks[shape.public..shape.public + shape.typed] {
+                let len = lens.get(blk.record).copied().unwrap_or(1);
+                bits.extend(byte_position((len - 1) % 16));
+            }
+            inputs = inputs.value(1 + self.id as usize, bits);
         }
         if let Some(g) = lay.client {
             let w = shape.client * 128;
@@ -1969,6 +2304,11 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             run.masks
                 .extend(value(&out, g)?.chunks_exact(128).map(block));
         }
+        if shape.typed > 0 {
+            let bytes = value(&out, lay.public)?.get(1..).unwrap_or_default();
+            run.types
+                .extend(bytes.chunks_exact(8).map(|b| bits_to_bytes(b)[0]));
+        }
         run.next += 1;
         if run.next < app.s.req_execs.len() {
             return Ok(Step::Moved(self.start_request_exec(app, run)?));
@@ -1978,34 +2318,54 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             self.id,
             pack_bits(&run.masked),
         )));
-        Ok(Step::Moved(State::RequestCiphertext(app, run.masks)))
+        Ok(Step::Moved(State::RequestCiphertext(
+            app, run.masks, run.types,
+        )))
     }
 
     fn on_request_ciphertext(
         &mut self,
         app: Box<App>,
         masks: &[[u8; 16]],
+        types: &[u8],
         cts: Vec<Vec<u8>>,
     ) -> Result<State, NodeError> {
-        let lens = &app.s.request_lens;
-        if cts.len() != lens.len() || cts.iter().zip(lens).any(|(c, &l)| c.len() != l) {
+        let lens = app.s.record_lens(app.tls.is13());
+        if cts.len() != lens.len() || cts.iter().zip(&lens).any(|(c, &l)| c.len() != l) {
             return Err(NodeError::Client(
                 "request ciphertext does not match the announced lengths".into(),
             ));
         }
+        // TLS 1.3: every request record ends with the application-data content type and no
+        // padding, so the provider reads exactly the bytes the nodes commit to (a client
+        // could otherwise hide bytes from the provider as padding, or send another type).
+        if app.tls.is13() {
+            if types.len() != cts.len() {
+                return Err(usage("the request's content-type keystream is missing"));
+            }
+            for (i, (ct, k)) in cts.iter().zip(types).enumerate() {
+                if ct.last().map(|c| c ^ k) != Some(ContentType::ApplicationData.byte()) {
+                    return Err(NodeError::Client(format!(
+                        "request record {} does not end with the application-data content type",
+                        i + 1
+                    )));
+                }
+            }
+        }
         let mut sent_hash = Sha256::new();
         let mut tags = Vec::with_capacity(cts.len());
         for (i, (ct, mask)) in cts.iter().zip(masks).enumerate() {
-            let seq = 1 + i as u64;
+            let seq = app.tls.first_seq() + i as u64;
             hash_record(&mut sent_hash, &seq.to_be_bytes(), ct);
             tags.push(ghash_tag(
                 &app.cpow,
-                &gcm_aad(seq, ContentType::ApplicationData, ct.len()),
+                &app.tls.aad(seq, ContentType::ApplicationData, ct.len()),
                 ct,
                 mask,
             )?);
         }
         self.send_client(&ToClient::RequestTags(tags));
+        let tls13 = app.tls.is13();
         // 6. The response, until the server closes.
         Ok(State::Response(
             app,
@@ -2017,7 +2377,10 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 app_bytes: 0,
                 relay_hash: Sha256::new(),
                 received_hash: Sha256::new(),
-                tags: TagRun::default(),
+                tags: TagRun {
+                    tls13,
+                    ..TagRun::default()
+                },
             }),
         ))
     }
@@ -2028,11 +2391,11 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         r: Reading,
         (eof, response_pad): (bool, Vec<u8>),
     ) -> Result<State, NodeError> {
-        let close_notify = !eof
-            && r.records
-                .last()
-                .is_some_and(|x| x.typ == ContentType::Alert);
-        let response_pad = unpack_bits(&response_pad, OPENED_KEY_BITS)
+        let width = match app.tls {
+            Tls::V12 { .. } => OPENED_KEY_BITS,
+            Tls::V13 { .. } => OPENED_KEY13_BITS,
+        };
+        let response_pad = unpack_bits(&response_pad, width)
             .ok_or_else(|| NodeError::Client("response pad has the wrong width".into()))?;
         let mut tags = r.tags;
         tags.queue_rest(&r.records);
@@ -2040,12 +2403,10 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             sent_hash: r.sent_hash,
             request: r.request,
             records: r.records,
-            close_notify,
+            eof,
             response_pad,
             tags,
             received_hash: r.received_hash,
-            received_records: r.app_records,
-            received_bytes: r.app_bytes,
         };
         Ok(State::ResponseBatches(app, Box::new(b)))
     }
@@ -2056,7 +2417,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
     fn step_tags(
         &mut self,
         app: &App,
-        records: &[Relayed],
+        records: &mut [Relayed],
         t: &mut TagRun,
     ) -> Result<bool, NodeError> {
         // Tags being opened: wait for the peers' shares.
@@ -2075,18 +2436,64 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                     return Err(NodeError::BadTag(format!("response record {}", r + 1)));
                 }
             }
-            // Alert records are 2 bytes (kept whole): one public keystream block each.
+            let (public, typed) = o.public.split_at(o.shape.public * 128);
+            // Alert records (kept whole): their first public keystream block.
             for (blk, ks) in o.blocks[..o.shape.public]
                 .iter()
-                .zip(o.public.chunks_exact(128))
+                .zip(public.chunks_exact(128))
             {
                 let ks = bits_to_bytes(ks);
                 let c = records
                     .get(blk.record)
                     .and_then(|x| x.record.ciphertext())
-                    .filter(|c| c.len() == 2)
+                    .filter(|c| c.len() >= 2)
                     .ok_or_else(|| usage("an alert record not kept"))?;
-                t.alert = Some(Alert::parse(&[c[0] ^ ks[0], c[1] ^ ks[1]])?);
+                t.alert = Some((blk.record, Alert::parse(&[c[0] ^ ks[0], c[1] ^ ks[1]])?));
+            }
+            // TLS 1.3: the records' inner content types, now that their tags verified.
+            let typed_blocks = &o.blocks[o.shape.public..o.shape.public + o.shape.typed];
+            for (blk, byte) in typed_blocks.iter().zip(typed.chunks_exact(8)) {
+                let rec = records
+                    .get_mut(blk.record)
+                    .ok_or_else(|| usage("no record"))?;
+                let inner = bits_to_bytes(byte)[0] ^ rec.last;
+                rec.typ = match inner {
+                    0x17 => ContentType::ApplicationData,
+                    0x16 => ContentType::Handshake,
+                    0x15 if rec.record.ciphertext_len() == 3 => {
+                        // Its two bytes come next, in a batch of their own. The client
+                        // cannot see that the provider closed: the nodes tell it.
+                        t.plan.push_front(vec![Segment {
+                            record: blk.record,
+                            mask: false,
+                            start: 0,
+                            end: 2,
+                        }]);
+                        self.send_client(&ToClient::ServerClosing);
+                        ContentType::Alert
+                    }
+                    0x15 => {
+                        return Err(unexpected(format!(
+                            "response record {}: an alert record of {} bytes",
+                            blk.record + 1,
+                            rec.record.ciphertext_len()
+                        )))
+                    }
+                    0 => {
+                        return Err(unexpected(format!(
+                            "response record {} is padded (Tessera reads TLS 1.3 records \
+                             without padding)",
+                            blk.record + 1
+                        )))
+                    }
+                    other => {
+                        return Err(unexpected(format!(
+                            "response record {} has content type {other}",
+                            blk.record + 1
+                        )))
+                    }
+                };
+                rec.revealed = true;
             }
             self.timings.response_exec += self.now.saturating_duration_since(started);
             return Ok(true);
@@ -2106,7 +2513,8 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                 Some(g) => value(&out, g)?.chunks_exact(128).map(block).collect(),
                 None => Vec::new(),
             };
-            let masked: Vec<usize> = blocks[shape.public..shape.public + shape.masks]
+            let first = shape.public + shape.typed;
+            let masked: Vec<usize> = blocks[first..first + shape.masks]
                 .iter()
                 .map(|b| b.record)
                 .collect();
@@ -2136,9 +2544,13 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         let Some(batch) = t.plan.pop_front() else {
             return Ok(false);
         };
-        let planned = planned(records);
-        let (blocks, shape) = batch_blocks(&planned, &batch);
-        let spec = ctr_spec(app.s.e_hs, hs_out::SERVER_KEY, shape)?;
+        let (blocks, shape, positions) = if app.tls.is13() {
+            batch_blocks13(records, &batch)?
+        } else {
+            let (blocks, shape) = batch_blocks(&planned(records), &batch);
+            (blocks, shape, Vec::new())
+        };
+        let spec = app.tls.ctr_spec(false, shape)?;
         let lay = shape.layout();
         if lay.client.is_some() {
             return Err(usage("response keystream planned for the client"));
@@ -2149,7 +2561,9 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             let suffix = suffix_bytes(&blocks, |r| {
                 records.get(r).map_or([0; 8], |x| x.record.explicit)
             });
-            inputs = inputs.value(1 + self.id as usize, bytes_to_bits(&suffix));
+            let mut bits = bytes_to_bits(&suffix);
+            bits.extend(positions.iter().flat_map(|&p| byte_position(p)));
+            inputs = inputs.value(1 + self.id as usize, bits);
         }
         self.start_exec(exec, inputs)?;
         t.current = Some((exec, blocks, shape, self.now));
@@ -2161,7 +2575,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
     fn step_batches(&mut self, app: Box<App>, mut b: Box<Batches>) -> Result<Step, NodeError> {
         use Step::{Moved, Wait};
         if !b.tags.idle() {
-            let moved = self.step_tags(&app, &b.records, &mut b.tags)?;
+            let moved = self.step_tags(&app, &mut b.records, &mut b.tags)?;
             return Ok(if moved {
                 Moved(State::ResponseBatches(app, b))
             } else {
@@ -2170,18 +2584,32 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         }
         // Every record is committed and its tag verified: open the server write key to the
         // client (masked with its pads; each node sees only key ⊕ its pad share).
-        if let Some(a) = b.tags.alert.filter(|a| !a.is_close_notify()) {
+        if let Some((_, a)) = b.tags.alert.filter(|(_, a)| !a.is_close_notify()) {
             return Err(ServerError::ServerAlert {
                 alert: a,
                 stage: "the response",
             }
             .into());
         }
+        // TLS 1.3: an alert ends the records (the provider sends nothing after it).
+        let last = b.records.len().checked_sub(1);
+        if let Some(r) = b
+            .records
+            .iter()
+            .position(|x| x.typ == ContentType::Alert)
+            .filter(|&r| Some(r) != last)
+        {
+            return Err(unexpected(format!(
+                "records after the provider's closing alert (record {})",
+                r + 1
+            )));
+        }
         let inputs = Inputs::none().client_pad(0, std::mem::take(&mut b.response_pad));
         self.since = self.now;
         // Registered only now: the engine garbles executions in order, and this one waits
         // for the client's pads.
-        let spec = open_key_spec(app.s.e_hs, hs_out::SERVER_KEY)?;
+        let (exec, group, kind) = app.tls.key(false);
+        let spec = open_key_spec_for(exec, group, kind)?;
         let e_open = self.party()?.preprocess(spec).map_err(mpc_err)?;
         self.start_exec(e_open, inputs)?;
         Ok(Moved(State::OpenKey(app, b, e_open)))
@@ -2195,40 +2623,62 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
     ) -> Result<State, NodeError> {
         let App {
             s,
+            tls,
             client_random,
-            flight,
+            suite,
+            cert_chain_hash,
             handshake_hash,
             ..
         } = *app;
-        let transcript = Transcript {
-            server_name: s.server_name,
-            time: self.cfg.time,
-            suite: flight.suite,
-            cert_chain_hash: cert_chain_hash(&flight.certs),
-            handshake_hash,
-            sent_hash: b.sent_hash.finalize().into(),
-            received_hash: b.received_hash.finalize().into(),
-            sent_records: s.request_lens.len() as u32,
-            sent_bytes: s.request_lens.iter().sum::<usize>() as u64,
-            received_records: b.received_records as u32,
-            received_bytes: b.received_bytes as u64,
-            close_notify: b.close_notify,
-        };
-        self.send_client(&ToClient::Response {
-            masked_key: OneCopy::from_node(self.id, pack_bits(masked_key)),
-            transcript: OneCopy::from_node(self.id, transcript.clone()),
-        });
-        let response = b
+        let last_is_alert = b
+            .records
+            .last()
+            .is_some_and(|x| x.typ == ContentType::Alert);
+        // TLS 1.2: the client saw the alert record's header; TLS 1.3: its content type was
+        // revealed. Either way it is the last record and a close_notify (else it failed).
+        let close_notify = last_is_alert && (tls.is13() || !b.eof);
+        // The response: its application-data records (TLS 1.3: their content without the
+        // content type byte).
+        let response: Vec<CommittedRecord> = b
             .records
             .into_iter()
             .filter(|x| x.typ == ContentType::ApplicationData)
             .map(|x| x.record)
             .collect();
+        let received_bytes: usize = response
+            .iter()
+            .map(|r| r.ciphertext_len() - usize::from(tls.is13()))
+            .sum();
+        let transcript = Transcript {
+            server_name: s.server_name,
+            time: self.cfg.time,
+            tls_version: match tls {
+                Tls::V12 { .. } => codec::TLS12,
+                Tls::V13 { .. } => TLS13,
+            },
+            suite,
+            cert_chain_hash,
+            handshake_hash,
+            sent_hash: b.sent_hash.finalize().into(),
+            received_hash: b.received_hash.finalize().into(),
+            sent_records: s.request_lens.len() as u32,
+            sent_bytes: s.request_lens.iter().sum::<usize>() as u64,
+            received_records: response.len() as u32,
+            received_bytes: received_bytes as u64,
+            close_notify,
+        };
+        self.send_client(&ToClient::Response {
+            masked_key: OneCopy::from_node(self.id, pack_bits(masked_key)),
+            transcript: OneCopy::from_node(self.id, transcript.clone()),
+        });
+        let first = tls.first_seq();
         let request = b
             .request
             .into_iter()
             .enumerate()
-            .map(|(i, ciphertext)| CommittedRecord::new((1 + i as u64).to_be_bytes(), ciphertext))
+            .map(|(i, ciphertext)| {
+                CommittedRecord::new((first + i as u64).to_be_bytes(), ciphertext)
+            })
             .collect();
         let report = NodeReport {
             timings: self.timings,
@@ -2240,7 +2690,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         };
         self.events.push_back(NodeEvent::Committed);
         Ok(State::Committed(Box::new(Done {
-            e_hs: s.e_hs,
+            tls,
             request,
             response,
             disclose: s.disclose,

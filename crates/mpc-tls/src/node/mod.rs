@@ -46,7 +46,7 @@ use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::circuits::{hs_out, BuildError};
+use crate::circuits::BuildError;
 use crate::codec::CodecError;
 use crate::handshake::ServerError;
 use crate::net::{ch, Channel, Link, LinkError};
@@ -64,16 +64,27 @@ pub struct NodeConfig {
     pub time: u64,
     /// How long to wait for a peer node or the client.
     pub timeout: Duration,
+    /// Garble the TLS 1.3 key schedule ahead of the server's answer instead of TLS 1.2's.
+    /// Every session offers both versions; if the server picks the other one, its
+    /// executions are garbled after the ServerHello (the session is slower, never wrong).
+    pub prepare_tls13: bool,
 }
 
 impl NodeConfig {
-    /// A session's settings.
+    /// A session's settings, preparing for TLS 1.2.
     pub fn new(roots: Roots, time: u64, timeout: Duration) -> Self {
         NodeConfig {
             roots,
             time,
             timeout,
+            prepare_tls13: false,
         }
+    }
+
+    /// The same settings, preparing for `tls13` (see [`NodeConfig::prepare_tls13`]).
+    pub fn preparing_tls13(mut self, tls13: bool) -> Self {
+        self.prepare_tls13 = tls13;
+        self
     }
 }
 
@@ -574,7 +585,9 @@ where
         ctl: parts.ctl,
         client: parts.early_client.into(),
         gc,
-        e_hs: parts.e_hs,
+        tls_version: parts.tls_version,
+        client_key: parts.client_key,
+        server_key: parts.server_key,
         request: parts.request,
         response: parts.response,
         disclose: parts.disclose,
@@ -597,7 +610,9 @@ pub struct Committed<T: Transport> {
     /// Client messages that came before the session was handed over.
     client: VecDeque<ToNode>,
     gc: Session<Channel<T>>,
-    e_hs: ExecId,
+    tls_version: u16,
+    client_key: (ExecId, usize),
+    server_key: (ExecId, usize),
     request: Vec<CommittedRecord>,
     response: Vec<CommittedRecord>,
     disclose: bool,
@@ -639,15 +654,20 @@ impl<T: Transport> Committed<T> {
     pub fn session(&mut self) -> &mut Session<Channel<T>> {
         &mut self.gc
     }
-    /// Where the server traffic key is kept: (execution, output group). Its bits are the
-    /// expanded AES key ([`mpc::circuit::aes::EXPANDED_KEY_BITS`]) then the 4-byte implicit
-    /// nonce ([`crate::circuits::TRAFFIC_KEY_BITS`] in all).
+    /// The negotiated TLS version (0x0303 or 0x0304).
+    pub fn tls_version(&self) -> u16 {
+        self.tls_version
+    }
+    /// Where the server (application) traffic key is kept: (execution, output group). Its
+    /// bits are the expanded AES key ([`mpc::circuit::aes::EXPANDED_KEY_BITS`]) then, in
+    /// TLS 1.2, the 4-byte implicit nonce ([`crate::circuits::TRAFFIC_KEY_BITS`] in all),
+    /// in TLS 1.3 the 12-byte IV ([`crate::circuits13::TRAFFIC_KEY13_BITS`]).
     pub fn server_key(&self) -> (ExecId, usize) {
-        (self.e_hs, hs_out::SERVER_KEY)
+        self.server_key
     }
     /// Where the client traffic key is kept, as [`Committed::server_key`].
     pub fn client_key(&self) -> (ExecId, usize) {
-        (self.e_hs, hs_out::CLIENT_KEY)
+        self.client_key
     }
     /// The request's application-data records, in order (record i has sequence number and
     /// explicit nonce i + 1).
