@@ -27,7 +27,7 @@ use mpc::circuit::sha256::digest_fixed;
 use mpc::circuit::{const_bits, Bit, Builder, Circuit, CircuitError};
 use mpc::spec::SpecError;
 use mpc::{ExecId, ExecSpec, InputGroup, InputSource, OutputGroup, OutputTo};
-use mpc_tls::circuits::TRAFFIC_KEY_BITS;
+use mpc_tls::circuits::NonceKind;
 use uid_prf::canon::FieldKind;
 
 use crate::expr::{Cmp, Rhs};
@@ -98,22 +98,36 @@ fn cached_circuit<K: Ord + Clone>(
     Ok(c)
 }
 
-/// The decryption execution of `n` blocks under the key kept at `key` (execution, group).
-/// Inputs: the key, then [`BLOCK_PUBLIC`] public bytes per block.
-pub fn decrypt_spec(key: (ExecId, usize), n: usize) -> Result<Arc<ExecSpec>, BuildError> {
+/// The decryption execution of `n` blocks under the key kept at `key` (execution, group),
+/// whose records form their nonces as `kind` says. Inputs: the key, then [`BLOCK_PUBLIC`]
+/// public bytes per block (TLS 1.3: the record's sequence number where TLS 1.2 has the
+/// explicit nonce).
+pub fn decrypt_spec(
+    key: (ExecId, usize),
+    n: usize,
+    kind: NonceKind,
+) -> Result<Arc<ExecSpec>, BuildError> {
     if n == 0 || n > DECRYPT_BLOCKS {
         return Err(BuildError::Layout(format!("a decryption of {n} blocks")));
     }
-    static CACHE: Cache<usize> = OnceLock::new();
-    let circuit = cached_circuit(&CACHE, n, 4, || {
+    static CACHE: Cache<(usize, NonceKind)> = OnceLock::new();
+    let circuit = cached_circuit(&CACHE, (n, kind), 4, || {
         let mut b = Builder::new();
-        let k = b.inputs(TRAFFIC_KEY_BITS);
+        let k = b.inputs(kind.key_bits());
         let public = b.inputs(n * BLOCK_PUBLIC * 8);
         let mut outs = Vec::with_capacity(n * 128);
         let (rk, iv) = k.split_at(EXPANDED_KEY_BITS);
         for blk in public.chunks_exact(BLOCK_PUBLIC * 8) {
-            let mut counter = iv.to_vec();
-            counter.extend_from_slice(&blk[..96]);
+            let (nonce, ctr) = blk[..96].split_at(64);
+            let counter = match kind {
+                NonceKind::Explicit => [iv, &blk[..96]].concat(),
+                NonceKind::Sequence => {
+                    let mut c = iv[..32].to_vec();
+                    c.extend(b.xor_vec(&iv[32..], nonce)?);
+                    c.extend_from_slice(ctr);
+                    c
+                }
+            };
             let ks = mpc::circuit::aes::expanded_block(&mut b, rk, &counter)?;
             outs.extend(b.xor_vec(&ks, &blk[96..])?);
         }
@@ -122,7 +136,7 @@ pub fn decrypt_spec(key: (ExecId, usize), n: usize) -> Result<Arc<ExecSpec>, Bui
     let w = n * BLOCK_PUBLIC * 8;
     let groups = vec![
         InputGroup {
-            width: TRAFFIC_KEY_BITS,
+            width: kind.key_bits(),
             source: InputSource::Kept {
                 exec: key.0,
                 group: key.1,

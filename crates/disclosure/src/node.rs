@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mpc::circuit::bytes_to_bits;
 use mpc::transport::Transport;
 use mpc::{GroupOutput, Inputs};
-use mpc_tls::node::{Committed, CommittedRecord, NodeError};
+use mpc_tls::node::{Committed, NodeError};
 use mpc_tls::proto::{Failure, FailureCode, RecordCopy, KEPT_RESPONSE_BYTES};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -193,11 +193,7 @@ where
         shares,
         records,
     } = msg;
-    let resp_lens: Vec<usize> = c
-        .response_records()
-        .iter()
-        .map(CommittedRecord::ciphertext_len)
-        .collect();
+    let resp_lens = c.response_lens();
     let total: usize = resp_lens.iter().sum();
     let copied = take_copies(c, records);
     let checked = request.check(total).and_then(|plan| {
@@ -216,11 +212,7 @@ where
             &request.http.target,
             &request.http.host,
         );
-        if c.request_records()
-            .first()
-            .map_or(0, CommittedRecord::ciphertext_len)
-            < prefix.len()
-        {
+        if c.request_lens().first().copied().unwrap_or(0) < prefix.len() {
             return Err(RequestError::Invalid(
                 "the request line and Host header are not in the first request record".into(),
             ));
@@ -307,12 +299,8 @@ where
     R: RngCore + CryptoRng + Send,
 {
     let id = c.id();
-    let lens = |r: &[CommittedRecord]| {
-        r.iter()
-            .map(CommittedRecord::ciphertext_len)
-            .collect::<Vec<_>>()
-    };
-    let (resp_lens, req_lens) = (lens(c.response_records()), lens(c.request_records()));
+    // The records' content (TLS 1.3: without the content type byte).
+    let (resp_lens, req_lens) = (c.response_lens(), c.request_lens());
     let mut p = Pipeline::new(
         req,
         plan,
@@ -320,7 +308,8 @@ where
         &req_lens,
         cfg.uid.as_ref().map(|u| (u.xs, u.t)),
         c.time(),
-    );
+    )
+    .with_nonce(c.nonce_kind());
     let steps = p.steps().to_vec();
     let mut tm = DiscloseTimings::default();
     let t_all = Instant::now();

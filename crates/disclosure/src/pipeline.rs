@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use mpc::{ExecId, ExecSpec, InputGroup, InputSource};
+use mpc_tls::circuits::NonceKind;
 use mpc_tls::node::CommittedRecord;
 
 use crate::circuit::{
@@ -50,6 +51,7 @@ pub struct Pipeline<'a> {
     layout: Option<FinalLayout>,
     uid: Option<([u16; 3], usize)>,
     time: u64,
+    nonce: NonceKind,
 }
 
 impl<'a> Pipeline<'a> {
@@ -79,7 +81,15 @@ impl<'a> Pipeline<'a> {
             layout: None,
             uid,
             time,
+            nonce: NonceKind::Explicit,
         }
+    }
+
+    /// The same pipeline for records whose nonces are formed as `kind` says (TLS 1.3:
+    /// [`NonceKind::Sequence`]; the default is TLS 1.2's explicit nonces).
+    pub fn with_nonce(mut self, kind: NonceKind) -> Self {
+        self.nonce = kind;
+        self
     }
 
     /// The executions, in the order they are registered and run.
@@ -104,6 +114,7 @@ impl<'a> Pipeline<'a> {
             Step::Decrypt { response, blocks } => decrypt_spec(
                 if *response { server_key } else { client_key },
                 blocks.len(),
+                self.nonce,
             ),
             Step::Const => const_spec(self.shape()?),
             Step::Scan { chunk } => {

@@ -1,7 +1,8 @@
 //! Disclosures of responses from real servers (Debian packages; `.ci/run` installs them):
 //! nginx with gzip enabled (Tessera asks for identity, so the body comes uncompressed), nginx
-//! sending a chunked body, a provider that compresses anyway (a clear refusal), and
-//! `openssl s_server` answering HTTP/1.0 with a body delimited by the close.
+//! sending a chunked body, a provider that compresses anyway (a clear refusal), all over TLS
+//! 1.2; and `openssl s_server` answering HTTP/1.0 with a body delimited by the close, over
+//! TLS 1.3 (where the content type of every record is inside it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use disclosure::path::Path;
 use disclosure::request::ByteRange;
 use mpc_tls::local::LocalConfig;
 use mpc_tls::server_auth::Roots;
-use tessera_provider::{nginx, pki, s_server_www, scratch_dir};
+use tessera_provider::{nginx_with_protocols, pki, s_server_www, scratch_dir};
 
 const NAME: &str = "provider.test";
 const PROFILE: &str = r#"{"user":{"name":"Alice Smith","age":36,"address":{"country":"US"}},"friends":[{"name":"Alan Turing"}],"pad":"zzz zzz zzz"}"#;
@@ -54,7 +55,8 @@ const NGINX_EXTRA: &str = "  gzip on;\n  gzip_types application/json;\n  gzip_mi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_with_gzip_enabled_and_a_chunked_body() {
     let p = pki(&[NAME]).unwrap();
-    let server = nginx(
+    // TLS 1.2 here; openssl s_server below speaks TLS 1.3.
+    let server = nginx_with_protocols(
         &p,
         NAME,
         &[
@@ -62,6 +64,7 @@ async fn nginx_with_gzip_enabled_and_a_chunked_body() {
             ("chunked/profile.json", PROFILE.as_bytes().to_vec()),
         ],
         NGINX_EXTRA,
+        "TLSv1.2",
     )
     .unwrap();
     let roots = Roots::from_pem(&p.ca_pem).unwrap();

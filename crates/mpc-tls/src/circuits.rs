@@ -433,7 +433,7 @@ pub fn ctr_spec(hs_exec: ExecId, key: usize, shape: CtrShape) -> Result<Arc<Exec
 
 /// How a record's nonce is formed, which sets the kept key's width and the counter blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum NonceKind {
+pub enum NonceKind {
     /// TLS 1.2 (RFC 5288): the 4-byte implicit nonce, then the record's 8-byte explicit
     /// nonce (the block's public input).
     Explicit,
@@ -443,8 +443,8 @@ pub(crate) enum NonceKind {
 }
 
 impl NonceKind {
-    /// Bits of the kept key: round keys, then the IV.
-    pub(crate) fn key_bits(self) -> usize {
+    /// Bits of the kept key: round keys, then the IV (4 bytes in TLS 1.2, 12 in TLS 1.3).
+    pub fn key_bits(self) -> usize {
         match self {
             NonceKind::Explicit => TRAFFIC_KEY_BITS,
             NonceKind::Sequence => EXPANDED_KEY_BITS + 96,
@@ -453,7 +453,7 @@ impl NonceKind {
 }
 
 /// [`ctr_spec`] for either kind of nonce.
-pub(crate) fn ctr_spec_for(
+pub fn ctr_spec_for(
     hs_exec: ExecId,
     key: usize,
     shape: CtrShape,
@@ -508,7 +508,7 @@ pub fn open_key_spec(hs_exec: ExecId, key: usize) -> Result<Arc<ExecSpec>, Build
 
 /// [`open_key_spec`] for either kind of key: the client gets the AES key, then the IV (4
 /// bytes in TLS 1.2, 12 in TLS 1.3).
-pub(crate) fn open_key_spec_for(
+pub fn open_key_spec_for(
     exec: ExecId,
     key: usize,
     kind: NonceKind,

@@ -137,7 +137,9 @@ pub fn parse_server_hello13(body: &[u8], session_id: &[u8]) -> Result<Hello13, S
 /// read is reported as not selecting it, for the TLS 1.2 parser to refuse in its own words.
 pub fn selects_tls13(server_hello: &[u8]) -> bool {
     let read = || -> Result<bool, CodecError> {
-        let body = server_hello.get(4..).ok_or(CodecError::Truncated("ServerHello"))?;
+        let body = server_hello
+            .get(4..)
+            .ok_or(CodecError::Truncated("ServerHello"))?;
         let mut r = Reader::new(body, "ServerHello");
         r.take(2 + 32)?;
         r.vec8()?;

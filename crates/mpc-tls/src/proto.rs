@@ -52,7 +52,8 @@ pub fn record_digest(explicit: &[u8; 8], ciphertext: &[u8]) -> [u8; 32] {
 /// nodes keep only the digest of.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResponseRecords {
-    /// Each application-data record's ciphertext length, in order.
+    /// Each application-data record's content length, in order (TLS 1.3: its ciphertext
+    /// without the content type byte).
     pub lens: Vec<usize>,
     /// The records past [`kept_records`], in order.
     pub unkept: Vec<RecordCopy>,

@@ -225,4 +225,3 @@ async fn provider_without_our_suites_gets_a_clear_error() {
         "{e}"
     );
 }
-

@@ -222,7 +222,10 @@ async fn nginx_tls13_only_rsa() {
         assert!(resp.starts_with(b"HTTP/1.1 200 OK\r\n"));
         let want: Vec<u8> = (0..n).map(body_byte).collect();
         assert_eq!(body_of(resp), &want[..], "body of /f{n}");
-        assert!(out.client.transcript.close_notify, "nginx closes with close_notify");
+        assert!(
+            out.client.transcript.close_notify,
+            "nginx closes with close_notify"
+        );
         tls13(&mut out);
     }
 }

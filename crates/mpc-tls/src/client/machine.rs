@@ -244,7 +244,7 @@ fn decrypt_response13(
             0x17 => {
                 plain.extend_from_slice(&content);
                 let index = out.lens.len() as u32;
-                out.lens.push(len);
+                out.lens.push(len - 1);
                 if total > KEPT_RESPONSE_BYTES && len > 3 {
                     payload.truncate(len);
                     out.unkept.push(RecordCopy {

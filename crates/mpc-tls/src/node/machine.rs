@@ -48,19 +48,19 @@ use crate::circuits::{
     plan_batches, server_finished_spec, suffix_bytes, CtrBlock, CtrRecord, CtrShape, NonceKind,
     Segment, MAX_BLOCKS_PER_EXECUTION, OPENED_KEY_BITS,
 };
-use crate::circuits13::{application13_spec, handshake13_spec, app13_out, OPENED_KEY13_BITS};
+use crate::circuits13::{app13_out, application13_spec, handshake13_spec, OPENED_KEY13_BITS};
 use crate::codec::{
     self, blocks_for, gcm_aad, split_gcm, Alert, CipherSuite, ContentType, MAX_FRAGMENT,
 };
 use crate::handshake::{Flight, ServerError, ServerFlight};
 use crate::handshake13::TLS13;
-use crate::record13;
 use crate::net::ch;
 use crate::proto::{
     hash_record, pack_bits, relay_hash, unpack_bits, Failure, FailureCode, OneCopy, RelayKind,
     ToClient, ToNode, Transcript, KEPT_RESPONSE_BYTES, MAX_REQUEST_RECORDS, MAX_RESPONSE_RECORDS,
     RELAY_NODE,
 };
+use crate::record13;
 use crate::server_auth::verify_server;
 use crate::stream::{ServerEvent, ServerStream};
 
@@ -912,7 +912,11 @@ fn register_requests(
                 typed: chunk.len(),
             };
             let spec = tls.ctr_spec(true, shape)?;
-            execs.push((party.preprocess(spec).map_err(mpc_err)?, chunk.to_vec(), shape));
+            execs.push((
+                party.preprocess(spec).map_err(mpc_err)?,
+                chunk.to_vec(),
+                shape,
+            ));
         }
     }
     Ok(execs)

@@ -658,6 +658,37 @@ impl<T: Transport> Committed<T> {
     pub fn tls_version(&self) -> u16 {
         self.tls_version
     }
+    /// How the records' nonces are formed under the kept keys: TLS 1.2's explicit nonces
+    /// or TLS 1.3's sequence numbers (a record's [`CommittedRecord::explicit`] holds it).
+    pub fn nonce_kind(&self) -> crate::circuits::NonceKind {
+        if self.tls_version == crate::handshake13::TLS13 {
+            crate::circuits::NonceKind::Sequence
+        } else {
+            crate::circuits::NonceKind::Explicit
+        }
+    }
+    /// Bytes of content type at the end of each committed record's plaintext: 1 in TLS
+    /// 1.3 (never padding: the nodes checked), 0 in TLS 1.2.
+    fn content_type_bytes(&self) -> usize {
+        usize::from(self.tls_version == crate::handshake13::TLS13)
+    }
+    /// The response records' content lengths, in order (TLS 1.3: each record's plaintext
+    /// without its content type byte, which the nodes checked is there, unpadded).
+    pub fn response_lens(&self) -> Vec<usize> {
+        let t = self.content_type_bytes();
+        self.response
+            .iter()
+            .map(|r| r.ciphertext_len().saturating_sub(t))
+            .collect()
+    }
+    /// The request records' content lengths, as [`Committed::response_lens`].
+    pub fn request_lens(&self) -> Vec<usize> {
+        let t = self.content_type_bytes();
+        self.request
+            .iter()
+            .map(|r| r.ciphertext_len().saturating_sub(t))
+            .collect()
+    }
     /// Where the server (application) traffic key is kept: (execution, output group). Its
     /// bits are the expanded AES key ([`mpc::circuit::aes::EXPANDED_KEY_BITS`]) then, in
     /// TLS 1.2, the 4-byte implicit nonce ([`crate::circuits::TRAFFIC_KEY_BITS`] in all),

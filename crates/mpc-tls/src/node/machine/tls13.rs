@@ -176,7 +176,9 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         self.timings.handshake_exec = self.now - self.since;
         let opened = value(&out, hs13_out::OPENED)?;
         if opened[0] {
-            return Err(NodeError::Inconsistent("the transcript through the ServerHello"));
+            return Err(NodeError::Inconsistent(
+                "the transcript through the ServerHello",
+            ));
         }
         let client_secret = secret(&opened[1..257]);
         let server_secret = secret(&opened[257..513]);
@@ -252,7 +254,11 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             hash,
             ok: verdict.is_ok(),
         });
-        Ok(Step::Moved(State::FlightCheck13(r, Box::new(verdict), hash)))
+        Ok(Step::Moved(State::FlightCheck13(
+            r,
+            Box::new(verdict),
+            hash,
+        )))
     }
 
     /// Waiting for the peers' verdicts on the flight; then the client Finished and the
@@ -297,7 +303,10 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         let e_app = Self::hs13(&r.s)?.1;
         let mut inputs = Inputs::none();
         if self.id < 2 {
-            inputs = inputs.value(1 + self.id as usize, bytes_to_bits(&f.hash_through_finished));
+            inputs = inputs.value(
+                1 + self.id as usize,
+                bytes_to_bits(&f.hash_through_finished),
+            );
         }
         self.since = self.now;
         self.start_exec(e_app, inputs)?;
@@ -329,14 +338,13 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         let h = value(&out, app13_out::H)?;
         let h_client = Zeroizing::new(block(&h[0..128]));
         let h_server = Zeroizing::new(block(&h[128..256]));
-        let needed = k
-            .s
-            .record_lens(true)
-            .iter()
-            .map(|&l| blocks_for(l) + 2)
-            .max()
-            .unwrap_or(0)
-            .max(3);
+        let needed =
+            k.s.record_lens(true)
+                .iter()
+                .map(|&l| blocks_for(l) + 2)
+                .max()
+                .unwrap_or(0)
+                .max(3);
         self.since = self.now;
         let m = self.ghash_machine(*h_client, needed)?;
         self.start_arith(ch::GHASH_CLIENT, m)?;
@@ -348,7 +356,10 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
     /// Both GHASH powers being computed; then the request.
     pub(super) fn step_powers13(&mut self, mut k: Box<Keys13>) -> Result<Step, NodeError> {
         let mut moved = false;
-        for (channel, slot) in [(ch::GHASH_CLIENT, &mut k.cpow), (ch::GHASH_SERVER, &mut k.spow)] {
+        for (channel, slot) in [
+            (ch::GHASH_CLIENT, &mut k.cpow),
+            (ch::GHASH_SERVER, &mut k.spow),
+        ] {
             if slot.is_some() {
                 continue;
             }
