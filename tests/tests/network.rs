@@ -351,6 +351,9 @@ fn check_proof(n: &NetNotarized, group: &GroupFile) -> String {
         ("GET", "/api/me", 200)
     );
     assert!(v.simulated);
+    // The demo provider speaks TLS 1.2 and 1.3 and picks 1.3: these proofs are TLS 1.3
+    // sessions through the attested network, and the presentation says so.
+    assert_eq!(v.tls_version, "1.3");
     v.nullifier.unwrap()
 }
 

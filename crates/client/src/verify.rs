@@ -16,7 +16,7 @@ pub struct VerifyReport {
     pub server_name: Option<String>,
     /// The session's time (unix seconds).
     pub time: Option<u64>,
-    /// The TLS version (`1.2`).
+    /// The TLS version (`1.2` or `1.3`).
     pub tls_version: Option<String>,
     /// The request the response answers: method, target, host.
     pub request: Option<HttpRequest>,

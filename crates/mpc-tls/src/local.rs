@@ -30,6 +30,9 @@ pub struct LocalConfig {
     /// Start the client only once every node has done its input-independent garbling (a
     /// session from a warm pool, for benchmarks); otherwise all start together.
     pub warm: bool,
+    /// The nodes garble TLS 1.3's key schedule ahead instead of TLS 1.2's
+    /// ([`NodeConfig::prepare_tls13`]).
+    pub prepare_tls13: bool,
 }
 
 impl LocalConfig {
@@ -45,6 +48,7 @@ impl LocalConfig {
             timeout: Duration::from_secs(30),
             wan: None,
             warm: false,
+            prepare_tls13: false,
         }
     }
 }
@@ -222,7 +226,8 @@ impl LocalNet {
             };
             nodes.push(LocalNode {
                 id: i as u8,
-                cfg: NodeConfig::new(cfg.roots.clone(), cfg.time, cfg.timeout),
+                cfg: NodeConfig::new(cfg.roots.clone(), cfg.time, cfg.timeout)
+                    .preparing_tls13(cfg.prepare_tls13),
                 transport: Tap::new(Shaped::new(t, cfg.wan.map(|w| w.nodes())), rec),
                 link,
             });

@@ -9,9 +9,11 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 
 use mpc_tls::codec::{ContentType, RecordReader, RECORD_HEADER};
 use mpc_tls::local::{fetch, LocalConfig, LocalError};
+use mpc_tls::record13;
 use mpc_tls::server_auth::Roots;
 use tessera_provider::{http_request, pki, rustls_server, Behaviour};
 
@@ -224,4 +226,154 @@ async fn provider_without_our_suites_gets_a_clear_error() {
             && e.contains("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
         "{e}"
     );
+}
+
+/// The server handshake traffic secrets a rustls provider logs (by client random).
+#[derive(Debug, Default)]
+struct ServerSecrets(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl rustls::KeyLog for ServerSecrets {
+    fn log(&self, label: &str, _client_random: &[u8], secret: &[u8]) {
+        if label == "SERVER_HANDSHAKE_TRAFFIC_SECRET" {
+            self.0.lock().unwrap().push(secret.to_vec());
+        }
+    }
+    fn will_log(&self, label: &str) -> bool {
+        label == "SERVER_HANDSHAKE_TRAFFIC_SECRET"
+    }
+}
+
+/// A proxy that knows the server's handshake traffic secret (a man in the middle with the
+/// provider's cooperation, or one node's view): it opens the server's TLS 1.3 flight (one
+/// record from rustls), changes one handshake message with `edit`, and protects it again
+/// under the same key, so the record itself is valid.
+fn flight_editor(
+    upstream: SocketAddr,
+    secrets: Arc<ServerSecrets>,
+    edit: fn(u8, &mut Vec<u8>),
+) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut down, _) = l.accept().unwrap();
+        let mut up = TcpStream::connect(upstream).unwrap();
+        let (mut down2, mut up2) = (down.try_clone().unwrap(), up.try_clone().unwrap());
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut down2, &mut up2);
+            let _ = up2.shutdown(std::net::Shutdown::Write);
+        });
+        let mut reader = RecordReader::new();
+        let mut buf = [0u8; 8192];
+        let mut edited = false;
+        loop {
+            let n = match up.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            reader.push(&buf[..n]);
+            while let Some(rec) = reader.next_record().unwrap() {
+                let mut wire = mpc_tls::codec::encode_record(rec.typ, &rec.payload);
+                if rec.typ == ContentType::ApplicationData && !edited {
+                    edited = true;
+                    let secret: [u8; 32] = secrets.0.lock().unwrap()[0].clone().try_into().unwrap();
+                    let k = record13::TrafficKey::from_secret(&secret);
+                    let (typ, plain) = record13::open(&k.key, &k.iv, 0, &rec.payload).unwrap();
+                    assert_eq!(typ, 22, "rustls sends its flight as one handshake record");
+                    let mut msgs = Vec::new();
+                    let mut at = 0;
+                    while at < plain.len() {
+                        let len =
+                            u32::from_be_bytes([0, plain[at + 1], plain[at + 2], plain[at + 3]]);
+                        let mut m = plain[at..at + 4 + len as usize].to_vec();
+                        edit(m[0], &mut m);
+                        msgs.extend(m);
+                        at += 4 + len as usize;
+                    }
+                    wire = record13::seal(&k.key, &k.iv, 0, ContentType::Handshake, &msgs).unwrap();
+                }
+                if down.write_all(&wire).is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = down.shutdown(std::net::Shutdown::Write);
+    });
+    addr
+}
+
+/// Each message of the server's TLS 1.3 flight altered under valid record protection: the
+/// certificate (its chain no longer verifies), the CertificateVerify signature, the Finished
+/// MAC, and EncryptedExtensions (the signature, over the transcript, no longer verifies).
+/// A relaying client holds no handshake key, so it cannot even produce such a record; this
+/// checks the nodes' own verification of what the record carries.
+/// Every node refuses; nothing is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls13_server_flight_messages_altered_under_valid_protection() {
+    const EE: u8 = 8;
+    const CERTIFICATE: u8 = 11;
+    const CERTIFICATE_VERIFY: u8 = 15;
+    const FINISHED: u8 = 20;
+    let cases: [(fn(u8, &mut Vec<u8>), &str); 4] = [
+        (
+            |t, m| {
+                if t == CERTIFICATE {
+                    let at = m.len() / 2;
+                    m[at] ^= 1;
+                }
+            },
+            "certificate",
+        ),
+        (
+            |t, m| {
+                if t == CERTIFICATE_VERIFY {
+                    let at = m.len() - 1;
+                    m[at] ^= 1;
+                }
+            },
+            "signature",
+        ),
+        (
+            |t, m| {
+                if t == FINISHED {
+                    let at = m.len() - 1;
+                    m[at] ^= 1;
+                }
+            },
+            "the server's Finished does not match the handshake",
+        ),
+        (
+            |t, m| {
+                if t == EE {
+                    // Another extension list: the transcript the signature covers changed.
+                    *m = vec![EE, 0, 0, 6, 0, 4, 0xff, 0xfe, 0, 0];
+                }
+            },
+            "CertificateVerify signature does not verify",
+        ),
+    ];
+    for (edit, want) in cases {
+        let p = pki(&[NAME]).unwrap();
+        let b = several_records(true);
+        let secrets = Arc::new(ServerSecrets::default());
+        let mut config = (*tessera_provider::server_config(&p, b).unwrap()).clone();
+        config.key_log = secrets.clone();
+        let (addr, _server) = tessera_provider::rustls_server_with_config(
+            Arc::new(config),
+            b,
+            vec![tessera_provider::http_response(b)],
+        )
+        .unwrap();
+        let addr = flight_editor(addr, secrets, edit);
+        let mut cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem).unwrap());
+        cfg.timeout = std::time::Duration::from_secs(20);
+        let e = fetch(&cfg, NAME, addr, &http_request(NAME, "/", 200))
+            .await
+            .map(|o| o.client.transcript)
+            .expect_err("a session over an altered flight");
+        let e = e.to_string();
+        assert!(
+            e.to_lowercase().contains(&want.to_lowercase()),
+            "{want}: {e}"
+        );
+    }
 }

@@ -406,11 +406,17 @@ fn a_node_that_loses_a_peer_tells_the_others_why_before_its_engine_stops() {
 
 #[test]
 fn a_client_that_learned_the_key_cannot_change_what_the_nodes_committed() {
+    for b in [several_records(), several_records13()] {
+        learned_key(b);
+    }
+}
+
+fn learned_key(b: Behaviour) {
     // The provider hands out its traffic keys (rustls secret extraction), standing in for
     // the client, which learns the server write key once the nodes open it.
     let b = Behaviour {
         extract_keys: true,
-        ..several_records()
+        ..b
     };
     let req = http_request(harness::NAME, "/", 200);
     // A forged application-data record: any bytes with a tag the client could compute.

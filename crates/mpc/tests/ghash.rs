@@ -6,7 +6,7 @@
 use aes::cipher::{generic_array::GenericArray, BlockEncrypt};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::Aes128Gcm;
-use mpc::ghash::{gcm_blocks, GhashError, GhashKey, GhashMachine, GhashPowers};
+use mpc::ghash::{gcm_blocks, GhashError, GhashKey, GhashMachine, GhashPowers, MAX_POWERS};
 use mpc::rss::{run_local, Machine};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -100,8 +100,8 @@ fn bad_requests_are_errors() {
         GhashError::PowerCount(0)
     );
     assert_eq!(
-        GhashKey::new(0, [0; 16], 1027).unwrap_err(),
-        GhashError::PowerCount(1027)
+        GhashKey::new(0, [0; 16], MAX_POWERS + 1).unwrap_err(),
+        GhashError::PowerCount(MAX_POWERS + 1)
     );
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let powers = powers_for([7; 16], 3, &mut rng);

@@ -196,6 +196,46 @@ fn aes_all_parties_learn_the_ciphertext() {
     }
 }
 
+/// An execution registered and never started blocks every later one (the evaluator goes in
+/// order), unless every party skips it: then later executions run, before or after its
+/// tables were garbled and shipped, and the skipped one can no longer be started.
+#[test]
+fn skipped_executions_are_not_waited_for() {
+    let spec = aes_spec();
+    for garble_first in [false, true] {
+        let mut net = Net::new(7);
+        let skipped = net.preprocess(&spec);
+        let used = net.preprocess(&spec);
+        if garble_first {
+            net.run();
+            assert!(net.parties.iter().all(Party::preprocessed));
+        }
+        let (key, pt) = ([3u8; 16], [5u8; 16]);
+        net.start(used, aes_inputs(&key, &pt));
+        net.run();
+        assert!(
+            net.outputs(used).iter().all(Option::is_none),
+            "the evaluator waits for the earlier execution"
+        );
+        for p in &mut net.parties {
+            p.skip(skipped).unwrap();
+        }
+        net.run();
+        for (p, out) in net.outputs(used).into_iter().enumerate() {
+            let out = out.unwrap_or_else(|| panic!("party {p} has no output"));
+            assert_eq!(bits_to_bytes(&value(&out[0])), aes_ref(&key, &pt));
+        }
+        assert!(net.errors.iter().all(Option::is_none), "{:?}", net.errors);
+        assert!(net.parties.iter().all(Party::preprocessed));
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let [first, ..] = aes_inputs(&key, &pt);
+        let e = net.parties[0].start(skipped, first, &mut rng).unwrap_err();
+        assert!(e.to_string().contains("skipped"), "{e}");
+        // A started execution cannot be skipped.
+        assert!(net.parties[1].skip(used).is_err());
+    }
+}
+
 #[test]
 fn sha256_compression_with_inputs_from_both_garblers() {
     let mut net = Net::new(2);

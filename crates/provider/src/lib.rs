@@ -179,6 +179,16 @@ pub fn rustls_server_serving(
     serve(server_config(pki, b)?, b, responses)
 }
 
+/// [`rustls_server_serving`] with a configuration of the caller's (e.g. [`server_config`]'s
+/// with a key log).
+pub fn rustls_server_with_config(
+    config: Arc<rustls::ServerConfig>,
+    b: Behaviour,
+    responses: Vec<Vec<u8>>,
+) -> Result<(SocketAddr, std::thread::JoinHandle<Vec<Served>>), ProviderError> {
+    serve(config, b, responses)
+}
+
 /// The rustls server configuration [`rustls_server`] uses for `pki` and `b` (versions,
 /// suites, key extraction), for a test that drives a `rustls::ServerConnection` itself.
 pub fn server_config(pki: &Pki, b: Behaviour) -> Result<Arc<rustls::ServerConfig>, ProviderError> {

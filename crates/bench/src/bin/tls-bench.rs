@@ -14,6 +14,9 @@
 //! medians divided by one round trip: the sequential round trips on the session's critical
 //! path. With `--warm` the client starts only once the nodes have garbled everything that
 //! needs no input (the time a session takes from a warm pool).
+//!
+//! The provider speaks TLS 1.2 only, or with `--tls13` TLS 1.3 only (and the nodes then
+//! prepare for TLS 1.3: they garble its key schedule ahead).
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -70,6 +73,10 @@ struct Args {
     /// the client's wait with the preprocessing done ahead.
     #[arg(long)]
     warm: bool,
+    /// TLS 1.3: the provider speaks TLS 1.3 only and the nodes prepare for it (default: the
+    /// provider speaks TLS 1.2 only).
+    #[arg(long)]
+    tls13: bool,
     /// Internal: be node PARTY of a `--node-processes` benchmark (set by the parent).
     #[arg(long, hide = true)]
     as_node: Option<PartyId>,
@@ -213,9 +220,12 @@ async fn run(a: Args) -> anyhow::Result<()> {
     let p = pki(&[name])?;
     let b = Behaviour {
         body: a.response,
+        tls12_only: !a.tls13,
+        tls13_only: a.tls13,
         ..Behaviour::default()
     };
     let mut cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem)?);
+    cfg.prepare_tls13 = a.tls13;
     cfg.timeout = Duration::from_secs(a.timeout);
     cfg.wan = a.wan()?;
     cfg.warm = a.warm;
@@ -247,6 +257,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
                 .args(["--runs", &a.runs.to_string()])
                 .args(["--timeout", &a.timeout.to_string()])
                 .args(a.warm.then_some("--warm"))
+                .args(a.tls13.then_some("--tls13"))
                 .args(a.wan_args())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -320,6 +331,13 @@ async fn run(a: Args) -> anyhow::Result<()> {
         if client.response[..] != want[..] {
             bail!("run {i}: the decrypted response differs from what the provider sent");
         }
+        let version = if a.tls13 { 0x0304 } else { 0x0303 };
+        if client.transcript.tls_version != version {
+            bail!(
+                "run {i}: the session negotiated TLS version {:#06x}, not {version:#06x}",
+                client.transcript.tls_version
+            );
+        }
         let s = client.stats;
         let row = (
             s.handshake.as_secs_f64() * 1e3,
@@ -387,6 +405,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         (None, None)
     };
     let json = serde_json::json!({
+        "tls_version": if a.tls13 { "1.3" } else { "1.2" },
         "request": a.request,
         "response": a.response,
         "runs": a.runs,
@@ -460,7 +479,8 @@ async fn node_process(party: PartyId, a: Args) -> anyhow::Result<()> {
         Roots::from_pem(&setup.ca_pem)?,
         setup.time,
         Duration::from_secs(a.timeout),
-    );
+    )
+    .preparing_tls13(a.tls13);
     let wan = a.wan()?;
     let mut result = NodeResult {
         party,
