@@ -228,6 +228,9 @@ async fn provider_without_our_suites_gets_a_clear_error() {
     );
 }
 
+/// A change to one handshake message (its type, the whole message).
+type Edit = fn(u8, &mut Vec<u8>);
+
 /// The server handshake traffic secrets a rustls provider logs (by client random).
 #[derive(Debug, Default)]
 struct ServerSecrets(std::sync::Mutex<Vec<Vec<u8>>>);
@@ -250,7 +253,7 @@ impl rustls::KeyLog for ServerSecrets {
 fn flight_editor(
     upstream: SocketAddr,
     secrets: Arc<ServerSecrets>,
-    edit: fn(u8, &mut Vec<u8>),
+    edit: Edit,
 ) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
@@ -313,7 +316,7 @@ async fn tls13_server_flight_messages_altered_under_valid_protection() {
     const CERTIFICATE: u8 = 11;
     const CERTIFICATE_VERIFY: u8 = 15;
     const FINISHED: u8 = 20;
-    let cases: [(fn(u8, &mut Vec<u8>), &str); 4] = [
+    let cases: [(Edit, &str); 4] = [
         (
             |t, m| {
                 if t == CERTIFICATE {
