@@ -532,9 +532,11 @@ pub fn open_key_spec_for(
 
 /// What a cached execution spec was built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum SpecKey {
+pub(crate) enum SpecKey {
     Handshake,
     ServerFinished(ExecId),
+    Handshake13,
+    Application13(ExecId),
 }
 
 /// Keystream circuits kept (one per block count; ≈ 11 MB at 32 blocks); beyond this the
@@ -543,7 +545,7 @@ const MAX_CACHED_CTR_CIRCUITS: usize = 4;
 
 /// The spec for `key`, built once per process: circuits are the same for every session, and
 /// building them costs more than garbling them.
-fn cached(
+pub(crate) fn cached(
     key: SpecKey,
     build: impl FnOnce() -> Result<Arc<ExecSpec>, BuildError>,
 ) -> Result<Arc<ExecSpec>, BuildError> {

@@ -31,7 +31,8 @@ use mpc::convert::{additive_fp_inputs, sum_mod_p};
 use mpc::{ExecId, ExecSpec, InputGroup, InputSource, OutputGroup, OutputTo};
 
 use crate::circuits::{
-    ctr_spec_for, differ, open_key_spec_for, public_groups, BuildError, CtrShape, NonceKind,
+    cached, ctr_spec_for, differ, open_key_spec_for, public_groups, BuildError, CtrShape,
+    NonceKind, SpecKey,
 };
 use crate::hkdf::{application_secrets, handshake_secrets, traffic_keys, HASH_LEN, IV_LEN};
 use crate::prf::HmacKey;
@@ -66,6 +67,10 @@ pub mod app13_out {
 /// bits each), then two copies (parties 0 and 1) of the transcript hash through ServerHello.
 /// Outputs: see [`hs13_out`].
 pub fn handshake13_spec() -> Result<Arc<ExecSpec>, BuildError> {
+    cached(SpecKey::Handshake13, build_handshake13_spec)
+}
+
+fn build_handshake13_spec() -> Result<Arc<ExecSpec>, BuildError> {
     let mut b = Builder::new();
     let shares = additive_fp_inputs(&mut b);
     let pa = b.inputs(HASH_BITS);
@@ -98,6 +103,12 @@ pub fn handshake13_spec() -> Result<Arc<ExecSpec>, BuildError> {
 /// Inputs: the kept master secret, then two copies (parties 0 and 1) of the transcript hash
 /// through the server Finished. Outputs: see [`app13_out`].
 pub fn application13_spec(hs_exec: ExecId) -> Result<Arc<ExecSpec>, BuildError> {
+    cached(SpecKey::Application13(hs_exec), || {
+        build_application13_spec(hs_exec)
+    })
+}
+
+fn build_application13_spec(hs_exec: ExecId) -> Result<Arc<ExecSpec>, BuildError> {
     let mut b = Builder::new();
     let master = b.inputs(512);
     let pa = b.inputs(HASH_BITS);

@@ -305,8 +305,8 @@ async fn run(a: Args) -> anyhow::Result<()> {
                 let out = fetch(&cfg, name, addr, &req)
                     .await
                     .context("session failed")?;
-                if let Some(n) = out.nodes.first() {
-                    eprintln!("run {i}: node 0 {:?}", n.timings);
+                for (k, n) in out.nodes.iter().enumerate() {
+                    eprintln!("run {i}: node {k} {:?}", n.timings);
                 }
                 let gates = out.nodes.first().map_or(0, |n| n.and_gates);
                 let bytes = out.nodes.iter().map(|n| n.node_bytes_sent).sum::<u64>();
