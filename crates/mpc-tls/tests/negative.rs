@@ -250,11 +250,7 @@ impl rustls::KeyLog for ServerSecrets {
 /// provider's cooperation, or one node's view): it opens the server's TLS 1.3 flight (one
 /// record from rustls), changes one handshake message with `edit`, and protects it again
 /// under the same key, so the record itself is valid.
-fn flight_editor(
-    upstream: SocketAddr,
-    secrets: Arc<ServerSecrets>,
-    edit: Edit,
-) -> SocketAddr {
+fn flight_editor(upstream: SocketAddr, secrets: Arc<ServerSecrets>, edit: Edit) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {

@@ -321,6 +321,63 @@ fn an_altered_request_ciphertext_on_either_leg_is_caught() {
     }
 }
 
+/// TLS 1.3: a client whose request record does not end with the application-data content
+/// type (here its last byte decrypts to zero, padding: the provider would read fewer bytes
+/// than the nodes commit to) is refused before it gets its tags. The hook keeps the
+/// client's hashes to nodes 1 and 2 consistent with the altered copy, as a client that
+/// encrypts such a record itself would send them.
+#[test]
+fn a_tls13_request_record_without_its_content_type_is_refused() {
+    use mpc_tls::proto::{relay_hash, RelayKind};
+    let mut chain = [0u8; 32];
+    let mut diverged: Option<[u8; 32]> = None;
+    let hook: Hook = Box::new(move |route, bytes| {
+        match route {
+            Route::ClientToNode(0) => match postcard::from_bytes::<ToNode>(bytes) {
+                Ok(ToNode::ServerBytes(b)) => chain = relay_hash(&chain, &b),
+                Ok(ToNode::RequestCiphertext(mut cts)) => {
+                    let last = cts[0].len() - 1;
+                    cts[0][last] ^= 0x17;
+                    chain = relay_hash(&chain, &postcard::to_stdvec(&cts).unwrap());
+                    diverged = Some(chain);
+                    *bytes = postcard::to_stdvec(&ToNode::RequestCiphertext(cts)).unwrap();
+                }
+                _ => {}
+            },
+            Route::ClientToNode(_) => {
+                if let (
+                    Ok(ToNode::Relayed {
+                        kind: RelayKind::RequestCiphertext,
+                        len,
+                        ..
+                    }),
+                    Some(hash),
+                ) = (postcard::from_bytes::<ToNode>(bytes), diverged)
+                {
+                    let m = ToNode::Relayed {
+                        kind: RelayKind::RequestCiphertext,
+                        len,
+                        hash,
+                    };
+                    *bytes = postcard::to_stdvec(&m).unwrap();
+                }
+            }
+            _ => {}
+        }
+        true
+    });
+    let out = run(several_records13(), hook);
+    let nodes = out.node_errors();
+    assert!(
+        nodes
+            .iter()
+            .any(|e| e
+                .contains("request record 1 does not end with the application-data content type")),
+        "{nodes:?}"
+    );
+    assert!(out.served_request.is_empty(), "the provider got no request");
+}
+
 #[test]
 fn each_provider_byte_goes_up_once() {
     let mut to_nodes = [0usize; 3];
