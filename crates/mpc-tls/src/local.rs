@@ -30,7 +30,7 @@ pub struct LocalConfig {
     /// Start the client only once every node has done its input-independent garbling (a
     /// session from a warm pool, for benchmarks); otherwise all start together.
     pub warm: bool,
-    /// The nodes garble TLS 1.3's key schedule ahead instead of TLS 1.2's
+    /// The nodes garble TLS 1.3's key schedule ahead (the default) instead of TLS 1.2's
     /// ([`NodeConfig::prepare_tls13`]).
     pub prepare_tls13: bool,
 }
@@ -48,7 +48,7 @@ impl LocalConfig {
             timeout: Duration::from_secs(30),
             wan: None,
             warm: false,
-            prepare_tls13: false,
+            prepare_tls13: true,
         }
     }
 }

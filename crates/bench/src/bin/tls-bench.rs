@@ -15,8 +15,9 @@
 //! path. With `--warm` the client starts only once the nodes have garbled everything that
 //! needs no input (the time a session takes from a warm pool).
 //!
-//! The provider speaks TLS 1.2 only, or with `--tls13` TLS 1.3 only (and the nodes then
-//! prepare for TLS 1.3: they garble its key schedule ahead).
+//! The provider speaks TLS 1.2 only, or with `--tls13` TLS 1.3 only, and the nodes prepare
+//! for that version (they garble its key schedule ahead); with `--prepare-other` for the
+//! other one (the cost of a wrong guess).
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -77,6 +78,10 @@ struct Args {
     /// provider speaks TLS 1.2 only).
     #[arg(long)]
     tls13: bool,
+    /// The nodes prepare for the other version than the provider speaks (a wrong guess: its
+    /// executions are skipped and the right ones garbled after the ServerHello).
+    #[arg(long)]
+    prepare_other: bool,
     /// Internal: be node PARTY of a `--node-processes` benchmark (set by the parent).
     #[arg(long, hide = true)]
     as_node: Option<PartyId>,
@@ -225,7 +230,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         ..Behaviour::default()
     };
     let mut cfg = LocalConfig::new(Roots::from_pem(&p.ca_pem)?);
-    cfg.prepare_tls13 = a.tls13;
+    cfg.prepare_tls13 = a.tls13 != a.prepare_other;
     cfg.timeout = Duration::from_secs(a.timeout);
     cfg.wan = a.wan()?;
     cfg.warm = a.warm;
@@ -258,6 +263,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
                 .args(["--timeout", &a.timeout.to_string()])
                 .args(a.warm.then_some("--warm"))
                 .args(a.tls13.then_some("--tls13"))
+                .args(a.prepare_other.then_some("--prepare-other"))
                 .args(a.wan_args())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -406,6 +412,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
     };
     let json = serde_json::json!({
         "tls_version": if a.tls13 { "1.3" } else { "1.2" },
+        "prepared_for": if a.tls13 != a.prepare_other { "1.3" } else { "1.2" },
         "request": a.request,
         "response": a.response,
         "runs": a.runs,
@@ -480,7 +487,7 @@ async fn node_process(party: PartyId, a: Args) -> anyhow::Result<()> {
         setup.time,
         Duration::from_secs(a.timeout),
     )
-    .preparing_tls13(a.tls13);
+    .preparing_tls13(a.tls13 != a.prepare_other);
     let wan = a.wan()?;
     let mut result = NodeResult {
         party,

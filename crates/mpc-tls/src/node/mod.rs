@@ -64,20 +64,21 @@ pub struct NodeConfig {
     pub time: u64,
     /// How long to wait for a peer node or the client.
     pub timeout: Duration,
-    /// Garble the TLS 1.3 key schedule ahead of the server's answer instead of TLS 1.2's.
-    /// Every session offers both versions; if the server picks the other one, its
-    /// executions are garbled after the ServerHello (the session is slower, never wrong).
+    /// Garble the TLS 1.3 key schedule ahead of the server's answer (the default: a server
+    /// that can picks TLS 1.3) instead of TLS 1.2's. Every session offers both versions; if
+    /// the server picks the other one, its executions are garbled after the ServerHello (the
+    /// session is slower, never wrong).
     pub prepare_tls13: bool,
 }
 
 impl NodeConfig {
-    /// A session's settings, preparing for TLS 1.2.
+    /// A session's settings, preparing for TLS 1.3.
     pub fn new(roots: Roots, time: u64, timeout: Duration) -> Self {
         NodeConfig {
             roots,
             time,
             timeout,
-            prepare_tls13: false,
+            prepare_tls13: true,
         }
     }
 
