@@ -29,8 +29,13 @@ enum Tamper {
     Swap(usize),
 }
 
-/// A TCP proxy for one connection that applies `t` to the provider's encrypted records.
-fn proxy(upstream: SocketAddr, t: Tamper) -> SocketAddr {
+/// A TCP proxy for one connection: the client's bytes go up unchanged; each of the
+/// provider's records is handed to `on_record`, and what it returns (whole records) goes
+/// down instead.
+fn record_proxy(
+    upstream: SocketAddr,
+    mut on_record: impl FnMut(mpc_tls::codec::Record) -> Vec<Vec<u8>> + Send + 'static,
+) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -43,8 +48,6 @@ fn proxy(upstream: SocketAddr, t: Tamper) -> SocketAddr {
         });
         let mut reader = RecordReader::new();
         let mut buf = [0u8; 8192];
-        let mut encrypted = None::<usize>;
-        let mut held: Option<Vec<u8>> = None;
         loop {
             let n = match up.read(&mut buf) {
                 Ok(0) | Err(_) => break,
@@ -52,37 +55,7 @@ fn proxy(upstream: SocketAddr, t: Tamper) -> SocketAddr {
             };
             reader.push(&buf[..n]);
             while let Some(rec) = reader.next_record().unwrap() {
-                let mut wire = mpc_tls::codec::encode_record(rec.typ, &rec.payload);
-                let idx = match (rec.typ, encrypted) {
-                    (ContentType::ChangeCipherSpec, _) => {
-                        encrypted = Some(0);
-                        None
-                    }
-                    (_, Some(i)) => {
-                        encrypted = Some(i + 1);
-                        Some(i)
-                    }
-                    _ => None,
-                };
-                let mut out = Vec::new();
-                match (t, idx) {
-                    (Tamper::Flip(k), Some(i)) if i == k => {
-                        wire[RECORD_HEADER + 8] ^= 0x04;
-                        out.push(wire);
-                    }
-                    (Tamper::Drop(k), Some(i)) if i == k => {}
-                    (Tamper::Duplicate(k), Some(i)) if i == k => {
-                        out.push(wire.clone());
-                        out.push(wire);
-                    }
-                    (Tamper::Swap(k), Some(i)) if i == k => held = Some(wire),
-                    (Tamper::Swap(k), Some(i)) if i == k + 1 => {
-                        out.push(wire);
-                        out.extend(held.take());
-                    }
-                    _ => out.push(wire),
-                }
-                for w in out {
+                for w in on_record(rec) {
                     if down.write_all(&w).is_err() {
                         return;
                     }
@@ -92,6 +65,45 @@ fn proxy(upstream: SocketAddr, t: Tamper) -> SocketAddr {
         let _ = down.shutdown(std::net::Shutdown::Write);
     });
     addr
+}
+
+/// A TCP proxy for one connection that applies `t` to the provider's encrypted records.
+fn proxy(upstream: SocketAddr, t: Tamper) -> SocketAddr {
+    let mut encrypted = None::<usize>;
+    let mut held: Option<Vec<u8>> = None;
+    record_proxy(upstream, move |rec| {
+        let mut wire = mpc_tls::codec::encode_record(rec.typ, &rec.payload);
+        let idx = match (rec.typ, encrypted) {
+            (ContentType::ChangeCipherSpec, _) => {
+                encrypted = Some(0);
+                None
+            }
+            (_, Some(i)) => {
+                encrypted = Some(i + 1);
+                Some(i)
+            }
+            _ => None,
+        };
+        let mut out = Vec::new();
+        match (t, idx) {
+            (Tamper::Flip(k), Some(i)) if i == k => {
+                wire[RECORD_HEADER + 8] ^= 0x04;
+                out.push(wire);
+            }
+            (Tamper::Drop(k), Some(i)) if i == k => {}
+            (Tamper::Duplicate(k), Some(i)) if i == k => {
+                out.push(wire.clone());
+                out.push(wire);
+            }
+            (Tamper::Swap(k), Some(i)) if i == k => held = Some(wire),
+            (Tamper::Swap(k), Some(i)) if i == k + 1 => {
+                out.push(wire);
+                out.extend(held.take());
+            }
+            _ => out.push(wire),
+        }
+        out
+    })
 }
 
 async fn session_error(
@@ -251,53 +263,27 @@ impl rustls::KeyLog for ServerSecrets {
 /// record from rustls), changes one handshake message with `edit`, and protects it again
 /// under the same key, so the record itself is valid.
 fn flight_editor(upstream: SocketAddr, secrets: Arc<ServerSecrets>, edit: Edit) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let (mut down, _) = l.accept().unwrap();
-        let mut up = TcpStream::connect(upstream).unwrap();
-        let (mut down2, mut up2) = (down.try_clone().unwrap(), up.try_clone().unwrap());
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut down2, &mut up2);
-            let _ = up2.shutdown(std::net::Shutdown::Write);
-        });
-        let mut reader = RecordReader::new();
-        let mut buf = [0u8; 8192];
-        let mut edited = false;
-        loop {
-            let n = match up.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            reader.push(&buf[..n]);
-            while let Some(rec) = reader.next_record().unwrap() {
-                let mut wire = mpc_tls::codec::encode_record(rec.typ, &rec.payload);
-                if rec.typ == ContentType::ApplicationData && !edited {
-                    edited = true;
-                    let secret: [u8; 32] = secrets.0.lock().unwrap()[0].clone().try_into().unwrap();
-                    let k = record13::TrafficKey::from_secret(&secret);
-                    let (typ, plain) = record13::open(&k.key, &k.iv, 0, &rec.payload).unwrap();
-                    assert_eq!(typ, 22, "rustls sends its flight as one handshake record");
-                    let mut msgs = Vec::new();
-                    let mut at = 0;
-                    while at < plain.len() {
-                        let len =
-                            u32::from_be_bytes([0, plain[at + 1], plain[at + 2], plain[at + 3]]);
-                        let mut m = plain[at..at + 4 + len as usize].to_vec();
-                        edit(m[0], &mut m);
-                        msgs.extend(m);
-                        at += 4 + len as usize;
-                    }
-                    wire = record13::seal(&k.key, &k.iv, 0, ContentType::Handshake, &msgs).unwrap();
-                }
-                if down.write_all(&wire).is_err() {
-                    return;
-                }
-            }
+    let mut edited = false;
+    record_proxy(upstream, move |rec| {
+        if rec.typ != ContentType::ApplicationData || edited {
+            return vec![mpc_tls::codec::encode_record(rec.typ, &rec.payload)];
         }
-        let _ = down.shutdown(std::net::Shutdown::Write);
-    });
-    addr
+        edited = true;
+        let secret: [u8; 32] = secrets.0.lock().unwrap()[0].clone().try_into().unwrap();
+        let k = record13::TrafficKey::from_secret(&secret);
+        let (typ, plain) = record13::open(&k.key, &k.iv, 0, &rec.payload).unwrap();
+        assert_eq!(typ, 22, "rustls sends its flight as one handshake record");
+        let mut msgs = Vec::new();
+        let mut at = 0;
+        while at < plain.len() {
+            let len = u32::from_be_bytes([0, plain[at + 1], plain[at + 2], plain[at + 3]]);
+            let mut m = plain[at..at + 4 + len as usize].to_vec();
+            edit(m[0], &mut m);
+            msgs.extend(m);
+            at += 4 + len as usize;
+        }
+        vec![record13::seal(&k.key, &k.iv, 0, ContentType::Handshake, &msgs).unwrap()]
+    })
 }
 
 /// Each message of the server's TLS 1.3 flight altered under valid record protection: the

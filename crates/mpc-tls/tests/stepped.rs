@@ -84,35 +84,30 @@ fn honest_session(b: Behaviour) {
 
 #[test]
 fn node_with_a_bad_tag_share_aborts_the_session() {
-    let out = run(
-        several_records(),
-        on_ctl(0, |m| {
-            if let Ctl::Tags(t) = m {
-                t.iter_mut().for_each(|t| t[0] ^= 1);
-            }
-        }),
-    );
-    let e = out.client_error();
-    assert!(
-        e.contains("the tag of the server's Finished does not verify"),
-        "{e}"
-    );
-    assert_eq!(out.node_errors().len(), 3);
-    // TLS 1.3: the first tags the nodes open are the response's.
-    let out = run(
-        several_records13(),
-        on_ctl(0, |m| {
-            if let Ctl::Tags(t) = m {
-                t.iter_mut().for_each(|t| t[0] ^= 1);
-            }
-        }),
-    );
-    let e = out.client_error();
-    assert!(
-        e.contains("the tag of response record 1 does not verify"),
-        "{e}"
-    );
-    assert_eq!(out.node_errors().len(), 3);
+    // TLS 1.2: the first tags the nodes open are the server Finished's; TLS 1.3: the
+    // response's.
+    for (b, want) in [
+        (
+            several_records(),
+            "the tag of the server's Finished does not verify",
+        ),
+        (
+            several_records13(),
+            "the tag of response record 1 does not verify",
+        ),
+    ] {
+        let out = run(
+            b,
+            on_ctl(0, |m| {
+                if let Ctl::Tags(t) = m {
+                    t.iter_mut().for_each(|t| t[0] ^= 1);
+                }
+            }),
+        );
+        let e = out.client_error();
+        assert!(e.contains(want), "{e}");
+        assert_eq!(out.node_errors().len(), 3);
+    }
 }
 
 #[test]

@@ -676,16 +676,15 @@ impl<T: Transport> Committed<T> {
     /// The response records' content lengths, in order (TLS 1.3: each record's plaintext
     /// without its content type byte, which the nodes checked is there, unpadded).
     pub fn response_lens(&self) -> Vec<usize> {
-        let t = self.content_type_bytes();
-        self.response
-            .iter()
-            .map(|r| r.ciphertext_len().saturating_sub(t))
-            .collect()
+        self.content_lens(&self.response)
     }
     /// The request records' content lengths, as [`Committed::response_lens`].
     pub fn request_lens(&self) -> Vec<usize> {
+        self.content_lens(&self.request)
+    }
+    fn content_lens(&self, records: &[CommittedRecord]) -> Vec<usize> {
         let t = self.content_type_bytes();
-        self.request
+        records
             .iter()
             .map(|r| r.ciphertext_len().saturating_sub(t))
             .collect()
