@@ -296,6 +296,7 @@ fn node_config(
         provider_roots: Some(ca.to_path_buf()),
         max_sessions: 64,
         drain_secs: 30,
+        prepare_tls13: true,
         tee: notary_node::config::TeeConfig {
             source: notary_node::config::Source::Simulated,
             kind: None,

@@ -77,6 +77,11 @@ pub struct Config {
     /// On shutdown, how long to let running sessions finish.
     #[serde(default = "default_drain")]
     pub drain_secs: u64,
+    /// Garble TLS 1.3's key schedule ahead of the provider's answer (the default: a provider
+    /// that speaks TLS 1.3 picks it); `false` garbles TLS 1.2's instead, for nodes that serve
+    /// mostly TLS 1.2 providers. A wrong guess costs time, never correctness.
+    #[serde(default = "default_prepare_tls13")]
+    pub prepare_tls13: bool,
     /// The TEE.
     pub tee: TeeConfig,
 }
@@ -87,6 +92,10 @@ fn default_max_sessions() -> usize {
 
 fn default_drain() -> u64 {
     120
+}
+
+fn default_prepare_tls13() -> bool {
+    true
 }
 
 impl Config {
@@ -172,6 +181,14 @@ mod tests {
             .replace("state_dir", "allow_simulated = true\nstate_dir");
         let e = parse(&format!("{zero}[tee]\nsource = \"simulated\"\n")).unwrap_err();
         assert!(e.to_string().contains("node_id"), "{e}");
+    }
+
+    #[test]
+    fn nodes_prepare_for_tls13_unless_told_otherwise() {
+        let sim = "allow_simulated = true\n[tee]\nsource = \"simulated\"\n";
+        assert!(parse(&format!("{BASE}{sim}")).unwrap().prepare_tls13);
+        let c = parse(&format!("{BASE}prepare_tls13 = false\n{sim}")).unwrap();
+        assert!(!c.prepare_tls13);
     }
 
     #[test]

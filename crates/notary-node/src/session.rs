@@ -260,7 +260,8 @@ async fn run_session(
         });
     }
     let xs = [seats[0].node_id, seats[1].node_id, seats[2].node_id];
-    let ncfg = NodeConfig::new(ctx.roots.clone(), time, timeout);
+    let ncfg =
+        NodeConfig::new(ctx.roots.clone(), time, timeout).preparing_tls13(ctx.cfg.prepare_tls13);
     let dcfg = DiscloseConfig::new(Some(UidKey {
         share: keys.uid.clone(),
         xs,

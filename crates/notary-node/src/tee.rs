@@ -186,6 +186,7 @@ mod tests {
             provider_roots: None,
             max_sessions: 1,
             drain_secs: 1,
+            prepare_tls13: true,
             tee,
         }
     }
