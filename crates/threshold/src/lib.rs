@@ -7,15 +7,16 @@
 //!   cheater detection.
 //! - [`refresh`]: new shares of the same key when a node leaves ([`Refresh`]).
 //! - [`repair`]: a share for a joining node from t helpers ([`RepairHelper`], [`RepairNewcomer`]).
+//! - [`reshare`]: the same key to a new member set and a new threshold ([`ResharePlan`]).
 //! - [`group`]: the public record ([`GroupKey`], [`PublicGroup`]); [`key`]: a node's secret
 //!   share ([`NodeKey`]).
 //! - [`store`]: sealing key material at rest ([`Sealer`], simulated [`KeyFileSealer`]).
 //!
 //! Node ids are nonzero `u16`, mapped to frost identifiers with `Identifier::try_from(u16)`.
 //!
-//! The threshold is t = ⌊N/2⌋+1 for the N members of the initial DKG ([`default_threshold`]),
-//! and it stays fixed for the group's life: refresh (a node leaves) and repair (a node joins)
-//! keep it. Changing t needs a new DKG, and so a new group key.
+//! The threshold is t = ⌊N/2⌋+1 for the N members of the initial DKG ([`default_threshold`]).
+//! Refresh (a node leaves) and repair (a node joins) keep it; [`reshare`] moves the same key
+//! to a new member set with a new threshold.
 //!
 //! The protocol machines do no I/O and take randomness from the caller; they assume the transport
 //! frost assumes (authenticated channels, broadcast for round-1 packages, confidentiality for
@@ -29,6 +30,7 @@ pub mod group;
 pub mod key;
 pub mod refresh;
 pub mod repair;
+pub mod reshare;
 pub mod sign;
 pub mod store;
 
@@ -37,6 +39,7 @@ pub use group::{GroupKey, PublicGroup, ThresholdError};
 pub use key::NodeKey;
 pub use refresh::Refresh;
 pub use repair::{RepairDelta, RepairError, RepairHelper, RepairNewcomer, RepairSigma};
+pub use reshare::{Commitments, DealtShare, Receiver, ReshareError, ResharePlan};
 pub use sign::{
     commit, sign_share, Aggregator, Nonces, SignError, SignatureShare, SigningCommitment,
     SigningPackage,
