@@ -34,6 +34,15 @@ pub fn kept_records(lens: impl IntoIterator<Item = usize>) -> usize {
     n
 }
 
+/// Whether a node keeps a response record whole, given the running total of the records'
+/// ciphertext bytes with this one's `len` included: while the total is within
+/// [`KEPT_RESPONSE_BYTES`], and in TLS 1.3 also a record of at most 3 bytes (it could be the
+/// closing alert, whose bytes the nodes read). The nodes and the client apply this one rule,
+/// so the client sends again exactly the records a node holds only the digest of.
+pub fn keeps_whole(running_total: usize, len: usize, tls13: bool) -> bool {
+    running_total <= KEPT_RESPONSE_BYTES || (tls13 && len <= 3)
+}
+
 /// A committed record's digest: what a node keeps of a record it does not keep whole, to
 /// check the copy a client sends later. Domain-separated SHA-256 over the explicit nonce,
 /// the length and the ciphertext.

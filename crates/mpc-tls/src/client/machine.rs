@@ -26,9 +26,8 @@ use crate::codec::{encode_record, gcm_aad, join_gcm, split_gcm, ContentType, MAX
 use crate::handshake13::selects_tls13;
 use crate::net::LinkError;
 use crate::proto::{
-    kept_records, pack_bits, relay_hash, Finished13, OneCopy, RecordCopy, RelayKind,
-    ResponseRecords, ToClient, ToNode, Transcript, KEPT_RESPONSE_BYTES, MAX_REQUEST_RECORDS,
-    RELAY_NODE,
+    keeps_whole, kept_records, pack_bits, relay_hash, Finished13, OneCopy, RecordCopy, RelayKind,
+    ResponseRecords, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS, RELAY_NODE,
 };
 use crate::record13;
 use crate::stream::{ServerEvent, ServerStream};
@@ -214,9 +213,8 @@ fn response_records(records: Vec<Vec<u8>>) -> Result<ResponseRecords, ClientErro
 /// TLS 1.3: decrypts the records after the server's flight with the server application key
 /// and IV the nodes opened (`key`: key then IV, sequence numbers from 0), keeps the
 /// application data (post-handshake messages are left out, a closing alert must be last), and
-/// takes over the records a node keeps only the digest of, as the nodes decide it: a record
-/// stays whole at a node while the records' running total of ciphertext is within
-/// [`KEPT_RESPONSE_BYTES`], or if it has at most 3 bytes (it could be an alert).
+/// takes over the records a node keeps only the digest of, by the nodes' rule
+/// ([`keeps_whole`]).
 fn decrypt_response13(
     key: &[u8],
     records: Vec<Vec<u8>>,
@@ -245,7 +243,7 @@ fn decrypt_response13(
                 plain.extend_from_slice(&content);
                 let index = out.lens.len() as u32;
                 out.lens.push(len - 1);
-                if total > KEPT_RESPONSE_BYTES && len > 3 {
+                if !keeps_whole(total, len, true) {
                     payload.truncate(len);
                     out.unkept.push(RecordCopy {
                         index,

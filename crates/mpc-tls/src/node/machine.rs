@@ -56,9 +56,8 @@ use crate::handshake::{Flight, ServerError, ServerFlight};
 use crate::handshake13::TLS13;
 use crate::net::ch;
 use crate::proto::{
-    hash_record, pack_bits, relay_hash, unpack_bits, Failure, FailureCode, OneCopy, RelayKind,
-    ToClient, ToNode, Transcript, KEPT_RESPONSE_BYTES, MAX_REQUEST_RECORDS, MAX_RESPONSE_RECORDS,
-    RELAY_NODE,
+    hash_record, keeps_whole, pack_bits, relay_hash, unpack_bits, Failure, FailureCode, OneCopy,
+    RelayKind, ToClient, ToNode, Transcript, MAX_REQUEST_RECORDS, MAX_RESPONSE_RECORDS, RELAY_NODE,
 };
 use crate::record13;
 use crate::server_auth::verify_server;
@@ -274,6 +273,13 @@ impl Setup {
             Pre::V13 { .. } => Err(usage("the TLS 1.2 executions are not registered")),
         }
     }
+    /// The TLS 1.3 handshake and application executions.
+    fn hs13(&self) -> Result<(ExecId, ExecId), NodeError> {
+        match self.pre {
+            Pre::V13 { e_hs, e_app } => Ok((e_hs, e_app)),
+            Pre::V12 { .. } => Err(usage("the TLS 1.3 executions are not registered")),
+        }
+    }
 }
 
 /// Commit-then-reveal of this node's client-random contribution and ECDH share.
@@ -356,7 +362,7 @@ struct RequestRun {
 }
 
 /// A response record as a node holds it once relayed: what its tag check needs, and the
-/// record itself whole only while within what a node keeps ([`KEPT_RESPONSE_BYTES`]),
+/// record itself whole only while within what a node keeps ([`keeps_whole`]),
 /// else its digest. Its GHASH share is computed as it arrives, so nothing of the record
 /// needs to wait for the tag executions.
 struct Relayed {
@@ -836,7 +842,7 @@ fn relayed(
         hash_record(&mut r.received_hash, &explicit, f.ciphertext);
         r.app_bytes = r.app_bytes.saturating_add(len);
     }
-    let record = if !app || r.app_bytes <= KEPT_RESPONSE_BYTES || (tls.is13() && len <= 3) {
+    let record = if !app || keeps_whole(r.app_bytes, len, tls.is13()) {
         payload.truncate(payload.len() - codec::TAG);
         if !tls.is13() {
             payload.drain(..codec::EXPLICIT_NONCE);
@@ -920,6 +926,12 @@ fn register_requests(
         }
     }
     Ok(execs)
+}
+
+/// A SEC1-encoded P-256 point, if it is one.
+fn p256_point(bytes: &[u8]) -> Option<AffinePoint> {
+    let e = EncodedPoint::from_bytes(bytes).ok()?;
+    AffinePoint::from_encoded_point(&e).into()
 }
 
 /// Checks the peers' [`Ctl::Check`] answers: every node must have seen `hash` and be
@@ -1994,10 +2006,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
     ) -> Result<State, NodeError> {
         let mut randoms = [[0u8; 32]; 3];
         randoms[self.id as usize] = k.random;
-        let mine = EncodedPoint::from_bytes(&k.point)
-            .ok()
-            .and_then(|e| Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&e)))
-            .ok_or_else(|| usage("own ECDH share"))?;
+        let mine = p256_point(&k.point).ok_or_else(|| usage("own ECDH share"))?;
         let mut client_pub = ProjectivePoint::from(mine);
         for (node, m) in got {
             let (Some(c), Ctl::Reveal { random, point }) = (commits.get(&node), m) else {
@@ -2009,13 +2018,10 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
                     reason: Failure::new(FailureCode::Mpc, "opened a different commitment"),
                 });
             }
-            let p = EncodedPoint::from_bytes(&point)
-                .ok()
-                .and_then(|e| Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&e)))
-                .ok_or(NodeError::PeerAborted {
-                    node,
-                    reason: Failure::new(FailureCode::Mpc, "invalid ECDH share"),
-                })?;
+            let p = p256_point(&point).ok_or(NodeError::PeerAborted {
+                node,
+                reason: Failure::new(FailureCode::Mpc, "invalid ECDH share"),
+            })?;
             randoms[node as usize] = random;
             client_pub += ProjectivePoint::from(p);
         }
@@ -2065,9 +2071,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         flight: Flight,
         transcript: Sha256,
     ) -> Result<State, NodeError> {
-        let server_point = EncodedPoint::from_bytes(&flight.ske.point)
-            .ok()
-            .and_then(|e| Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&e)))
+        let server_point = p256_point(&flight.ske.point)
             .filter(|p| !bool::from(p.is_identity()))
             .ok_or_else(|| unexpected("invalid server ECDH public key"))?;
         // 3. Pre-master-secret shares, keys, client Finished.
@@ -2084,15 +2088,26 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         })))
     }
 
-    fn on_ectf(&mut self, mut a: Agreed, m: Arith) -> Result<State, NodeError> {
+    /// The handshake execution's inputs once ECtF is done: this node's additive share of the
+    /// (EC)DHE secret (group `id`) and, from parties 0 and 1, their copy of the execution's
+    /// public input (group 3 + `id`; both versions' handshake executions lay them out so).
+    fn dhe_inputs(&mut self, m: Arith, public: &[u8]) -> Result<Inputs, NodeError> {
         let Arith::Ectf(mut m) = m else {
             return Err(usage("GHASH powers instead of ECtF"));
         };
         self.timings.ectf = self.now - self.since;
-        let pms = m
+        let dhe = m
             .take_output()
             .ok_or_else(|| usage("ECtF output already taken"))?
             .map_err(|e| unexpected(format!("ECDH: {e}")))?;
+        let mut inputs = Inputs::none().value(self.id as usize, fp_to_bits(&dhe.value()).to_vec());
+        if self.id < 2 {
+            inputs = inputs.value(3 + self.id as usize, bytes_to_bits(public));
+        }
+        Ok(inputs)
+    }
+
+    fn on_ectf(&mut self, mut a: Agreed, m: Arith) -> Result<State, NodeError> {
         // The client's handshake messages before ChangeCipherSpec: an empty Certificate if
         // the server asked for one, then the ClientKeyExchange (one record carries both).
         let mut cke = Vec::new();
@@ -2108,11 +2123,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             &a.client_random[..],
         ]
         .concat();
-        let mut inputs = Inputs::none().value(self.id as usize, fp_to_bits(&pms.value()).to_vec());
-        if self.id < 2 {
-            inputs = inputs.value(3 + self.id as usize, bytes_to_bits(&public));
-        }
-        drop(pms);
+        let inputs = self.dhe_inputs(m, &public)?;
         self.since = self.now;
         self.start_exec(a.s.hs12()?.0, inputs)?;
         Ok(State::Handshake(Box::new(a), cke))
@@ -2269,11 +2280,11 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
             let first = app.tls.first_seq();
             let suffix = suffix_bytes(blocks, |r| (first + r as u64).to_be_bytes());
             let mut bits = bytes_to_bits(&suffix);
-            // TLS 1.3: each typed block reveals the byte over its record's content type.
-            let lens = app.s.record_lens(true);
+            // TLS 1.3: each typed block reveals the byte over its record's content type (the
+            // last byte of content length + 1).
             for blk in &blocks[shape.public..shape.public + shape.typed] {
-                let len = lens.get(blk.record).copied().unwrap_or(1);
-                bits.extend(byte_position((len - 1) % 16));
+                let len = app.s.request_lens.get(blk.record).copied().unwrap_or(0);
+                bits.extend(byte_position(len % 16));
             }
             inputs = inputs.value(1 + self.id as usize, bits);
         }

@@ -21,8 +21,7 @@
 //!    secret and the transcript hash through the server Finished; the keys stay on the
 //!    wires and the GHASH keys come out as XOR shares, as in TLS 1.2.
 
-use p256::elliptic_curve::sec1::FromEncodedPoint;
-use p256::{AffinePoint, EncodedPoint, ProjectivePoint};
+use p256::ProjectivePoint;
 use subtle::ConstantTimeEq;
 
 use super::*;
@@ -118,8 +117,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         // RFC 8446 §4.2.8.2: an uncompressed point, not the identity.
         let server_point = Some(&key)
             .filter(|k| k.len() == 65 && k[0] == 4)
-            .and_then(|k| EncodedPoint::from_bytes(k).ok())
-            .and_then(|e| Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&e)))
+            .and_then(|k| p256_point(k))
             .filter(|p| !bool::from(p.is_identity()))
             .ok_or_else(|| unexpected("invalid server key share"))?;
         // 3. (EC)DHE secret shares: every node computes on the same relayed key share (the
@@ -138,39 +136,20 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         })))
     }
 
-    fn hs13(s: &Setup) -> Result<(ExecId, ExecId), NodeError> {
-        match s.pre {
-            Pre::V13 { e_hs, e_app } => Ok((e_hs, e_app)),
-            Pre::V12 { .. } => Err(usage("the TLS 1.3 executions are not registered")),
-        }
-    }
-
     /// ECtF running; then the handshake execution.
     pub(super) fn step_ectf13(&mut self, x: Box<Hs13>) -> Result<Step, NodeError> {
         let Some(m) = self.arith_done(ch::ECTF)? else {
             return Ok(Step::Wait(State::Ectf13(x)));
         };
-        let Arith::Ectf(mut m) = m else {
-            return Err(usage("GHASH powers instead of ECtF"));
-        };
-        self.timings.ectf = self.now - self.since;
-        let dhe = m
-            .take_output()
-            .ok_or_else(|| usage("ECtF output already taken"))?
-            .map_err(|e| unexpected(format!("ECDH: {e}")))?;
-        let mut inputs = Inputs::none().value(self.id as usize, fp_to_bits(&dhe.value()).to_vec());
-        if self.id < 2 {
-            inputs = inputs.value(3 + self.id as usize, bytes_to_bits(&x.hello_hash));
-        }
-        drop(dhe);
+        let inputs = self.dhe_inputs(m, &x.hello_hash)?;
         self.since = self.now;
-        self.start_exec(Self::hs13(&x.s)?.0, inputs)?;
+        self.start_exec(x.s.hs13()?.0, inputs)?;
         Ok(Step::Moved(State::Handshake13(x)))
     }
 
     /// The handshake execution running; then the encrypted flight.
     pub(super) fn step_handshake13(&mut self, x: Box<Hs13>) -> Result<Step, NodeError> {
-        let Some(out) = self.exec_output(Self::hs13(&x.s)?.0)? else {
+        let Some(out) = self.exec_output(x.s.hs13()?.0)? else {
             return Ok(Step::Wait(State::Handshake13(x)));
         };
         self.timings.handshake_exec = self.now - self.since;
@@ -300,7 +279,7 @@ impl<R: RngCore + CryptoRng> NodeSession<R> {
         )));
         let handshake_hash = r.machine.transcript_hash_with(&msgs);
         // 5. The application keys.
-        let e_app = Self::hs13(&r.s)?.1;
+        let e_app = r.s.hs13()?.1;
         let mut inputs = Inputs::none();
         if self.id < 2 {
             inputs = inputs.value(
